@@ -1,0 +1,34 @@
+import { Command, CommanderError } from "commander";
+import { registerTestenv } from "../test/env/cli.ts";
+
+/**
+ * `gavel`: one CLI, one image. Each area registers its own subcommands and
+ * imports its implementation lazily, so `gavel --help` stays fast.
+ */
+export function buildProgram(): Command {
+  const program = new Command("gavel")
+    .description("Gavel: a Kubernetes-native platform for real-time auction data")
+    .version(process.env.npm_package_version ?? "0.1.0")
+    .showHelpAfterError("(run with --help for usage)")
+    .showSuggestionAfterError(true);
+  registerTestenv(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`gavel: ${msg}\n`);
+    process.exitCode = 1;
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,27 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["{cli,lib,operator,processors,cdk8s,scripts,bench}/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/integration/global-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          // Services are shared; files run one at a time to stay inside 2 cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
