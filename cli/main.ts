@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerMigrate } from "../processors/db/cli.ts";
 import { registerTestenv } from "../test/env/cli.ts";
 
 /**
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .showSuggestionAfterError(true);
   registerTestenv(program);
+  registerMigrate(program);
   return program;
 }
 
