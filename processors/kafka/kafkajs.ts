@@ -1,0 +1,319 @@
+import {
+  CompressionTypes,
+  Kafka,
+  type KafkaConfig,
+  type Consumer as KConsumer,
+  type Producer as KProducer,
+  type LogEntry,
+  logLevel,
+  type Message,
+  Partitioners,
+} from "kafkajs";
+import type { Logger } from "../../lib/log.ts";
+import {
+  type Admin,
+  type ConsumerHandlers,
+  type ConsumerOptions,
+  type GroupConsumer,
+  type KafkaRecord,
+  type OutMessage,
+  type PartitionOffsets,
+  type Producer,
+  type ProducerOptions,
+  type TopicDescription,
+  type TopicMessages,
+  type TopicPartition,
+  type TopicPartitionOffset,
+  type TopicSpec,
+  type Transaction,
+  type TransactionalProducer,
+  type Transport,
+  tpKey,
+} from "./transport.ts";
+
+export interface KafkajsTransportOptions {
+  /** Comma-separated `host:port` list (KAFKA_BOOTSTRAP_SERVERS). */
+  readonly brokers: string;
+  readonly clientId: string;
+  readonly logger: Logger;
+}
+
+function toMessage(m: OutMessage): Message {
+  const out: Message = { key: m.key, value: m.value };
+  if (m.partition !== undefined) out.partition = m.partition;
+  if (m.timestamp !== undefined) out.timestamp = String(m.timestamp);
+  return out;
+}
+
+/** kafkajs logs through our pino logger; its INFO chatter (joins, commits) stays at debug. */
+function logCreator(logger: Logger): KafkaConfig["logCreator"] {
+  return () =>
+    ({ level, log }: LogEntry) => {
+      const { message, ...rest } = log;
+      const child = { kafka: rest };
+      if (level === logLevel.ERROR) logger.error(child, `kafkajs: ${message}`);
+      else if (level === logLevel.WARN) logger.warn(child, `kafkajs: ${message}`);
+      else logger.debug(child, `kafkajs: ${message}`);
+    };
+}
+
+/** The kafkajs implementation of `Transport`. */
+export class KafkajsTransport implements Transport {
+  readonly #kafka: Kafka;
+  readonly #logger: Logger;
+
+  constructor(opts: KafkajsTransportOptions) {
+    this.#logger = opts.logger;
+    this.#kafka = new Kafka({
+      clientId: opts.clientId,
+      brokers: opts.brokers
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+      logLevel: logLevel.WARN,
+      logCreator: logCreator(opts.logger),
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+      connectionTimeout: 5_000,
+    });
+  }
+
+  async producer(opts: ProducerOptions = {}): Promise<Producer> {
+    // Idempotence needs acks=all (-1); one in-flight request per connection
+    // keeps kafkajs's sequence numbers safe across retries.
+    const p = this.#kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+    await p.connect();
+    const compression = opts.compression ? CompressionTypes.GZIP : CompressionTypes.None;
+    return {
+      async send(batches: readonly TopicMessages[]) {
+        if (batches.length === 0) return;
+        await p.sendBatch({
+          acks: -1,
+          compression,
+          topicMessages: batches.map((b) => ({ topic: b.topic, messages: b.messages.map(toMessage) })),
+        });
+      },
+      async close() {
+        await p.disconnect();
+      },
+    };
+  }
+
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    const p: KProducer = this.#kafka.producer({
+      transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 60_000,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+    // connect() runs InitProducerId for the transactional id: this is the fence.
+    await p.connect();
+    return {
+      async begin(): Promise<Transaction> {
+        const tx = await p.transaction();
+        return {
+          async send(batches) {
+            if (batches.length === 0) return;
+            await tx.sendBatch({
+              acks: -1,
+              topicMessages: batches.map((b) => ({ topic: b.topic, messages: b.messages.map(toMessage) })),
+            });
+          },
+          async sendOffsets(groupId, offsets) {
+            if (offsets.length === 0) return;
+            await tx.sendOffsets({ consumerGroupId: groupId, topics: groupByTopic(offsets) });
+          },
+          commit: () => tx.commit(),
+          abort: () => tx.abort(),
+        };
+      },
+      async close() {
+        await p.disconnect();
+      },
+    };
+  }
+
+  consumer(opts: ConsumerOptions): GroupConsumer {
+    return new KafkajsGroupConsumer(this.#kafka, opts, this.#logger);
+  }
+
+  async admin(): Promise<Admin> {
+    const a = this.#kafka.admin();
+    await a.connect();
+    return {
+      async describeTopics(names) {
+        const existing = new Set(await a.listTopics());
+        const wanted = names.filter((n) => existing.has(n));
+        const out = new Map<string, TopicDescription>();
+        if (wanted.length === 0) return out;
+        const md = await a.fetchTopicMetadata({ topics: wanted });
+        for (const t of md.topics) out.set(t.name, { name: t.name, partitions: t.partitions.length });
+        return out;
+      },
+      async createTopics(specs: readonly TopicSpec[]) {
+        if (specs.length === 0) return;
+        await a.createTopics({
+          waitForLeaders: true,
+          topics: specs.map((s) => ({
+            topic: s.name,
+            numPartitions: s.partitions,
+            replicationFactor: s.replicationFactor ?? -1,
+            configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
+          })),
+        });
+      },
+      async createPartitions(name, partitions) {
+        await a.createPartitions({ topicPartitions: [{ topic: name, count: partitions }] });
+      },
+      async deleteTopics(names) {
+        if (names.length > 0) await a.deleteTopics({ topics: [...names] });
+      },
+      async topicOffsets(name): Promise<PartitionOffsets[]> {
+        const r = await a.fetchTopicOffsets(name);
+        return r
+          .map((p) => ({ partition: p.partition, low: Number(p.low), high: Number(p.high) }))
+          .sort((x, y) => x.partition - y.partition);
+      },
+      async groupOffsets(groupId, topic): Promise<PartitionOffsets[]> {
+        const r = await a.fetchOffsets({ groupId, topics: [topic] });
+        const parts = r[0]?.partitions ?? [];
+        return parts
+          .map((p) => ({ partition: p.partition, low: Number(p.offset), high: Number(p.offset) }))
+          .sort((x, y) => x.partition - y.partition);
+      },
+      async brokerCount() {
+        return (await a.describeCluster()).brokers.length;
+      },
+      async close() {
+        await a.disconnect();
+      },
+    };
+  }
+}
+
+function groupByTopic(
+  offsets: readonly TopicPartitionOffset[],
+): { topic: string; partitions: { partition: number; offset: string }[] }[] {
+  const byTopic = new Map<string, { partition: number; offset: string }[]>();
+  for (const o of offsets) {
+    const list = byTopic.get(o.topic) ?? [];
+    list.push({ partition: o.partition, offset: String(o.offset) });
+    byTopic.set(o.topic, list);
+  }
+  return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
+}
+
+class KafkajsGroupConsumer implements GroupConsumer {
+  readonly #consumer: KConsumer;
+  readonly #opts: ConsumerOptions;
+  readonly #logger: Logger;
+  readonly #positions = new Map<string, number>();
+  #assigned: TopicPartition[] = [];
+  #pendingAssignment: Promise<void> = Promise.resolve();
+  #running = false;
+
+  constructor(kafka: Kafka, opts: ConsumerOptions, logger: Logger) {
+    this.#opts = opts;
+    this.#logger = logger;
+    this.#consumer = kafka.consumer({
+      groupId: opts.groupId,
+      readUncommitted: opts.readUncommitted ?? false,
+      maxBytesPerPartition: opts.maxBytesPerPartition ?? 1_048_576,
+      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: 3_000,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 500,
+      retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => true },
+    });
+  }
+
+  async run(topics: readonly string[], handlers: ConsumerHandlers): Promise<void> {
+    const c = this.#consumer;
+    const { GROUP_JOIN, END_BATCH_PROCESS, CRASH } = c.events;
+    c.on(GROUP_JOIN, (e) => {
+      const next: TopicPartition[] = [];
+      for (const [topic, parts] of Object.entries(e.payload.memberAssignment)) {
+        for (const partition of parts) next.push({ topic, partition });
+      }
+      const nextKeys = new Set(next.map((tp) => tpKey(tp.topic, tp.partition)));
+      const revoked = this.#assigned.filter((tp) => !nextKeys.has(tpKey(tp.topic, tp.partition)));
+      for (const tp of revoked) this.#positions.delete(tpKey(tp.topic, tp.partition));
+      this.#assigned = next;
+      const prev = this.#pendingAssignment;
+      // Batches of the new generation wait for this promise (see eachBatch below),
+      // so state is rebuilt before the first record of a newly assigned partition.
+      this.#pendingAssignment = prev.then(async () => {
+        await handlers.onAssignment?.(next, revoked);
+      });
+      this.#pendingAssignment.catch((err) =>
+        this.#logger.error({ err }, "partition assignment handler failed"),
+      );
+    });
+    c.on(END_BATCH_PROCESS, (e) => {
+      const last = Number(e.payload.lastOffset);
+      if (Number.isFinite(last)) {
+        const k = tpKey(e.payload.topic, e.payload.partition);
+        const cur = this.#positions.get(k) ?? 0;
+        if (last + 1 > cur) this.#positions.set(k, last + 1);
+      }
+    });
+    c.on(CRASH, (e) => {
+      this.#logger.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
+    });
+    await c.connect();
+    await c.subscribe({ topics: [...topics], fromBeginning: this.#opts.fromBeginning ?? true });
+    this.#running = true;
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        await this.#pendingAssignment;
+        if (!isRunning() || isStale()) return;
+        const records: KafkaRecord[] = batch.messages.map((m) => ({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: Number(m.offset),
+          key: m.key === null ? null : m.key.toString("utf8"),
+          value: m.value,
+          timestamp: Number(m.timestamp),
+        }));
+        await handlers.eachBatch(
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            records,
+            highWatermark: Number(batch.highWatermark),
+          },
+          {
+            isRunning: () => isRunning() && this.#running,
+            heartbeat,
+            markProcessed: (offset) => resolveOffset(String(offset)),
+          },
+        );
+      },
+    });
+  }
+
+  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    if (offsets.length === 0) return;
+    await this.#consumer.commitOffsets(
+      offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
+    );
+  }
+
+  positions(): ReadonlyMap<string, number> {
+    return this.#positions;
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#consumer.disconnect();
+  }
+}

@@ -1,0 +1,47 @@
+import type {} from "@fastify/swagger";
+import Fastify, { type FastifyServerOptions } from "fastify";
+import type { Logger } from "../../lib/log.ts";
+import type { Registry } from "./metrics.ts";
+
+/** The server type (fastify with our pino logger). */
+export type App = ReturnType<typeof makeApp>;
+
+function makeApp(logger: Logger, bodyLimit: number) {
+  return Fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+    bodyLimit,
+    return503OnClosing: true,
+  });
+}
+
+export interface HealthState {
+  /** Alive: false only when the process should be restarted. */
+  live(): boolean;
+  /** Ready: connected and serving (consumers: partitions assigned and state rebuilt). */
+  ready(): { ok: boolean; reason?: string };
+}
+
+/**
+ * The common HTTP server of every processor: `/healthz` (liveness), `/readyz`
+ * (readiness with a reason) and `/metrics` (Prometheus text). Ingest adds its
+ * API routes to the same instance.
+ */
+export function createServer(
+  opts: { logger: Logger; metrics: Registry; health: HealthState } & Pick<FastifyServerOptions, "bodyLimit">,
+): App {
+  const app = makeApp(opts.logger, opts.bodyLimit ?? 1_048_576);
+  app.get("/healthz", { schema: { hide: true } }, async (_req, reply) => {
+    if (!opts.health.live()) return reply.code(503).send({ status: "dead" });
+    return { status: "ok" };
+  });
+  app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
+    const r = opts.health.ready();
+    if (!r.ok) return reply.code(503).send({ status: "not ready", reason: r.reason ?? "starting" });
+    return { status: "ready" };
+  });
+  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
+    return reply.type("text/plain; version=0.0.4; charset=utf-8").send(opts.metrics.render());
+  });
+  return app;
+}
