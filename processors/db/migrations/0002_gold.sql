@@ -36,6 +36,7 @@ CREATE TABLE gold.bidder_analytics (
   bidder_id          text          NOT NULL,
   bids               bigint        NOT NULL,
   auctions_entered   bigint        NOT NULL,
+  auctions_closed_entered bigint   NOT NULL,
   wins               bigint        NOT NULL,
   win_rate           numeric(9,6),
   segment            text          NOT NULL,
@@ -61,8 +62,9 @@ CREATE TABLE gold.category_trends (
   auctions_closed    bigint        NOT NULL,
   bids               bigint        NOT NULL,
   unique_bidders     bigint        NOT NULL,
+  active_auctions    bigint        NOT NULL,
   rejections         bigint        NOT NULL,
-  gmv_share          numeric(9,6),
+  avg_bids_per_active_auction numeric(18,4),
   PRIMARY KEY (day, category)
 );
 
