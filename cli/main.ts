@@ -1,4 +1,6 @@
 import { Command, CommanderError } from "commander";
+import { registerSynth } from "../cdk8s/cli.ts";
+import { registerOperator } from "../operator/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
 import { registerTestenv } from "../test/env/cli.ts";
 
@@ -13,11 +15,13 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .showSuggestionAfterError(true);
   registerTestenv(program);
+  registerOperator(program);
+  registerSynth(program);
   registerMigrate(program);
   return program;
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
   try {
