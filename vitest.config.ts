@@ -16,6 +16,7 @@ export default defineConfig({
           include: ["test/integration/**/*.test.ts"],
           environment: "node",
           globalSetup: ["test/integration/global-setup.ts"],
+          setupFiles: ["test/integration/setup-env.ts"],
           testTimeout: 120_000,
           hookTimeout: 300_000,
           // Services are shared; files run one at a time to stay inside 2 cores.

@@ -3,11 +3,18 @@ import type { Command } from "commander";
 export function registerTestenv(program: Command): void {
   const testenv = program
     .command("testenv")
-    .description("start, stop and inspect the local test environment (Kafka, PostgreSQL, S3, kube-apiserver, Prometheus)");
+    .description(
+      "start, stop and inspect the local test environment (Kafka, PostgreSQL, S3, kube-apiserver, Prometheus)",
+    );
   testenv
     .command("up")
-    .description("start every service (installs or builds what is missing on first use) and write .testenv/env")
-    .option("--strimzi-crd <file>", "Strimzi KafkaTopic CRD YAML (Strimzi release asset 043-Crd-kafkatopic.yaml)")
+    .description(
+      "start every service (installs or builds what is missing on first use) and write .testenv/env",
+    )
+    .option(
+      "--strimzi-crd <file>",
+      "Strimzi KafkaTopic CRD YAML (Strimzi release asset 043-Crd-kafkatopic.yaml)",
+    )
     .option("--only <services>", "comma-separated subset: kafka,postgres,s3,kube,prometheus")
     .action(async (opts: { strimziCrd?: string; only?: string }) => {
       const { up } = await import("./testenv.ts");

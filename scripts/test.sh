@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Gavel's one test command (README, CI): installs what the tests need on a
+# fresh machine, then runs lint, type-check, unit and integration tests
+# against real services, and ends with the plain line "N passed, N failed".
+#
+# First run on a fresh machine: apt packages, npm packages, Kafka jars and
+# Go builds (kube-apiserver, etcd, versitygw) are fetched and cached under
+# ~/.cache/gavel; later runs reuse them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+log() { printf '[test] %s\n' "$*" >&2; }
+
+# System packages the test environment needs (PostgreSQL server, Prometheus,
+# Java + Maven for the Kafka jars). Installed only when missing.
+need=()
+command -v java >/dev/null || need+=(default-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v prometheus >/dev/null || need+=(prometheus)
+compgen -G "/usr/lib/postgresql/1[5-9]/bin/postgres" >/dev/null || need+=(postgresql)
+if ((${#need[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${need[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    log "missing system packages: ${need[*]}; install them (e.g. sudo apt-get install ${need[*]}) and re-run"
+    exit 2
+  fi
+fi
+
+# npm packages, Node 24 among them (the `node` package). Skipped when the
+# installed tree matches the lock file.
+stamp=node_modules/.gavel-lock-sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" >"$stamp"
+fi
+export PATH="$repo/node_modules/.bin:$PATH"
+log "node $(node --version)"
+
+log "lint (biome) and type-check (tsc)"
+biome check .
+tsc -p tsconfig.json
+
+mkdir -p .testenv
+report=.testenv/vitest-report.json
+rm -f "$report"
+log "vitest: unit + integration (starts the test environment if it is not up)"
+set +e
+vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+rc=$?
+set -e
+if [[ -f $report ]]; then
+  node -e '
+    const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
+    const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$report"
+else
+  echo "0 passed, 1 failed"
+  [[ $rc -ne 0 ]] || rc=1
+fi
+exit $rc
