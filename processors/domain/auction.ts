@@ -1,0 +1,550 @@
+/**
+ * `AuctionBook`: the pure, per-partition state machine of the auctions a
+ * bid-processor replica owns. Kafka keys every auction-scoped record by
+ * auction_id, so exactly one book (one partition owner) decides each
+ * auction's bids: simultaneous bids are serialised by the partition, not by a
+ * lock. No I/O and no clock: callers pass `nowMs`.
+ *
+ * Clocks (docs/events.md "Time"): a bid's validity is decided by its event
+ * time (`placed_at` against `starts_at` and the effective end); closing is
+ * decided by processing time (`nowMs` passed to `closeDue`), after a grace
+ * period so bids placed just before the end and still in flight are not cut.
+ */
+import {
+  type AuctionEvent,
+  type AuctionState,
+  type BidAccepted,
+  type BidEvent,
+  type PriceUpdate,
+  type RejectReason,
+  SCHEMA,
+  type Transaction,
+  toIso,
+} from "./events.ts";
+
+export interface AuctionBookOptions {
+  /** Bid ids remembered per auction to detect duplicates (oldest forgotten first). Default 4096. */
+  readonly maxSeenBidIds?: number;
+  /** Bid ids carried in a price update's `state` snapshot (restored after a rebalance). Default 64. */
+  readonly snapshotSeenBidIds?: number;
+  /** Bids held across all auctions while their auction record has not arrived. Default 10,000. */
+  readonly pendingMaxBids?: number;
+  /** How long (processing time) a bid is held before it is rejected auction_not_found. Default 30 s. */
+  readonly pendingMaxAgeMs?: number;
+  /** Processing-time delay after the effective end before the auction closes. Default 2 s. */
+  readonly closeGraceMs?: number;
+  /** Anti-sniping window for auctions without `soft_close_seconds`. Default 0 (none). */
+  readonly defaultSoftCloseSeconds?: number;
+  /** Add the restore snapshot (`state`) to every price update. Default true. */
+  readonly includeState?: boolean;
+}
+
+const DEFAULTS = {
+  maxSeenBidIds: 4096,
+  snapshotSeenBidIds: 64,
+  pendingMaxBids: 10_000,
+  pendingMaxAgeMs: 30_000,
+  closeGraceMs: 2_000,
+  defaultSoftCloseSeconds: 0,
+  includeState: true,
+} satisfies Required<AuctionBookOptions>;
+
+/** What the fraud scorer (and the caller) may know about an auction when a bid is decided. */
+export interface AuctionView {
+  readonly auction: AuctionEvent;
+  readonly currentPrice: number | null;
+  readonly leaderId: string | null;
+  readonly bidCount: number;
+  readonly effectiveEndMs: number;
+}
+
+/** A fraud score, or a function computing it once every other rule passed (scoring is not free). */
+export type FraudInput = number | ((view: AuctionView) => number);
+
+export type BidOutcome =
+  | { readonly kind: "accepted"; readonly accepted: BidAccepted; readonly price: PriceUpdate }
+  | {
+      readonly kind: "rejected";
+      readonly reason: Exclude<RejectReason, "malformed">;
+      readonly detail: string;
+      /** The fraud score when it was computed (fraud_quarantine). */
+      readonly fraudScore?: number;
+    }
+  /** Held until the auction record arrives (see `applyAuction`/`expirePending`). */
+  | { readonly kind: "pending" };
+
+/** A bid held for its auction; `ref` is the caller's handle (e.g. topic-partition-offset). */
+export interface HeldBid<R = unknown> {
+  readonly bid: BidEvent;
+  readonly ref: R;
+  readonly heldAtMs: number;
+}
+
+export type AuctionApplied =
+  | { readonly kind: "created" | "updated"; readonly price: PriceUpdate; readonly released: HeldBid[] }
+  | { readonly kind: "unchanged" | "ignored_closed"; readonly released: HeldBid[] };
+
+export interface ClosedAuction {
+  readonly transaction: Transaction;
+  readonly price: PriceUpdate;
+}
+
+interface Entry {
+  auction: AuctionEvent;
+  startsMs: number;
+  endsMs: number;
+  status: "open" | "closed";
+  version: number;
+  currentPrice: number | null;
+  leaderId: string | null;
+  leaderBidId: string | null;
+  bidCount: number;
+  extensionMs: number;
+  firstBidAt: string | null;
+  seen: Set<string>;
+  /** Insertion order of `seen`, for bounded eviction. */
+  seenOrder: string[];
+}
+
+/** Min-heap of (endMs, auctionId); stale entries are skipped when popped. */
+class EndHeap {
+  private readonly a: Array<[number, string]> = [];
+  get size(): number {
+    return this.a.length;
+  }
+  push(end: number, id: string): void {
+    const a = this.a;
+    a.push([end, id]);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]![0] <= a[i]![0]) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  peek(): [number, string] | undefined {
+    return this.a[0];
+  }
+  pop(): [number, string] | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l]![0] < a[m]![0]) m = l;
+        if (r < a.length && a[r]![0] < a[m]![0]) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function sameAuction(a: AuctionEvent, b: AuctionEvent): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof AuctionEvent>;
+  for (const k of keys) if ((a[k] ?? null) !== (b[k] ?? null)) return false;
+  return true;
+}
+
+export class AuctionBook {
+  private readonly opts: Required<AuctionBookOptions>;
+  private readonly auctions = new Map<string, Entry>();
+  private readonly ends = new EndHeap();
+  /** Held bids by auction id; insertion order of `pendingQueue` is arrival order. */
+  private readonly pending = new Map<string, HeldBid[]>();
+  private pendingCount = 0;
+
+  constructor(opts: AuctionBookOptions = {}) {
+    this.opts = {
+      ...DEFAULTS,
+      ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+    };
+  }
+
+  /** Number of auctions held (open and closed). */
+  get size(): number {
+    return this.auctions.size;
+  }
+
+  get pendingSize(): number {
+    return this.pendingCount;
+  }
+
+  has(auctionId: string): boolean {
+    return this.auctions.has(auctionId);
+  }
+
+  view(auctionId: string): AuctionView | undefined {
+    const e = this.auctions.get(auctionId);
+    return e ? this.viewOf(e) : undefined;
+  }
+
+  status(auctionId: string): "open" | "closed" | undefined {
+    return this.auctions.get(auctionId)?.status;
+  }
+
+  private viewOf(e: Entry): AuctionView {
+    return {
+      auction: e.auction,
+      currentPrice: e.currentPrice,
+      leaderId: e.leaderId,
+      bidCount: e.bidCount,
+      effectiveEndMs: e.endsMs + e.extensionMs,
+    };
+  }
+
+  /**
+   * Adds or updates an auction. Re-delivery of the same record changes
+   * nothing (no version bump). A closed auction is never reopened. Returns
+   * the bids that were held for it, in arrival order, for the caller to apply.
+   */
+  applyAuction(a: AuctionEvent): AuctionApplied {
+    const released = this.release(a.auction_id);
+    const cur = this.auctions.get(a.auction_id);
+    if (cur) {
+      if (cur.status === "closed") return { kind: "ignored_closed", released };
+      if (sameAuction(cur.auction, a)) return { kind: "unchanged", released };
+      cur.auction = a;
+      cur.startsMs = Date.parse(a.starts_at);
+      cur.endsMs = Date.parse(a.ends_at);
+      cur.version += 1;
+      this.ends.push(cur.endsMs + cur.extensionMs, a.auction_id);
+      return { kind: "updated", price: this.priceOf(cur, a.starts_at), released };
+    }
+    const e: Entry = {
+      auction: a,
+      startsMs: Date.parse(a.starts_at),
+      endsMs: Date.parse(a.ends_at),
+      status: "open",
+      version: 1,
+      currentPrice: null,
+      leaderId: null,
+      leaderBidId: null,
+      bidCount: 0,
+      extensionMs: 0,
+      firstBidAt: null,
+      seen: new Set(),
+      seenOrder: [],
+    };
+    this.auctions.set(a.auction_id, e);
+    this.ends.push(e.endsMs, a.auction_id);
+    return { kind: "created", price: this.priceOf(e, a.starts_at), released };
+  }
+
+  private release(auctionId: string): HeldBid[] {
+    const held = this.pending.get(auctionId);
+    if (!held) return [];
+    this.pending.delete(auctionId);
+    this.pendingCount -= held.length;
+    return held;
+  }
+
+  /**
+   * Decides one well-formed bid, checking the contract's rules in order
+   * (duplicate, auction_not_found, currency_mismatch, self_bid, not_started,
+   * auction_closed, below_minimum, fraud_quarantine). A bid for an unknown
+   * auction is held (`pending`) while there is room; `expirePending` later
+   * turns it into auction_not_found.
+   *
+   * `fraud` is the bid's score or a function computing it; `quarantineAt`
+   * the threshold (score >= threshold rejects). `ref` is kept with a held bid.
+   */
+  applyBid(
+    bid: BidEvent,
+    nowMs: number,
+    fraud: FraudInput = 0,
+    quarantineAt = 1.01,
+    ref?: unknown,
+  ): BidOutcome {
+    const e = this.auctions.get(bid.auction_id);
+    if (!e) {
+      const held = this.pending.get(bid.auction_id);
+      if (held?.some((h) => h.bid.bid_id === bid.bid_id)) {
+        return {
+          kind: "rejected",
+          reason: "duplicate",
+          detail: `bid_id ${bid.bid_id} is already held for this auction`,
+        };
+      }
+      if (this.pendingCount < this.opts.pendingMaxBids && this.opts.pendingMaxAgeMs > 0) {
+        const h: HeldBid = { bid, ref, heldAtMs: nowMs };
+        if (held) held.push(h);
+        else this.pending.set(bid.auction_id, [h]);
+        this.pendingCount += 1;
+        return { kind: "pending" };
+      }
+      return {
+        kind: "rejected",
+        reason: "auction_not_found",
+        detail: `auction ${bid.auction_id} is unknown (hold buffer of ${this.opts.pendingMaxBids} bids is full)`,
+      };
+    }
+    if (e.seen.has(bid.bid_id)) {
+      return {
+        kind: "rejected",
+        reason: "duplicate",
+        detail: `bid_id ${bid.bid_id} was already seen for this auction`,
+      };
+    }
+    this.remember(e, bid.bid_id);
+    const a = e.auction;
+    if (bid.currency !== a.currency) {
+      return {
+        kind: "rejected",
+        reason: "currency_mismatch",
+        detail: `bid currency ${bid.currency} differs from the auction's ${a.currency}`,
+      };
+    }
+    if (bid.bidder_id === a.seller_id) {
+      return { kind: "rejected", reason: "self_bid", detail: `bidder ${bid.bidder_id} is the seller` };
+    }
+    const placed = Date.parse(bid.placed_at);
+    if (placed < e.startsMs) {
+      return {
+        kind: "rejected",
+        reason: "not_started",
+        detail: `placed_at ${bid.placed_at} is before starts_at ${a.starts_at}`,
+      };
+    }
+    const endMs = e.endsMs + e.extensionMs;
+    if (e.status === "closed") {
+      return {
+        kind: "rejected",
+        reason: "auction_closed",
+        detail: `the auction closed at ${toIso(endMs)} (bid placed_at ${bid.placed_at} arrived after closing)`,
+      };
+    }
+    if (placed >= endMs) {
+      return {
+        kind: "rejected",
+        reason: "auction_closed",
+        detail: `placed_at ${bid.placed_at} is at or after the effective end ${toIso(endMs)}`,
+      };
+    }
+    const minimum = e.currentPrice === null ? a.start_price : e.currentPrice + a.min_increment;
+    if (bid.amount < minimum) {
+      return {
+        kind: "rejected",
+        reason: "below_minimum",
+        detail:
+          e.currentPrice === null
+            ? `amount ${bid.amount} is below the start price ${a.start_price}`
+            : `amount ${bid.amount} is below current price ${e.currentPrice} + min increment ${a.min_increment} = ${minimum}`,
+      };
+    }
+    const score = typeof fraud === "function" ? fraud(this.viewOf(e)) : fraud;
+    if (score >= quarantineAt) {
+      return {
+        kind: "rejected",
+        reason: "fraud_quarantine",
+        detail: `fraud score ${score.toFixed(3)} is at or above the quarantine threshold ${quarantineAt}`,
+        fraudScore: score,
+      };
+    }
+    // Accept: the bid leads. Anti-sniping extends the end when the bid lands in the soft-close window.
+    const softMs = (a.soft_close_seconds ?? this.opts.defaultSoftCloseSeconds) * 1000;
+    const extended = softMs > 0 && endMs - placed <= softMs;
+    if (extended) {
+      e.extensionMs += softMs;
+      this.ends.push(e.endsMs + e.extensionMs, a.auction_id);
+    }
+    e.currentPrice = bid.amount;
+    e.leaderId = bid.bidder_id;
+    e.leaderBidId = bid.bid_id;
+    e.bidCount += 1;
+    e.firstBidAt ??= bid.placed_at;
+    e.version += 1;
+    const newEnd = toIso(e.endsMs + e.extensionMs);
+    const accepted: BidAccepted = {
+      schema: SCHEMA.bidAccepted,
+      bid_id: bid.bid_id,
+      auction_id: bid.auction_id,
+      bidder_id: bid.bidder_id,
+      amount: bid.amount,
+      currency: bid.currency,
+      placed_at: bid.placed_at,
+      received_at: bid.received_at,
+      source: bid.source,
+      fraud_score: score,
+      bid_seq: e.bidCount,
+      ends_at: newEnd,
+      extended,
+    };
+    return { kind: "accepted", accepted, price: this.priceOf(e, bid.placed_at) };
+  }
+
+  private remember(e: Entry, bidId: string): void {
+    e.seen.add(bidId);
+    e.seenOrder.push(bidId);
+    if (e.seenOrder.length > this.opts.maxSeenBidIds) {
+      // Drop the oldest half-batch at once: amortised O(1), bounded memory.
+      const drop = e.seenOrder.splice(0, Math.max(1, e.seenOrder.length - this.opts.maxSeenBidIds));
+      for (const id of drop) e.seen.delete(id);
+    }
+  }
+
+  /** Held bids older than the hold time, removed from the hold (to be rejected auction_not_found). */
+  expirePending(nowMs: number): HeldBid[] {
+    const out: HeldBid[] = [];
+    for (const [id, held] of this.pending) {
+      const keep = held.filter((h) => nowMs - h.heldAtMs < this.opts.pendingMaxAgeMs);
+      if (keep.length === held.length) continue;
+      out.push(...held.filter((h) => nowMs - h.heldAtMs >= this.opts.pendingMaxAgeMs));
+      if (keep.length === 0) this.pending.delete(id);
+      else this.pending.set(id, keep);
+    }
+    this.pendingCount -= out.length;
+    return out;
+  }
+
+  /** Refs of all held bids (a runtime must not commit offsets past the oldest of them). */
+  heldRefs(): unknown[] {
+    const out: unknown[] = [];
+    for (const held of this.pending.values()) for (const h of held) out.push(h.ref);
+    return out;
+  }
+
+  /** Earliest processing time at which `closeDue` will close something, or undefined. */
+  nextCloseAtMs(): number | undefined {
+    for (;;) {
+      const top = this.ends.peek();
+      if (!top) return undefined;
+      const e = this.auctions.get(top[1]);
+      if (e && e.status === "open" && e.endsMs + e.extensionMs === top[0])
+        return top[0] + this.opts.closeGraceMs;
+      this.ends.pop(); // stale (extended, updated or closed)
+    }
+  }
+
+  /**
+   * Closes every open auction whose effective end + grace is at or before
+   * `nowMs`, each exactly once: the state flips to closed, so a second call
+   * (or a re-delivered auction record) never emits a second transaction.
+   * Winner = highest accepted bid (the leader), when the reserve is met.
+   */
+  closeDue(nowMs: number): ClosedAuction[] {
+    const out: ClosedAuction[] = [];
+    for (;;) {
+      const top = this.ends.peek();
+      if (!top || top[0] + this.opts.closeGraceMs > nowMs) break;
+      this.ends.pop();
+      const e = this.auctions.get(top[1]);
+      if (e?.status !== "open" || e.endsMs + e.extensionMs !== top[0]) continue;
+      out.push(this.close(e));
+    }
+    return out;
+  }
+
+  private close(e: Entry): ClosedAuction {
+    const a = e.auction;
+    e.status = "closed";
+    e.version += 1;
+    const closedAt = toIso(e.endsMs + e.extensionMs);
+    const reserveMet =
+      e.currentPrice !== null && (a.reserve_price == null || e.currentPrice >= a.reserve_price);
+    const transaction: Transaction = {
+      schema: SCHEMA.transaction,
+      auction_id: a.auction_id,
+      winner_id: reserveMet ? e.leaderId : null,
+      high_bidder_id: e.leaderId,
+      final_price: e.currentPrice,
+      reserve_met: reserveMet,
+      closed_at: closedAt,
+      seller_id: a.seller_id,
+      category: a.category,
+      currency: a.currency,
+      start_price: a.start_price,
+      bid_count: e.bidCount,
+      starts_at: a.starts_at,
+      first_bid_at: e.firstBidAt,
+    };
+    return { transaction, price: this.priceOf(e, closedAt) };
+  }
+
+  private priceOf(e: Entry, updatedAt: string): PriceUpdate {
+    const p: PriceUpdate = {
+      schema: SCHEMA.priceUpdate,
+      auction_id: e.auction.auction_id,
+      version: e.version,
+      status: e.status,
+      current_price: e.currentPrice,
+      leader_id: e.leaderId,
+      bid_count: e.bidCount,
+      currency: e.auction.currency,
+      ends_at: toIso(e.endsMs + e.extensionMs),
+      updated_at: updatedAt,
+    };
+    if (this.opts.includeState) p.state = this.snapshotEntry(e);
+    return p;
+  }
+
+  private snapshotEntry(e: Entry): AuctionState {
+    return {
+      auction: e.auction,
+      status: e.status,
+      version: e.version,
+      current_price: e.currentPrice,
+      leader_id: e.leaderId,
+      leader_bid_id: e.leaderBidId,
+      bid_count: e.bidCount,
+      extension_ms: e.extensionMs,
+      first_bid_at: e.firstBidAt,
+      seen_bid_ids: e.seenOrder.slice(-this.opts.snapshotSeenBidIds),
+    };
+  }
+
+  /** Snapshot of one auction (what a price update's `state` carries), or undefined. */
+  snapshotOf(auctionId: string): AuctionState | undefined {
+    const e = this.auctions.get(auctionId);
+    return e ? this.snapshotEntry(e) : undefined;
+  }
+
+  /** Snapshots of every auction held. */
+  snapshot(): AuctionState[] {
+    return [...this.auctions.values()].map((e) => this.snapshotEntry(e));
+  }
+
+  /**
+   * Rebuilds an auction from a snapshot (the `state` of its latest price
+   * update on the compacted prices topic). A snapshot older than the state
+   * already held (lower version) is ignored, so restore order does not matter.
+   * Returns whether the snapshot was applied.
+   */
+  restore(s: AuctionState): boolean {
+    const id = s.auction.auction_id;
+    const cur = this.auctions.get(id);
+    if (cur && cur.version >= s.version) return false;
+    const e: Entry = {
+      auction: s.auction,
+      startsMs: Date.parse(s.auction.starts_at),
+      endsMs: Date.parse(s.auction.ends_at),
+      status: s.status,
+      version: s.version,
+      currentPrice: s.current_price,
+      leaderId: s.leader_id,
+      leaderBidId: s.leader_bid_id,
+      bidCount: s.bid_count,
+      extensionMs: s.extension_ms,
+      firstBidAt: s.first_bid_at,
+      seen: new Set(s.seen_bid_ids),
+      seenOrder: [...s.seen_bid_ids],
+    };
+    this.auctions.set(id, e);
+    if (e.status === "open") this.ends.push(e.endsMs + e.extensionMs, id);
+    return true;
+  }
+
+  /** Drops every auction whose id `keep` rejects (partition revoked). Held bids for them are dropped too. */
+  retain(keep: (auctionId: string) => boolean): void {
+    for (const id of this.auctions.keys()) if (!keep(id)) this.auctions.delete(id);
+    for (const id of [...this.pending.keys()]) if (!keep(id)) this.release(id);
+  }
+}

@@ -1,0 +1,753 @@
+/**
+ * The event contract of a Gavel pipeline: one TypeBox definition per event
+ * gives the TypeScript type, the JSON Schema checked in under
+ * `processors/schemas/` and the runtime validator. See docs/events.md.
+ *
+ * Compatibility rules (consumers): every event carries `schema`
+ * ("gavel.<kind>/v<N>"); a decoder accepts the current and the previous
+ * version (upgrading the previous one in memory) and ignores unknown
+ * additional fields, so producers can add fields without a coordinated
+ * deploy.
+ */
+import { createHash } from "node:crypto";
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { type ValueError, ValueErrorType } from "@sinclair/typebox/errors";
+import { isIsoCurrency } from "./money.ts";
+
+// ---------------------------------------------------------------------------
+// Schema identifiers
+
+export const SCHEMA = {
+  auction: "gavel.auction/v1",
+  user: "gavel.user/v1",
+  /** Current bid version. v2 made `source` and `received_at` required. */
+  bid: "gavel.bid/v2",
+  bidV1: "gavel.bid/v1",
+  bidAccepted: "gavel.bid-accepted/v1",
+  bidRejected: "gavel.bid-rejected/v1",
+  priceUpdate: "gavel.price-update/v1",
+  fraudAlert: "gavel.fraud-alert/v1",
+  transaction: "gavel.transaction/v1",
+} as const;
+
+// ---------------------------------------------------------------------------
+// Building blocks
+
+/** RFC 3339 date-time with `Z` or a numeric offset; decoders normalise to UTC `...Z`. */
+const RFC3339 = "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$";
+
+export const Id = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9][A-Za-z0-9._:@/-]*$", description });
+
+export const Timestamp = (description: string) =>
+  Type.String({ pattern: RFC3339, maxLength: 40, description: `${description} (RFC 3339, UTC)` });
+
+export const Currency = Type.String({
+  pattern: "^[A-Z]{3}$",
+  description: "ISO 4217 alphabetic currency code, upper case (e.g. USD)",
+});
+
+/** A positive amount in integer minor units (cents); fractional minor units do not exist. */
+export const Amount = (description: string) =>
+  Type.Integer({
+    minimum: 1,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: `${description} (integer minor units, > 0)`,
+  });
+
+const _NonNegAmount = (description: string) =>
+  Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: `${description} (integer minor units)`,
+  });
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const BidSource = Type.Union(
+  [Type.Literal("api"), Type.Literal("pos"), Type.Literal("iot"), Type.Literal("batch")],
+  { description: "Channel the bid came from" },
+);
+export type BidSource = Static<typeof BidSource>;
+
+/** Reason codes, in the order the rules are checked: the first failing rule is the reason. */
+export const REJECT_REASONS = [
+  "malformed",
+  "duplicate",
+  "auction_not_found",
+  "currency_mismatch",
+  "self_bid",
+  "not_started",
+  "auction_closed",
+  "below_minimum",
+  "fraud_quarantine",
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+export const RejectReasonSchema = Type.Union(
+  REJECT_REASONS.map((r) => Type.Literal(r)),
+  { description: "Why the bid was not accepted (first failing rule)" },
+);
+
+export const FRAUD_SIGNALS = [
+  "velocity",
+  "newAccountHighBid",
+  "shillPattern",
+  "amountOutlier",
+  "lastSecondBurst",
+] as const;
+export type FraudSignalName = (typeof FRAUD_SIGNALS)[number];
+
+// ---------------------------------------------------------------------------
+// Source events
+
+export const AuctionEventSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.auction),
+    auction_id: Id("Auction identifier; the Kafka key"),
+    item_id: Id("Item put up for sale"),
+    seller_id: Id("User id of the seller"),
+    title: Type.String({ minLength: 1, maxLength: 500, description: "Listing title" }),
+    category: Type.String({ minLength: 1, maxLength: 100, description: "Category name, e.g. electronics" }),
+    currency: Currency,
+    start_price: Amount("Lowest acceptable first bid"),
+    reserve_price: Type.Optional(
+      Nullable(Amount("Hidden minimum for a sale; the auction closes without a winner below it")),
+    ),
+    min_increment: Amount("Every later bid must be at least current_price + min_increment"),
+    starts_at: Timestamp("Bids placed before this instant are rejected not_started"),
+    ends_at: Timestamp("Scheduled end, before anti-sniping extensions"),
+    soft_close_seconds: Type.Optional(
+      Nullable(
+        Type.Integer({
+          minimum: 0,
+          maximum: 86_400,
+          description: "Anti-sniping window: a bid accepted within it of the end extends the end by it",
+        }),
+      ),
+    ),
+  },
+  {
+    $id: SCHEMA.auction,
+    title: "Auction",
+    description: "An item put up for sale (topic <pipeline>.auctions, key auction_id)",
+  },
+);
+export type AuctionEvent = Static<typeof AuctionEventSchema>;
+
+export const UserEventSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.user),
+    user_id: Id("User identifier; the Kafka key"),
+    created_at: Timestamp("Account creation"),
+    country: Type.String({ pattern: "^[A-Z]{2}$", description: "ISO 3166-1 alpha-2 country code" }),
+    rating: Type.Number({ minimum: 0, maximum: 5, description: "Feedback rating 0..5" }),
+  },
+  { $id: SCHEMA.user, title: "User", description: "A buyer or seller (topic <pipeline>.users, key user_id)" },
+);
+export type UserEvent = Static<typeof UserEventSchema>;
+
+const bidFields = {
+  bid_id: Id("Unique bid identifier, client-supplied or assigned at ingest"),
+  auction_id: Id("Auction bid on; the Kafka key"),
+  bidder_id: Id("User id of the bidder"),
+  amount: Amount("Bid amount"),
+  currency: Currency,
+  placed_at: Timestamp("When the bidder placed the bid (event time)"),
+};
+
+export const BidEventSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.bid),
+    ...bidFields,
+    received_at: Timestamp("When ingest received the bid (processing time)"),
+    source: BidSource,
+  },
+  {
+    $id: SCHEMA.bid,
+    title: "Bid",
+    description: "A bid as produced by ingest (topic <pipeline>.bids, key auction_id)",
+  },
+);
+export type BidEvent = Static<typeof BidEventSchema>;
+
+/** The previous bid version: no `source` (read as "api"), `received_at` optional. */
+export const BidEventV1Schema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.bidV1),
+    ...bidFields,
+    received_at: Type.Optional(Timestamp("When ingest received the bid")),
+  },
+  {
+    $id: SCHEMA.bidV1,
+    title: "Bid (v1, previous)",
+    description: "Previous bid version, still accepted by consumers",
+  },
+);
+export type BidEventV1 = Static<typeof BidEventV1Schema>;
+
+/**
+ * What a client sends to ingest (`POST /v1/bids`): a bid without the fields
+ * ingest owns. `bid_id` is assigned when absent; `source` defaults to "api".
+ */
+export const BidSubmissionSchema = Type.Object(
+  {
+    bid_id: Type.Optional(bidFields.bid_id),
+    auction_id: bidFields.auction_id,
+    bidder_id: bidFields.bidder_id,
+    amount: bidFields.amount,
+    currency: Currency,
+    placed_at: bidFields.placed_at,
+    source: Type.Optional(BidSource),
+  },
+  { $id: "gavel.bid-submission/v1", title: "Bid submission", description: "Body of POST /v1/bids" },
+);
+export type BidSubmission = Static<typeof BidSubmissionSchema>;
+
+// ---------------------------------------------------------------------------
+// Derived events
+
+export const BidAcceptedSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.bidAccepted),
+    ...bidFields,
+    received_at: Timestamp("When ingest received the bid"),
+    source: BidSource,
+    fraud_score: Type.Number({ minimum: 0, maximum: 1, description: "Fraud score of the bid, 0..1" }),
+    bid_seq: Type.Integer({
+      minimum: 1,
+      description: "1 for the auction's first accepted bid, then 2, 3...",
+    }),
+    ends_at: Timestamp("Effective end after this bid (anti-sniping included)"),
+    extended: Type.Boolean({ description: "True when this bid extended the end (anti-sniping)" }),
+  },
+  {
+    $id: SCHEMA.bidAccepted,
+    title: "Bid accepted",
+    description: "A bid that passed every rule; it leads the auction (topic <pipeline>.bids.accepted)",
+  },
+);
+export type BidAccepted = Static<typeof BidAcceptedSchema>;
+
+export const BidRejectedSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.bidRejected),
+    rejection_id: Type.String({
+      description:
+        "Stable id of this rejection: sha256 of the raw record bytes (first 32 hex), so a re-delivered record maps to the same id",
+    }),
+    reason: RejectReasonSchema,
+    detail: Type.String({ description: "Human-readable explanation (field path and what was expected)" }),
+    bid_id: Nullable(Type.String({ description: "bid_id of the record when it had a usable one" })),
+    auction_id: Nullable(Type.String()),
+    bidder_id: Nullable(Type.String()),
+    amount: Nullable(Type.Number()),
+    currency: Nullable(Type.String()),
+    placed_at: Nullable(Type.String()),
+    received_at: Nullable(Type.String()),
+    fraud_score: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1 }))),
+    raw: Type.Optional(
+      Type.String({
+        description: "The original record (as text) when it was malformed; truncated to 64 KiB",
+      }),
+    ),
+  },
+  {
+    $id: SCHEMA.bidRejected,
+    title: "Bid rejected",
+    description:
+      "Dead-letter record: every bid the pipeline cannot accept, with its reason (topic <pipeline>.bids.rejected)",
+  },
+);
+export type BidRejected = Static<typeof BidRejectedSchema>;
+
+export const AuctionStatusSchema = Type.Union([Type.Literal("open"), Type.Literal("closed")]);
+export type AuctionStatus = Static<typeof AuctionStatusSchema>;
+
+/** Everything needed to rebuild one auction's state after a restart or rebalance. */
+export const AuctionStateSchema = Type.Object(
+  {
+    auction: AuctionEventSchema,
+    status: AuctionStatusSchema,
+    version: Type.Integer({ minimum: 1 }),
+    current_price: Nullable(Type.Integer()),
+    leader_id: Nullable(Type.String()),
+    leader_bid_id: Nullable(Type.String()),
+    bid_count: Type.Integer({ minimum: 0 }),
+    extension_ms: Type.Integer({ minimum: 0, description: "Total anti-sniping extension added to ends_at" }),
+    first_bid_at: Nullable(Type.String()),
+    seen_bid_ids: Type.Array(Type.String(), {
+      description: "Most recent decided bid ids (bounded), for duplicates",
+    }),
+  },
+  { title: "Auction state snapshot" },
+);
+export type AuctionState = Static<typeof AuctionStateSchema>;
+
+export const PriceUpdateSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.priceUpdate),
+    auction_id: Id("Auction; the Kafka key (topic is compacted: the last record is the state)"),
+    version: Type.Integer({
+      minimum: 1,
+      description:
+        "Increases by one with every state change of the auction; writers keep the highest (fencing)",
+    }),
+    status: AuctionStatusSchema,
+    current_price: Nullable(
+      Type.Integer({ minimum: 1, description: "Leading amount in minor units; null before the first bid" }),
+    ),
+    leader_id: Nullable(Type.String({ description: "Leading bidder; null before the first bid" })),
+    bid_count: Type.Integer({ minimum: 0, description: "Accepted bids so far" }),
+    currency: Currency,
+    ends_at: Timestamp("Effective end (anti-sniping included)"),
+    updated_at: Timestamp("Event time of the change (bid placed_at, auction starts_at, or close time)"),
+    state: Type.Optional(AuctionStateSchema),
+  },
+  {
+    $id: SCHEMA.priceUpdate,
+    title: "Price update",
+    description:
+      "The auction's current state after a change (topic <pipeline>.prices, compacted, key auction_id)",
+  },
+);
+export type PriceUpdate = Static<typeof PriceUpdateSchema>;
+
+export const FraudSignalSchema = Type.Object({
+  name: Type.Union(FRAUD_SIGNALS.map((s) => Type.Literal(s))),
+  strength: Type.Number({ minimum: 0, maximum: 1, description: "How strongly the signal fired, 0..1" }),
+  weight: Type.Number({ minimum: 0, description: "Weight from spec.fraud.weights" }),
+  contribution: Type.Number({
+    minimum: 0,
+    description: "weight * strength: this signal's share of the score",
+  }),
+  detail: Type.String({ description: "Why, in numbers" }),
+});
+export type FraudSignal = Static<typeof FraudSignalSchema>;
+
+export const FraudAlertSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.fraudAlert),
+    bid_id: Id("The scored bid"),
+    auction_id: Id("Auction; the Kafka key"),
+    bidder_id: Id("Bidder"),
+    score: Type.Number({ minimum: 0, maximum: 1, description: "min(1, sum of contributions)" }),
+    quarantined: Type.Boolean({
+      description: "True when score >= spec.fraud.quarantineThreshold (bid rejected)",
+    }),
+    signals: Type.Array(FraudSignalSchema, { description: "Signals with a contribution > 0, largest first" }),
+    created_at: Timestamp("Event time of the alert (the bid's placed_at)"),
+  },
+  {
+    $id: SCHEMA.fraudAlert,
+    title: "Fraud alert",
+    description: "A bid whose score reached the alert threshold (topic <pipeline>.fraud-alerts)",
+  },
+);
+export type FraudAlert = Static<typeof FraudAlertSchema>;
+
+export const TransactionSchema = Type.Object(
+  {
+    schema: Type.Literal(SCHEMA.transaction),
+    auction_id: Id("Auction; the Kafka key. Exactly one transaction per auction"),
+    winner_id: Nullable(
+      Type.String({ description: "Highest bidder when the reserve was met; null otherwise" }),
+    ),
+    high_bidder_id: Nullable(
+      Type.String({ description: "Highest bidder, reserve met or not; null without bids" }),
+    ),
+    final_price: Nullable(
+      Type.Integer({ minimum: 1, description: "Highest accepted amount; null without bids" }),
+    ),
+    reserve_met: Type.Boolean({
+      description: "True when there is a bid and it reaches the reserve (or no reserve)",
+    }),
+    closed_at: Timestamp("Effective end of the auction (event time; not the wall clock of closing)"),
+    seller_id: Type.String(),
+    category: Type.String(),
+    currency: Currency,
+    start_price: Type.Integer({ minimum: 1 }),
+    bid_count: Type.Integer({ minimum: 0 }),
+    starts_at: Timestamp("Auction start"),
+    first_bid_at: Nullable(Timestamp("placed_at of the first accepted bid")),
+  },
+  {
+    $id: SCHEMA.transaction,
+    title: "Auction closed (transaction)",
+    description: "Emitted exactly once when the effective end passes (topic <pipeline>.transactions)",
+  },
+);
+export type Transaction = Static<typeof TransactionSchema>;
+
+/** Every published schema (for `processors/schemas/` generation). */
+export const PUBLISHED_SCHEMAS: ReadonlyArray<{ id: string; file: string; schema: TSchema }> = [
+  { id: SCHEMA.auction, file: "auction.v1.json", schema: AuctionEventSchema },
+  { id: SCHEMA.user, file: "user.v1.json", schema: UserEventSchema },
+  { id: SCHEMA.bidV1, file: "bid.v1.json", schema: BidEventV1Schema },
+  { id: SCHEMA.bid, file: "bid.v2.json", schema: BidEventSchema },
+  { id: "gavel.bid-submission/v1", file: "bid-submission.v1.json", schema: BidSubmissionSchema },
+  { id: SCHEMA.bidAccepted, file: "bid-accepted.v1.json", schema: BidAcceptedSchema },
+  { id: SCHEMA.bidRejected, file: "bid-rejected.v1.json", schema: BidRejectedSchema },
+  { id: SCHEMA.priceUpdate, file: "price-update.v1.json", schema: PriceUpdateSchema },
+  { id: SCHEMA.fraudAlert, file: "fraud-alert.v1.json", schema: FraudAlertSchema },
+  { id: SCHEMA.transaction, file: "transaction.v1.json", schema: TransactionSchema },
+];
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: "malformed"; detail: string };
+
+export interface DecodeOptions {
+  /**
+   * Largest allowed distance of `placed_at` after the reference time
+   * (`received_at`, else `nowMs`): protects against clients with wrong
+   * clocks. Default 5 minutes.
+   */
+  readonly maxFutureSkewMs?: number;
+  /** Reference time when the record has no `received_at` (ingest: its clock). Default Date.now(). */
+  readonly nowMs?: number;
+}
+
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60_000;
+const MAX_RECORD_BYTES = 1024 * 1024;
+
+const compiled = new Map<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
+function checker(schema: TSchema) {
+  let c = compiled.get(schema);
+  if (!c) {
+    c = TypeCompiler.Compile(schema);
+    compiled.set(schema, c);
+  }
+  return c;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (typeof v === "string") return `"${v.length > 40 ? `${v.slice(0, 40)}...` : v}"`;
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (Array.isArray(v)) return "an array";
+  return typeof v;
+}
+
+function fieldName(path: string): string {
+  return path === "" ? "record" : path.replace(/^\//, "").replaceAll("/", ".");
+}
+
+/** One error -> "amount: must be ..., got ..." with the field path and what was expected. */
+function explain(e: ValueError): string {
+  const f = fieldName(e.path);
+  const got = describe(e.value);
+  const s = e.schema as { description?: string; pattern?: string; minimum?: number; maxLength?: number };
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return `${f}: is required`;
+  if (f === "amount" || f.endsWith("price") || f === "min_increment") {
+    if (typeof e.value === "number" && !Number.isInteger(e.value)) {
+      return `${f}: must be an integer number of minor units (cents); fractional minor units are not allowed, got ${got}`;
+    }
+    if (typeof e.value === "number" && e.value <= 0) return `${f}: must be greater than 0, got ${got}`;
+    if (typeof e.value === "number") return `${f}: must be at most ${Number.MAX_SAFE_INTEGER}, got ${got}`;
+    return `${f}: must be an integer number of minor units, got ${got}`;
+  }
+  if (f === "currency")
+    return `currency: must be an ISO 4217 code of 3 upper-case letters (e.g. USD), got ${got}`;
+  if (s.pattern === RFC3339)
+    return `${f}: must be an RFC 3339 date-time like 2026-01-02T03:04:05Z, got ${got}`;
+  if (f === "schema")
+    return `schema: must be ${(e.schema as { const?: string }).const ?? "a known version"}, got ${got}`;
+  if (f === "source") return `source: must be one of api, pos, iot, batch, got ${got}`;
+  if (s.pattern?.startsWith("^[A-Za-z0-9]")) {
+    return `${f}: must be 1-128 characters of letters, digits and ._:@/- (starting with a letter or digit), got ${got}`;
+  }
+  return `${f}: ${e.message.toLowerCase()}, got ${got}`;
+}
+
+function firstErrors(schema: TSchema, value: unknown, max = 3): string {
+  const out: string[] = [];
+  for (const e of checker(schema).Errors(value)) {
+    // A union reports its branches first; the per-field errors are more useful.
+    if (e.type === ValueErrorType.Union && out.length > 0) continue;
+    const msg = explain(e);
+    if (!out.includes(msg)) out.push(msg);
+    if (out.length >= max) break;
+  }
+  return out.join("; ") || "does not match the schema";
+}
+
+function parseJson(
+  raw: Buffer | string | unknown,
+): { ok: true; value: unknown } | { ok: false; detail: string } {
+  if (typeof raw !== "string" && !Buffer.isBuffer(raw)) return { ok: true, value: raw };
+  const size = typeof raw === "string" ? Buffer.byteLength(raw) : raw.length;
+  if (size > MAX_RECORD_BYTES)
+    return { ok: false, detail: `record: is ${size} bytes, more than ${MAX_RECORD_BYTES}` };
+  const text = typeof raw === "string" ? raw : raw.toString("utf8");
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (err) {
+    return { ok: false, detail: `record: not valid JSON (${(err as Error).message})` };
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Parses an RFC 3339 string to epoch ms, or NaN when the calendar date is impossible (2026-02-30). */
+export function parseTime(s: string): number {
+  const ms = Date.parse(s);
+  if (Number.isNaN(ms)) return Number.NaN;
+  // Date.parse rolls 2026-02-30 over to March; compare the date part back.
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})/.exec(s);
+  if (m && /[Zz]$/.test(s)) {
+    const d = new Date(ms);
+    if (
+      d.getUTCDate() !== Number(m[3]) ||
+      d.getUTCMonth() + 1 !== Number(m[2]) ||
+      d.getUTCHours() !== Number(m[4])
+    )
+      return Number.NaN;
+  } else if (m && (Number(m[2]) > 12 || Number(m[3]) > 31 || Number(m[4]) > 23)) {
+    return Number.NaN;
+  }
+  return ms;
+}
+
+/** Canonical UTC form (millisecond precision). */
+export function toIso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function normaliseTimes(
+  obj: Record<string, unknown>,
+  fields: readonly string[],
+): { ok: true } | { ok: false; detail: string } {
+  for (const f of fields) {
+    const v = obj[f];
+    if (typeof v !== "string") continue;
+    const ms = parseTime(v);
+    if (Number.isNaN(ms))
+      return { ok: false, detail: `${f}: ${JSON.stringify(v)} is not a valid calendar date-time` };
+    obj[f] = toIso(ms);
+  }
+  return { ok: true };
+}
+
+function checkCurrency(obj: Record<string, unknown>): string | undefined {
+  const c = obj.currency;
+  if (typeof c === "string" && !isIsoCurrency(c)) return `currency: "${c}" is not an ISO 4217 currency code`;
+  return undefined;
+}
+
+function malformed<T>(detail: string): Decoded<T> {
+  return { ok: false, reason: "malformed", detail };
+}
+
+/**
+ * Decodes a bid record from the bids topic (current or previous version).
+ * Checks, beyond the schema: the calendar validity of timestamps, the ISO
+ * 4217 code, and that `placed_at` is not further than `maxFutureSkewMs` after
+ * `received_at` (or `nowMs`). Timestamps come back normalised to UTC.
+ */
+export function decodeBid(raw: Buffer | string | unknown, opts: DecodeOptions = {}): Decoded<BidEvent> {
+  const parsed = parseJson(raw);
+  if (!parsed.ok) return malformed(parsed.detail);
+  const v = parsed.value;
+  if (!isObject(v)) return malformed(`record: must be a JSON object, got ${describe(v)}`);
+  let obj: Record<string, unknown>;
+  if (v.schema === SCHEMA.bid) {
+    if (!checker(BidEventSchema).Check(v)) return malformed(firstErrors(BidEventSchema, v));
+    obj = { ...v };
+  } else if (v.schema === SCHEMA.bidV1) {
+    if (!checker(BidEventV1Schema).Check(v)) return malformed(firstErrors(BidEventV1Schema, v));
+    // Upgrade: v1 had no source (every v1 producer was the HTTP API).
+    obj = { ...v, schema: SCHEMA.bid, source: "api" };
+  } else {
+    return malformed(
+      `schema: must be "${SCHEMA.bid}" (or the previous "${SCHEMA.bidV1}"), got ${describe(v.schema)}`,
+    );
+  }
+  const cur = checkCurrency(obj);
+  if (cur) return malformed(cur);
+  const t = normaliseTimes(obj, ["placed_at", "received_at"]);
+  if (!t.ok) return malformed(t.detail);
+  const placed = Date.parse(obj.placed_at as string);
+  const refMs =
+    typeof obj.received_at === "string" ? Date.parse(obj.received_at) : (opts.nowMs ?? Date.now());
+  if (obj.received_at === undefined) obj.received_at = toIso(refMs);
+  const skew = opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
+  if (placed - refMs > skew) {
+    return malformed(
+      `placed_at: ${obj.placed_at} is ${Math.round((placed - refMs) / 1000)}s after received_at ${toIso(refMs)}; at most ${Math.round(skew / 1000)}s of clock skew is allowed`,
+    );
+  }
+  return { ok: true, value: obj as BidEvent };
+}
+
+/** Decodes a client bid submission (ingest body) without the fields ingest adds. */
+export function decodeBidSubmission(
+  raw: Buffer | string | unknown,
+  opts: DecodeOptions = {},
+): Decoded<BidSubmission> {
+  const parsed = parseJson(raw);
+  if (!parsed.ok) return malformed(parsed.detail);
+  const v = parsed.value;
+  if (!isObject(v)) return malformed(`record: must be a JSON object, got ${describe(v)}`);
+  if (!checker(BidSubmissionSchema).Check(v)) return malformed(firstErrors(BidSubmissionSchema, v));
+  const obj: Record<string, unknown> = { ...v };
+  const cur = checkCurrency(obj);
+  if (cur) return malformed(cur);
+  const t = normaliseTimes(obj, ["placed_at"]);
+  if (!t.ok) return malformed(t.detail);
+  const now = opts.nowMs ?? Date.now();
+  const skew = opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
+  const placed = Date.parse(obj.placed_at as string);
+  if (placed - now > skew) {
+    return malformed(
+      `placed_at: ${obj.placed_at} is ${Math.round((placed - now) / 1000)}s in the future; at most ${Math.round(skew / 1000)}s of clock skew is allowed`,
+    );
+  }
+  return { ok: true, value: obj as BidSubmission };
+}
+
+/**
+ * Turns a validated submission into the bid event ingest produces.
+ * `assignId` is used when the client sent no bid_id (e.g. randomUUID).
+ */
+export function bidFromSubmission(
+  sub: BidSubmission,
+  receivedAtMs: number,
+  assignId: () => string,
+): BidEvent {
+  return {
+    schema: SCHEMA.bid,
+    bid_id: sub.bid_id ?? assignId(),
+    auction_id: sub.auction_id,
+    bidder_id: sub.bidder_id,
+    amount: sub.amount,
+    currency: sub.currency,
+    placed_at: sub.placed_at,
+    received_at: toIso(receivedAtMs),
+    source: sub.source ?? "api",
+  };
+}
+
+export function decodeAuction(raw: Buffer | string | unknown): Decoded<AuctionEvent> {
+  const parsed = parseJson(raw);
+  if (!parsed.ok) return malformed(parsed.detail);
+  const v = parsed.value;
+  if (!isObject(v)) return malformed(`record: must be a JSON object, got ${describe(v)}`);
+  if (!checker(AuctionEventSchema).Check(v)) return malformed(firstErrors(AuctionEventSchema, v));
+  const obj: Record<string, unknown> = { ...v };
+  const cur = checkCurrency(obj);
+  if (cur) return malformed(cur);
+  const t = normaliseTimes(obj, ["starts_at", "ends_at"]);
+  if (!t.ok) return malformed(t.detail);
+  if (Date.parse(obj.ends_at as string) <= Date.parse(obj.starts_at as string)) {
+    return malformed(`ends_at: ${obj.ends_at} must be after starts_at ${obj.starts_at}`);
+  }
+  const a = obj as AuctionEvent;
+  if (a.reserve_price != null && a.reserve_price < a.start_price) {
+    return malformed(`reserve_price: ${a.reserve_price} must be at least start_price ${a.start_price}`);
+  }
+  return { ok: true, value: a };
+}
+
+export function decodeUser(raw: Buffer | string | unknown): Decoded<UserEvent> {
+  const parsed = parseJson(raw);
+  if (!parsed.ok) return malformed(parsed.detail);
+  const v = parsed.value;
+  if (!isObject(v)) return malformed(`record: must be a JSON object, got ${describe(v)}`);
+  if (!checker(UserEventSchema).Check(v)) return malformed(firstErrors(UserEventSchema, v));
+  const obj: Record<string, unknown> = { ...v };
+  const t = normaliseTimes(obj, ["created_at"]);
+  if (!t.ok) return malformed(t.detail);
+  return { ok: true, value: obj as UserEvent };
+}
+
+/** Generic decoder for the derived events (consumers such as silver-writer). */
+export function decodeWith<T>(schema: TSchema, raw: Buffer | string | unknown): Decoded<T> {
+  const parsed = parseJson(raw);
+  if (!parsed.ok) return malformed(parsed.detail);
+  if (!checker(schema).Check(parsed.value)) return malformed(firstErrors(schema, parsed.value));
+  return { ok: true, value: parsed.value as T };
+}
+
+export const decodeBidAccepted = (raw: Buffer | string | unknown) =>
+  decodeWith<BidAccepted>(BidAcceptedSchema, raw);
+export const decodeBidRejected = (raw: Buffer | string | unknown) =>
+  decodeWith<BidRejected>(BidRejectedSchema, raw);
+export const decodePriceUpdate = (raw: Buffer | string | unknown) =>
+  decodeWith<PriceUpdate>(PriceUpdateSchema, raw);
+export const decodeFraudAlert = (raw: Buffer | string | unknown) =>
+  decodeWith<FraudAlert>(FraudAlertSchema, raw);
+export const decodeTransaction = (raw: Buffer | string | unknown) =>
+  decodeWith<Transaction>(TransactionSchema, raw);
+
+// ---------------------------------------------------------------------------
+// Rejections
+
+const RAW_LIMIT = 64 * 1024;
+
+/** sha256 of the raw record, first 32 hex chars: the same record always gets the same rejection id. */
+export function rejectionId(raw: Buffer | string): string {
+  return createHash("sha256").update(raw).digest("hex").slice(0, 32);
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" && v.length > 0 && v.length <= 256 ? v : null;
+}
+
+/**
+ * Builds the dead-letter record for a bid. For malformed records the
+ * identifying fields are salvaged best-effort from whatever parsed, and the
+ * raw text is kept so nothing is lost.
+ */
+export function bidRejection(
+  raw: Buffer | string,
+  reason: RejectReason,
+  detail: string,
+  bid?: BidEvent,
+  fraudScore?: number,
+): BidRejected {
+  if (bid) {
+    return {
+      schema: SCHEMA.bidRejected,
+      rejection_id: rejectionId(raw),
+      reason,
+      detail,
+      bid_id: bid.bid_id,
+      auction_id: bid.auction_id,
+      bidder_id: bid.bidder_id,
+      amount: bid.amount,
+      currency: bid.currency,
+      placed_at: bid.placed_at,
+      received_at: bid.received_at,
+      ...(fraudScore === undefined ? {} : { fraud_score: fraudScore }),
+    };
+  }
+  let v: Record<string, unknown> = {};
+  try {
+    const p: unknown = JSON.parse(typeof raw === "string" ? raw : raw.toString("utf8"));
+    if (isObject(p)) v = p;
+  } catch {
+    // not JSON: nothing to salvage, the raw text carries it
+  }
+  const text = typeof raw === "string" ? raw : raw.toString("utf8");
+  const placed = str(v.placed_at);
+  const received = str(v.received_at);
+  return {
+    schema: SCHEMA.bidRejected,
+    rejection_id: rejectionId(raw),
+    reason,
+    detail,
+    bid_id: str(v.bid_id),
+    auction_id: str(v.auction_id),
+    bidder_id: str(v.bidder_id),
+    amount: typeof v.amount === "number" && Number.isFinite(v.amount) ? v.amount : null,
+    currency: typeof v.currency === "string" ? v.currency.slice(0, 16) : null,
+    placed_at: placed && !Number.isNaN(parseTime(placed)) ? placed : null,
+    received_at: received && !Number.isNaN(parseTime(received)) ? received : null,
+    raw: text.length > RAW_LIMIT ? text.slice(0, RAW_LIMIT) : text,
+  };
+}
