@@ -22,7 +22,9 @@ const MANAGE = ["get", "list", "watch", "create", "update", "patch", "delete"] a
  */
 export function operatorRules(): PolicyRule[] {
   return [
-    { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch"] },
+    // patch: the operator must hold what it grants (RBAC escalation check): the
+    // rollup's Role may get/patch its own pipeline to record its result.
+    { apiGroups: [GROUP], resources: [PLURAL], verbs: ["get", "list", "watch", "patch"] },
     { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ["get", "update", "patch"] },
     { apiGroups: ["kafka.strimzi.io"], resources: ["kafkatopics"], verbs: [...MANAGE] },
     { apiGroups: ["apps"], resources: ["deployments"], verbs: [...MANAGE] },
@@ -30,6 +32,7 @@ export function operatorRules(): PolicyRule[] {
     { apiGroups: ["policy"], resources: ["poddisruptionbudgets"], verbs: [...MANAGE] },
     { apiGroups: ["batch"], resources: ["cronjobs"], verbs: [...MANAGE] },
     { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: [...MANAGE] },
+    { apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles", "rolebindings"], verbs: [...MANAGE] },
     { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
   ];
 }

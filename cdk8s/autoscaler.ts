@@ -1,0 +1,86 @@
+import type { V2MetricSpec } from "@kubernetes/client-node";
+import { ApiObject } from "cdk8s";
+import { Construct } from "constructs";
+import { PIPELINE_LABEL } from "./names.ts";
+
+/** External metric the lag target uses (served by a metrics adapter from the processors' metrics). */
+export const LAG_METRIC = "gavel_consumer_lag";
+
+export interface ProcessorAutoscalerProps {
+  readonly name: string;
+  /** Deployment to scale. */
+  readonly deployment: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly minReplicas: number;
+  /** Already clamped to the partition count for consumers. */
+  readonly maxReplicas: number;
+  /** Target average CPU utilisation in percent of the request. */
+  readonly cpuUtilizationPercent: number;
+  /** Target consumer lag per replica. Default: unset (CPU only). */
+  readonly lagPerReplica?: number;
+  /** Pipeline and processor names for the lag metric's selector. */
+  readonly pipeline: string;
+  readonly processor: string;
+  /** Scale-down stabilisation window. Default 300. */
+  readonly scaleDownStabilizationSeconds?: number;
+}
+
+/**
+ * An autoscaling/v2 HorizontalPodAutoscaler. Scale-up is quick (double every
+ * 30 s); scale-down removes one pod a minute after the window, because every
+ * consumer leaving triggers a group rebalance.
+ */
+export class ProcessorAutoscaler extends Construct {
+  constructor(scope: Construct, id: string, props: ProcessorAutoscalerProps) {
+    super(scope, id);
+    if (!Number.isInteger(props.minReplicas) || props.minReplicas < 1)
+      throw new Error(
+        `HPA ${props.name}: minReplicas must be at least 1 (suspend the pipeline to scale to zero)`,
+      );
+    if (props.maxReplicas < props.minReplicas)
+      throw new Error(
+        `HPA ${props.name}: maxReplicas (${props.maxReplicas}) is below minReplicas (${props.minReplicas}): raise maxReplicas or the partitions`,
+      );
+    const metrics: V2MetricSpec[] = [
+      {
+        type: "Resource",
+        resource: {
+          name: "cpu",
+          target: { type: "Utilization", averageUtilization: props.cpuUtilizationPercent },
+        },
+      },
+    ];
+    if (props.lagPerReplica !== undefined)
+      metrics.push({
+        type: "External",
+        external: {
+          metric: {
+            name: LAG_METRIC,
+            selector: { matchLabels: { pipeline: props.pipeline, processor: props.processor } },
+          },
+          target: { type: "AverageValue", averageValue: String(props.lagPerReplica) },
+        },
+      });
+    new ApiObject(this, "Resource", {
+      apiVersion: "autoscaling/v2",
+      kind: "HorizontalPodAutoscaler",
+      metadata: { name: props.name, labels: { ...props.labels, [PIPELINE_LABEL]: props.pipeline } },
+      spec: {
+        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: props.deployment },
+        minReplicas: props.minReplicas,
+        maxReplicas: props.maxReplicas,
+        metrics,
+        behavior: {
+          scaleUp: {
+            stabilizationWindowSeconds: 0,
+            policies: [{ type: "Percent", value: 100, periodSeconds: 30 }],
+          },
+          scaleDown: {
+            stabilizationWindowSeconds: props.scaleDownStabilizationSeconds ?? 300,
+            policies: [{ type: "Pods", value: 1, periodSeconds: 60 }],
+          },
+        },
+      },
+    });
+  }
+}

@@ -1,0 +1,30 @@
+import { ApiObject } from "cdk8s";
+import { Construct } from "constructs";
+import { stringify } from "yaml";
+import { shortHash } from "./names.ts";
+
+export interface PipelineConfigMapProps {
+  readonly name: string;
+  /** The rendered AuctionPipeline document the pod reads from `/etc/gavel/pipeline.yaml`. */
+  readonly pipeline: unknown;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** A ConfigMap holding a rendered pipeline file (no secrets: those are referenced by the pods). */
+export class PipelineConfigMap extends Construct {
+  readonly name: string;
+  /** Hash of the content, put on pod templates so a change rolls the pods. */
+  readonly hash: string;
+  constructor(scope: Construct, id: string, props: PipelineConfigMapProps) {
+    super(scope, id);
+    const text = stringify(props.pipeline, { lineWidth: 0 });
+    this.name = props.name;
+    this.hash = shortHash(text, 16);
+    new ApiObject(this, "Resource", {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: props.name, labels: { ...props.labels } },
+      data: { "pipeline.yaml": text },
+    });
+  }
+}

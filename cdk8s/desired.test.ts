@@ -1,0 +1,165 @@
+import { describe, expect, it } from "vitest";
+import { parsePipeline } from "../operator/api/v1alpha1/pipeline.ts";
+import { desired, type KubeObject } from "./desired.ts";
+
+const base = {
+  apiVersion: "gavel.dev/v1alpha1",
+  kind: "AuctionPipeline",
+  metadata: { name: "demo", namespace: "shop" },
+  spec: {
+    kafka: { clusterName: "c1", bootstrapServers: "k:9092" },
+    storage: {
+      postgres: { secretRef: { name: "pg" } },
+      s3: { bucket: "lake", credentialsSecretRef: { name: "s3" } },
+    },
+  },
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: tests walk manifest JSON
+type Any = any;
+const find = (objs: KubeObject[], kind: string, name: string): Any => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o)
+    throw new Error(`no ${kind}/${name} in ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(", ")}`);
+  return o;
+};
+const spec = (over: Record<string, unknown>) => parsePipeline({ ...base, spec: { ...base.spec, ...over } });
+
+describe("desired", () => {
+  it("builds every child with labels and namespace", () => {
+    const objs = desired(parsePipeline(base));
+    const kinds = objs.map((o) => o.kind);
+    expect(kinds.filter((k) => k === "KafkaTopic")).toHaveLength(8);
+    expect(kinds.filter((k) => k === "Deployment")).toHaveLength(4);
+    expect(kinds.filter((k) => k === "HorizontalPodAutoscaler")).toHaveLength(4);
+    expect(kinds.filter((k) => k === "Service")).toHaveLength(1);
+    expect(kinds).toContain("CronJob");
+    expect(kinds).toContain("ServiceAccount");
+    for (const o of objs) {
+      expect(o.metadata.namespace).toBe("shop");
+      expect(o.metadata.labels?.["gavel.dev/pipeline"]).toBe("demo");
+      expect(o.metadata.labels?.["app.kubernetes.io/managed-by"]).toBe("gavel-operator");
+      expect(o.metadata.ownerReferences).toBeUndefined();
+    }
+    const names = objs.map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it("renders Strimzi KafkaTopics", () => {
+    const t = find(desired(parsePipeline(base)), "KafkaTopic", "demo-bids-accepted");
+    expect(t.apiVersion).toBe("kafka.strimzi.io/v1");
+    expect(t.metadata.labels["strimzi.io/cluster"]).toBe("c1");
+    expect(t.spec).toEqual({
+      topicName: "demo.bids.accepted",
+      partitions: 12,
+      replicas: 3,
+      config: { "cleanup.policy": "delete", "retention.ms": "604800000" },
+    });
+    expect(
+      find(desired(parsePipeline(base)), "KafkaTopic", "demo-prices").spec.config["cleanup.policy"],
+    ).toBe("compact");
+  });
+
+  it("renders processors securely, secrets by reference", () => {
+    const objs = desired(parsePipeline(base));
+    const d = find(objs, "Deployment", "demo-bid-processor");
+    expect(d.spec.replicas).toBeUndefined(); // the HPA owns it
+    const pod = d.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.command).toEqual(["gavel", "processor", "bid-processor", "-f", "/etc/gavel/pipeline.yaml"]);
+    expect(c.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(c.readinessProbe.httpGet.path).toBe("/readyz");
+    expect(c.livenessProbe.httpGet.path).toBe("/healthz");
+    const env = Object.fromEntries(c.env.map((e: Any) => [e.name, e]));
+    expect(env.DATABASE_URL.valueFrom.secretKeyRef).toEqual({ name: "pg", key: "url" });
+    expect(env.AWS_SECRET_ACCESS_KEY.valueFrom.secretKeyRef.name).toBe("s3");
+    expect(env.KAFKA_BOOTSTRAP_SERVERS.value).toBe("k:9092");
+    expect(JSON.stringify(objs)).not.toMatch(/password/i);
+    const cm = find(objs, "ConfigMap", "demo-bid-processor");
+    expect(cm.data["pipeline.yaml"]).toContain("bidProcessor");
+    expect(cm.data["pipeline.yaml"]).not.toContain("ingest");
+    expect(d.spec.template.metadata.annotations["gavel.dev/config-hash"]).toMatch(/^[0-9a-f]{16}$/);
+    expect(find(objs, "Service", "demo-ingest").spec.ports[0]).toMatchObject({
+      port: 80,
+      targetPort: "http",
+    });
+  });
+
+  it("clamps consumer HPAs to the partition count", () => {
+    const objs = desired(
+      spec({
+        topics: { partitions: 3 },
+        processors: {
+          ingest: { maxReplicas: 10 },
+          silverWriter: { maxReplicas: 10, autoscaling: { lagPerReplica: 500 } },
+        },
+      }),
+    );
+    expect(find(objs, "HorizontalPodAutoscaler", "demo-ingest").spec.maxReplicas).toBe(10);
+    const hpa = find(objs, "HorizontalPodAutoscaler", "demo-silver-writer");
+    expect(hpa.spec).toMatchObject({ minReplicas: 1, maxReplicas: 3 });
+    expect(hpa.spec.metrics[1].external.target).toEqual({ type: "AverageValue", averageValue: "500" });
+    expect(hpa.spec.behavior.scaleDown.stabilizationWindowSeconds).toBe(300);
+    expect(objs.some((o) => o.metadata.name === "demo-bid-processor")).toBe(false);
+  });
+
+  it("renders the rollup CronJob", () => {
+    const cj = find(
+      desired(spec({ rollup: { schedule: "0 3 * * *", timeZone: "Europe/Berlin" } })),
+      "CronJob",
+      "demo-rollup",
+    );
+    expect(cj.spec).toMatchObject({
+      schedule: "0 3 * * *",
+      timeZone: "Europe/Berlin",
+      concurrencyPolicy: "Forbid",
+      startingDeadlineSeconds: 600,
+      suspend: false,
+    });
+    const pod = cj.spec.jobTemplate.spec.template.spec;
+    expect(pod.containers[0].command).toEqual([
+      "gavel",
+      "rollup",
+      "-f",
+      "/etc/gavel/pipeline.yaml",
+      "--backfill-days",
+      "2",
+    ]);
+    expect(pod.restartPolicy).toBe("Never");
+  });
+
+  it("pauses without deleting: replicas 0, no HPA, CronJob suspended", () => {
+    const objs = desired(spec({ suspend: true }));
+    expect(find(objs, "Deployment", "demo-ingest").spec.replicas).toBe(0);
+    expect(objs.filter((o) => o.kind === "HorizontalPodAutoscaler")).toHaveLength(0);
+    expect(find(objs, "CronJob", "demo-rollup").spec.suspend).toBe(true);
+    expect(objs.filter((o) => o.kind === "KafkaTopic")).toHaveLength(8);
+    // Config does not change with suspend, so resuming does not roll pods needlessly.
+    const running = desired(parsePipeline(base));
+    expect(find(objs, "ConfigMap", "demo-ingest")).toEqual(find(running, "ConfigMap", "demo-ingest"));
+  });
+
+  it("adds controller owner references when asked", () => {
+    for (const o of desired(parsePipeline(base), { owner: { uid: "u-1" } }))
+      expect(o.metadata.ownerReferences).toEqual([
+        {
+          apiVersion: "gavel.dev/v1alpha1",
+          kind: "AuctionPipeline",
+          name: "demo",
+          uid: "u-1",
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
+  });
+
+  it("is deterministic", () => {
+    expect(desired(parsePipeline(base))).toEqual(desired(parsePipeline(base)));
+  });
+});
