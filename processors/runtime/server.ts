@@ -1,12 +1,13 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type {} from "@fastify/swagger";
-import Fastify, { type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from "fastify";
 import type { Logger } from "../../lib/log.ts";
 import type { Registry } from "./metrics.ts";
 
 /** The server type (fastify with our pino logger). */
-export type App = ReturnType<typeof makeApp>;
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>;
 
-function makeApp(logger: Logger, bodyLimit: number) {
+function makeApp(logger: Logger, bodyLimit: number): App {
   return Fastify({
     loggerInstance: logger,
     disableRequestLogging: true,

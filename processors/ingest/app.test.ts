@@ -1,0 +1,239 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { createLogger } from "../../lib/log.ts";
+import type { Producer, TopicMessages } from "../kafka/transport.ts";
+import { Registry } from "../runtime/metrics.ts";
+import type { App } from "../runtime/server.ts";
+import { buildIngestApp } from "./app.ts";
+import { parseApiKeys } from "./auth.ts";
+import { BatchingProducer } from "./batcher.ts";
+
+/** An in-process stand-in for the broker: records what was acknowledged; `hold` delays acks. */
+class RecordingProducer implements Producer {
+  sent: TopicMessages[] = [];
+  hold: Promise<void> | undefined;
+  async send(batches: readonly TopicMessages[]): Promise<void> {
+    if (this.hold) await this.hold;
+    this.sent.push(...batches);
+  }
+  async close(): Promise<void> {}
+  records() {
+    return this.sent.flatMap((b) =>
+      b.messages.map((m) => ({ topic: b.topic, key: m.key, value: JSON.parse(String(m.value)) })),
+    );
+  }
+}
+
+const NOW = Date.parse("2026-11-22T10:00:00Z");
+const KEY = "test-key-all";
+const auth = { authorization: `Bearer ${KEY}` };
+const bid = (over: Record<string, unknown> = {}) => ({
+  auction_id: "a-1",
+  bidder_id: "u-1",
+  amount: 1050,
+  currency: "USD",
+  placed_at: "2026-11-22T09:59:59Z",
+  ...over,
+});
+
+let app: App | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+});
+
+async function make(opts: { maxInFlight?: number; maxRecordBytes?: number } = {}) {
+  const producer = new RecordingProducer();
+  const built = await buildIngestApp({
+    producer: new BatchingProducer(producer, { lingerMs: 0, maxInFlight: opts.maxInFlight ?? 100 }),
+    topics: { bids: "p.bids", auctions: "p.auctions", users: "p.users" },
+    keys: parseApiKeys(`${KEY},bids-only-key=bids`),
+    logger: createLogger("test", "silent"),
+    metrics: new Registry(),
+    health: { live: () => true, ready: () => ({ ok: true }) },
+    limits: { maxRecordBytes: opts.maxRecordBytes ?? 64 * 1024 },
+    now: () => NOW,
+  });
+  app = built;
+  return { app: built, producer };
+}
+
+describe("ingest API", () => {
+  it("accepts a bid with 202 after the ack, assigns bid_id and received_at, keys by auction_id", async () => {
+    const { app, producer } = await make();
+    const r = await app.inject({ method: "POST", url: "/v1/bids", headers: auth, payload: bid() });
+    expect(r.statusCode).toBe(202);
+    const body = r.json();
+    expect(body.bid_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(body.received_at).toBe("2026-11-22T10:00:00.000Z");
+    const recs = producer.records();
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({
+      topic: "p.bids",
+      key: "a-1",
+      value: {
+        schema: "gavel.bid/v2",
+        bid_id: body.bid_id,
+        amount: 1050,
+        source: "api",
+        received_at: body.received_at,
+      },
+    });
+  });
+
+  it.each([
+    ["malformed JSON", '{"auction_id": ', /not valid JSON/],
+    [
+      "wrong type",
+      JSON.stringify(bid({ amount: "10.50" })),
+      /amount: must be an integer number of minor units/,
+    ],
+    ["fractional cents", JSON.stringify(bid({ amount: 10.5 })), /fractional minor units are not allowed/],
+    ["negative amount", JSON.stringify(bid({ amount: -5 })), /amount: must be greater than 0/],
+    ["unknown currency", JSON.stringify(bid({ currency: "XYZ" })), /not an ISO 4217 currency/],
+    ["far future", JSON.stringify(bid({ placed_at: "2030-01-01T00:00:00Z" })), /in the future/],
+    ["missing field", JSON.stringify({ auction_id: "a-1" }), /is required/],
+    ["not an object", "[1,2]", /must be a JSON object/],
+  ])("answers 400 with a precise message for %s and produces nothing", async (_name, payload, msg) => {
+    const { app, producer } = await make();
+    const r = await app.inject({
+      method: "POST",
+      url: "/v1/bids",
+      headers: { ...auth, "content-type": "application/json" },
+      payload,
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error).toBe("bad_request");
+    expect(r.json().message).toMatch(msg);
+    expect(producer.records()).toHaveLength(0);
+  });
+
+  it("authenticates: 401 without or with a wrong key, 403 without the scope", async () => {
+    const { app, producer } = await make();
+    expect((await app.inject({ method: "POST", url: "/v1/bids", payload: bid() })).statusCode).toBe(401);
+    expect(
+      (
+        await app.inject({
+          method: "POST",
+          url: "/v1/bids",
+          headers: { "x-api-key": "wrong-key-123" },
+          payload: bid(),
+        })
+      ).statusCode,
+    ).toBe(401);
+    const r = await app.inject({
+      method: "POST",
+      url: "/v1/auctions",
+      headers: { "x-api-key": "bids-only-key" },
+      payload: {},
+    });
+    expect(r.statusCode).toBe(403);
+    expect(producer.records()).toHaveLength(0);
+  });
+
+  it("rejects bodies over the limit with 413", async () => {
+    const { app, producer } = await make({ maxRecordBytes: 1024 });
+    const r = await app.inject({
+      method: "POST",
+      url: "/v1/bids",
+      headers: auth,
+      payload: bid({ pad: "x".repeat(5000) }),
+    });
+    expect(r.statusCode).toBe(413);
+    expect(r.json().error).toBe("payload_too_large");
+    expect(producer.records()).toHaveLength(0);
+  });
+
+  it("sheds load with 503 and Retry-After when too much waits for the broker", async () => {
+    const { app, producer } = await make({ maxInFlight: 2 });
+    let release!: () => void;
+    producer.hold = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = app.inject({
+      method: "POST",
+      url: "/v1/bids:batch",
+      headers: auth,
+      payload: { bids: [bid({ bid_id: "b1" }), bid({ bid_id: "b2" })] },
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await app.inject({ method: "POST", url: "/v1/bids", headers: auth, payload: bid() });
+    expect(second.statusCode).toBe(503);
+    expect(second.headers["retry-after"]).toBe("1");
+    release();
+    expect((await first).statusCode).toBe(202);
+    expect(producer.records().map((r) => r.value.bid_id)).toEqual(["b1", "b2"]);
+  });
+
+  it("batch: all or nothing with per-index details, duplicate ids in one batch refused", async () => {
+    const { app, producer } = await make();
+    const bad = await app.inject({
+      method: "POST",
+      url: "/v1/bids:batch",
+      headers: auth,
+      payload: { bids: [bid({ bid_id: "x1" }), bid({ amount: 0 }), bid({ bid_id: "x1" })] },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().details.map((d: { index: number }) => d.index)).toEqual([1, 2]);
+    expect(producer.records()).toHaveLength(0);
+    const ok = await app.inject({
+      method: "POST",
+      url: "/v1/bids:batch",
+      headers: auth,
+      payload: { bids: [bid({ bid_id: "x1" }), bid({ bid_id: "x2", source: "batch" })] },
+    });
+    expect(ok.statusCode).toBe(202);
+    expect(ok.json().accepted).toBe(2);
+    expect(producer.records().map((r) => r.value.source)).toEqual(["api", "batch"]);
+  });
+
+  it("accepts auctions and users keyed by their ids, defaulting the schema field", async () => {
+    const { app, producer } = await make();
+    const a = await app.inject({
+      method: "POST",
+      url: "/v1/auctions",
+      headers: auth,
+      payload: {
+        auction_id: "a-9",
+        item_id: "i-9",
+        seller_id: "s-1",
+        title: "Lamp",
+        category: "home",
+        currency: "EUR",
+        start_price: 1000,
+        min_increment: 50,
+        starts_at: "2026-11-22T10:00:00Z",
+        ends_at: "2026-11-22T11:00:00Z",
+      },
+    });
+    expect(a.statusCode).toBe(202);
+    const u = await app.inject({
+      method: "POST",
+      url: "/v1/users",
+      headers: auth,
+      payload: { user_id: "u-9", created_at: "2026-01-01T00:00:00Z", country: "DE", rating: 4.5 },
+    });
+    expect(u.statusCode).toBe(202);
+    const bad = await app.inject({
+      method: "POST",
+      url: "/v1/users",
+      headers: auth,
+      payload: { user_id: "u-9" },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(producer.records().map((r) => [r.topic, r.key])).toEqual([
+      ["p.auctions", "a-9"],
+      ["p.users", "u-9"],
+    ]);
+  });
+
+  it("serves the OpenAPI document", async () => {
+    const { app } = await make();
+    const r = await app.inject({ method: "GET", url: "/openapi.json" });
+    expect(r.statusCode).toBe(200);
+    const doc = r.json();
+    expect(doc.openapi).toBe("3.0.3");
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/v1/bids", "/v1/bids:batch", "/v1/auctions", "/v1/users"]),
+    );
+  });
+});
