@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { BidProcessorCore, type OutputRecord } from "./bid-core.ts";
+import { type BidRejected, type PriceUpdate, SCHEMA, type Transaction } from "./events.ts";
+import { DEFAULT_FRAUD_CONFIG } from "./fraud.ts";
+
+const T0 = Date.parse("2026-11-22T10:00:00Z");
+const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
+
+const auctionRaw = (id: string, over: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    schema: SCHEMA.auction,
+    auction_id: id,
+    item_id: `i-${id}`,
+    seller_id: "seller",
+    title: "Lamp",
+    category: "home",
+    currency: "EUR",
+    start_price: 500,
+    min_increment: 50,
+    starts_at: iso(0),
+    ends_at: iso(60),
+    soft_close_seconds: 10,
+    ...over,
+  });
+
+let n = 0;
+const bidRaw = (over: Record<string, unknown> = {}) => {
+  n += 1;
+  return JSON.stringify({
+    schema: SCHEMA.bid,
+    bid_id: `b-${n}`,
+    auction_id: "a",
+    bidder_id: "alice",
+    amount: 500,
+    currency: "EUR",
+    placed_at: iso(5),
+    received_at: iso(5),
+    source: "api",
+    ...over,
+  });
+};
+
+const topics = (o: OutputRecord[]) => o.map((r) => r.topic);
+
+describe("BidProcessorCore", () => {
+  it("turns every bid record into exactly one accepted or rejected record", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { closeGraceMs: 1000 } });
+    expect(topics(core.onAuction(auctionRaw("a"), T0).outputs)).toEqual(["prices"]);
+    const ok = core.onBid(bidRaw(), T0 + 5000);
+    expect(topics(ok.outputs)).toEqual(["bidsAccepted", "prices"]);
+    expect(ok.outputs.every((o) => o.key === "a")).toBe(true);
+
+    const bad = core.onBid('{"bid_id":"x1","auction_id":"a","amount":-1}', T0);
+    expect(topics(bad.outputs)).toEqual(["bidsRejected"]);
+    const rej = bad.outputs[0]!.value as BidRejected;
+    expect(rej).toMatchObject({ reason: "malformed", bid_id: "x1", auction_id: "a" });
+    expect(rej.raw).toBe('{"bid_id":"x1","auction_id":"a","amount":-1}');
+    expect(bad.outputs[0]!.key).toBe("a");
+
+    const garbage = core.onBid("\u0000\u0001", T0);
+    expect(garbage.outputs[0]).toMatchObject({ topic: "bidsRejected", key: "" });
+
+    const low = core.onBid(bidRaw({ amount: 520, bidder_id: "bob" }), T0);
+    expect((low.outputs[0]!.value as BidRejected).reason).toBe("below_minimum");
+  });
+
+  it("holds bids for an unknown auction, then decides them when it arrives or expires them", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { pendingMaxAgeMs: 10_000 } });
+    const held = core.onBid(bidRaw({ auction_id: "late" }), T0, { offset: "17" });
+    expect(held).toMatchObject({ ok: true, held: true, outputs: [] });
+    expect(core.heldRefs()).toEqual([{ offset: "17" }]);
+    const out = core.onAuction(auctionRaw("late"), T0 + 1000).outputs;
+    expect(topics(out)).toEqual(["prices", "bidsAccepted", "prices"]);
+    expect(core.heldRefs()).toEqual([]);
+
+    core.onBid(bidRaw({ auction_id: "never" }), T0);
+    expect(core.tick(T0 + 9999)).toEqual([]);
+    const exp = core.tick(T0 + 10_000);
+    expect(exp).toHaveLength(1);
+    expect(exp[0]!.value as BidRejected).toMatchObject({ reason: "auction_not_found", auction_id: "never" });
+  });
+
+  it("closes exactly once on tick and survives a restore from the prices topic", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { closeGraceMs: 1000 } });
+    core.onAuction(auctionRaw("a"), T0);
+    const lastPrices = new Map<string, string>();
+    const collect = (outs: OutputRecord[]) => {
+      for (const o of outs) if (o.topic === "prices") lastPrices.set(o.key, JSON.stringify(o.value));
+    };
+    collect(core.onBid(bidRaw({ amount: 600, placed_at: iso(10) }), T0).outputs);
+    collect(core.onBid(bidRaw({ amount: 700, bidder_id: "bob", placed_at: iso(55) }), T0).outputs);
+    // anti-sniping: end moved from 60 s to 70 s
+    expect(core.tick(T0 + 61_000)).toEqual([]);
+
+    // a new replica takes over from the compacted prices topic
+    const replica = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { closeGraceMs: 1000 } });
+    for (const raw of lastPrices.values()) expect(replica.onPriceSnapshot(raw).ok).toBe(true);
+    // re-delivered auction record changes nothing
+    expect(replica.onAuction(auctionRaw("a"), T0).outputs).toEqual([]);
+    const closed = replica.tick(T0 + 71_000);
+    expect(topics(closed)).toEqual(["transactions", "prices"]);
+    expect(closed[0]!.value as Transaction).toMatchObject({
+      winner_id: "bob",
+      final_price: 700,
+      closed_at: iso(70),
+    });
+    expect((closed[1]!.value as PriceUpdate).status).toBe("closed");
+    expect(replica.tick(T0 + 999_000)).toEqual([]);
+    const late = replica.onBid(bidRaw({ amount: 9999, placed_at: iso(69) }), T0 + 80_000);
+    expect((late.outputs[0]!.value as BidRejected).reason).toBe("auction_closed");
+  });
+
+  it("emits fraud alerts and quarantines at the threshold", () => {
+    const core = new BidProcessorCore({
+      fraud: {
+        quarantineThreshold: 0.6,
+        alertThreshold: 0.3,
+        weights: { velocity: 1, newAccountHighBid: 0, shillPattern: 0, amountOutlier: 0, lastSecondBurst: 0 },
+      },
+    });
+    core.onAuction(auctionRaw("a", { ends_at: iso(3600) }), T0);
+    const reasons: string[] = [];
+    for (let i = 0; i < 14; i++) {
+      const out = core.onBid(bidRaw({ amount: 500 + i * 50, placed_at: iso(1 + i) }), T0);
+      reasons.push(
+        out.outputs
+          .map((o) => (o.topic === "bidsRejected" ? (o.value as BidRejected).reason : o.topic))
+          .join(","),
+      );
+    }
+    // bids 1..5 normal; 6.. raise velocity: 0.1 per bid over 5
+    expect(reasons.slice(0, 5).every((r) => r === "bidsAccepted,prices")).toBe(true);
+    expect(reasons[7]).toBe("fraudAlerts,bidsAccepted,prices"); // 8 bids: 0.3
+    expect(reasons[10]).toBe("fraudAlerts,fraud_quarantine"); // 11 bids: 0.6
+  });
+
+  it("reports unusable non-bid records instead of throwing", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG });
+    expect(core.onAuction("{}", T0)).toMatchObject({ ok: false });
+    expect(core.onUser("nope")).toMatchObject({ ok: false });
+    expect(core.onPriceSnapshot("{}")).toMatchObject({ ok: false });
+  });
+});
