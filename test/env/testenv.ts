@@ -197,16 +197,19 @@ export async function up(opts: UpOptions = {}): Promise<TestenvState> {
   const t0 = Date.now();
   for (const name of which) {
     const cur = st.services[name];
+    let ps: ProcState;
     if (cur && pidsOf(cur).every(alive) && (await SERVICES[name].ready(cur))) {
       progress(`${name}: already up`);
-      continue;
+      ps = cur;
+    } else {
+      if (cur) await stopPids(pidsOf(cur)); // half-dead leftovers
+      await SERVICES[name].install(p);
+      ps = await startService(p, st, name);
     }
-    if (cur) await stopPids(pidsOf(cur)); // half-dead leftovers
-    await SERVICES[name].install(p);
-    const ps = await startService(p, st, name);
+    writeEnv(p, st);
+    // Server-side apply is idempotent: re-applying on every `up` picks up regenerated CRDs.
     if (name === "kube") applyCrds(p, ps.info.kubeconfig!);
   }
-  writeEnv(p, st);
   progress(`up in ${((Date.now() - t0) / 1000).toFixed(1)}s; run 'source ${envFile(p)}' to use it`);
   return st;
 }
