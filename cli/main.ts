@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerSynth } from "../cdk8s/cli.ts";
 import { registerOperator } from "../operator/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
+import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerTestenv } from "../test/env/cli.ts";
 
 /**
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerOperator(program);
   registerSynth(program);
   registerMigrate(program);
+  registerRollup(program);
   return program;
 }
 

@@ -1,0 +1,109 @@
+import { SingleBar } from "cli-progress";
+import pg from "pg";
+import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
+import { createLogger } from "../../lib/log.ts";
+import { annotateLastRollup, parsePipelineRef } from "./annotate.ts";
+import { formatCheckReport } from "./checks.ts";
+import type { RollupCliOptions } from "./cli.ts";
+import { dayRange, parseDay, RollupUsageError, validateTimeZone, yesterday } from "./days.ts";
+import { s3ClientFromConfig, s3Lake } from "./lake.ts";
+import { formatSummary, type RollupResult, rollupRange } from "./rollup.ts";
+
+interface PipelineSettings {
+  timeZone?: string;
+  bucket?: string;
+  prefix?: string;
+}
+
+async function pipelineSettings(file: string | undefined): Promise<PipelineSettings> {
+  if (!file) return {};
+  const { loadPipelineFile, s3Prefix } = await import("../../operator/api/v1alpha1/pipeline.ts");
+  const p = await loadPipelineFile(file);
+  return { timeZone: p.spec.rollup.timeZone, bucket: p.spec.storage.s3.bucket, prefix: s3Prefix(p) };
+}
+
+/** Which days a command line asks for; throws RollupUsageError on bad combinations. */
+export function resolveDays(
+  opts: Pick<RollupCliOptions, "date" | "from" | "to">,
+  now: Date,
+  timeZone: string,
+): string[] {
+  if (opts.date && (opts.from || opts.to))
+    throw new RollupUsageError("use either --date or --from/--to, not both");
+  if ((opts.from && !opts.to) || (!opts.from && opts.to))
+    throw new RollupUsageError("--from and --to go together");
+  if (opts.from && opts.to) return dayRange(parseDay(opts.from), parseDay(opts.to));
+  return [opts.date ? parseDay(opts.date) : yesterday(now, timeZone)];
+}
+
+export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: string) => never): Promise<void> {
+  const logger = createLogger("rollup");
+  let days: string[];
+  let timeZone: string;
+  let settings: PipelineSettings;
+  try {
+    settings = await pipelineSettings(opts.file);
+    timeZone = validateTimeZone(opts.timeZone ?? settings.timeZone ?? "UTC");
+    days = resolveDays(opts, new Date(), timeZone);
+    if (opts.pipelineRef) parsePipelineRef(opts.pipelineRef);
+  } catch (err) {
+    if (err instanceof RollupUsageError || (err instanceof Error && err.message.startsWith("--pipeline-ref")))
+      usage(err.message);
+    throw err;
+  }
+  const cfg = readConnectionConfig();
+  const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 3 });
+  const bucket = cfg.s3Bucket ?? settings.bucket;
+  if (opts.parquet && !bucket) requireEnv(cfg, "s3Bucket", "S3_BUCKET");
+  const lake =
+    opts.parquet && bucket
+      ? s3Lake(s3ClientFromConfig(cfg), bucket, opts.s3Prefix ?? settings.prefix)
+      : undefined;
+
+  const bar =
+    days.length > 1 && process.stderr.isTTY && !opts.json
+      ? new SingleBar({
+          format: "rollup [{bar}] {value}/{total} days | {day} {status}",
+          stream: process.stderr,
+        })
+      : undefined;
+  bar?.start(days.length, 0, { day: "", status: "" });
+  let results: RollupResult[] = [];
+  try {
+    results = await rollupRange(
+      { pool, logger, ...(lake ? { lake } : {}) },
+      {
+        days,
+        timeZone,
+        skipPartial: opts.skipPartial,
+        keepGoing: opts.keepGoing,
+        onDay: (r, i) => {
+          bar?.update(i + 1, { day: r.day, status: r.status });
+          if (!opts.json && !bar) process.stdout.write(`${formatSummary(r)}\n`);
+        },
+      },
+    );
+  } finally {
+    bar?.stop();
+    await pool.end();
+  }
+  if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else if (bar) for (const r of results) process.stdout.write(`${formatSummary(r)}\n`);
+
+  const failed = results.filter((r) => r.status === "failed");
+  for (const r of failed) {
+    process.stderr.write(`rollup of ${r.day} FAILED; the previous gold of that day is unchanged.\n`);
+    const report = formatCheckReport(r.checks);
+    process.stderr.write(`${report || r.error || ""}\n`);
+  }
+  const last = results.at(-1);
+  if (opts.pipelineRef && last) {
+    const kubeconfig = requireEnv(cfg, "kubeconfig", "KUBECONFIG");
+    await annotateLastRollup(kubeconfig, opts.pipelineRef, {
+      day: last.day,
+      status: last.status,
+      finishedAt: new Date().toISOString(),
+    });
+  }
+  if (failed.length > 0) process.exitCode = 1;
+}

@@ -1,0 +1,362 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type pg from "pg";
+import type { Logger } from "../../lib/log.ts";
+import { type CheckResult, failedChecks, formatCheckReport, runChecks } from "./checks.ts";
+import { dayNumber, parseDay, validateTimeZone } from "./days.ts";
+import {
+  copyIn,
+  copyOut,
+  type DayBounds,
+  duckLoadSql,
+  openAuctionsQuery,
+  SILVER_EXTRACTS,
+  silverGmvQuery,
+} from "./extract.ts";
+import {
+  closeDuck,
+  computeGold,
+  duckColumns,
+  GOLD_TABLES,
+  type GoldTable,
+  goldGmv,
+  openDuck,
+  setParams,
+} from "./gold.ts";
+import { type GoldLake, goldObjectKey } from "./lake.ts";
+
+/**
+ * The gold rollup of one day:
+ *
+ * 1. take a session advisory lock on the day (namespace ROLLUP_LOCK_NS, key =
+ *    days since epoch), so concurrent runs for the same day queue up instead
+ *    of interleaving. It is taken BEFORE the transaction starts because a
+ *    REPEATABLE READ snapshot is fixed by the first statement: a
+ *    transaction-scoped lock taken inside it would leave a waiting run with a
+ *    snapshot older than the gold the first run committed;
+ * 2. in one REPEATABLE READ transaction (one consistent snapshot of silver):
+ *    count auctions of the day still open (partial / skip), COPY the day's
+ *    silver out to CSV files, load them into an in-memory DuckDB;
+ * 3. run the data-quality checks and compute the gold tables from sql/*.sql;
+ *    reconcile gold GMV with silver; any failed check -> rollback, the
+ *    previous gold of the day stays;
+ * 4. delete the day and COPY the new rows into gold.* in the same transaction,
+ *    reconcile again inside it, upload one Parquet file per table (PutObject
+ *    replaces the same keys), record the run, COMMIT.
+ *
+ * If the upload fails the transaction is rolled back; if COMMIT fails after
+ * the upload, S3 already holds the new day and a re-run converges both.
+ */
+
+/** First key of the two-key advisory lock of a day ("gold" in ASCII). */
+export const ROLLUP_LOCK_NS = 0x676f6c64;
+
+export interface RollupDeps {
+  readonly pool: pg.Pool;
+  readonly logger: Logger;
+  /** Parquet destination; without it only PostgreSQL gold is written. */
+  readonly lake?: GoldLake;
+  /** Clock (the run time bounds "timestamps in the future"). */
+  readonly now?: () => Date;
+  /** Parent of the per-run temporary directory. Default: the OS temp dir. */
+  readonly tmpDir?: string;
+  /** DuckDB threads. Default 2. */
+  readonly threads?: number;
+}
+
+export interface RollupDayOptions {
+  /** `YYYY-MM-DD`, a calendar day in `timeZone`. */
+  readonly day: string;
+  /** IANA zone whose midnights bound the day. */
+  readonly timeZone: string;
+  /** Skip (and record) a day whose auctions are not all closed instead of writing it as partial. */
+  readonly skipPartial?: boolean;
+}
+
+export type RollupStatus = "succeeded" | "partial" | "skipped" | "failed";
+
+export interface RollupResult {
+  readonly runId: string;
+  readonly day: string;
+  readonly status: RollupStatus;
+  /** True when auctions ending on the day were still open. */
+  readonly partial: boolean;
+  readonly openAuctions: number;
+  /** Silver rows read per extract table. */
+  readonly extracted: Readonly<Record<string, number>>;
+  /** Gold rows written per table (empty unless written). */
+  readonly rows: Readonly<Partial<Record<GoldTable, number>>>;
+  readonly checks: readonly CheckResult[];
+  readonly durationMs: number;
+  /** S3 keys written. */
+  readonly objects: readonly string[];
+  readonly error?: string;
+}
+
+/** Compares gold GMV with silver per currency; pure, so it is unit-tested. */
+export function reconcileGmv(
+  silver: ReadonlyMap<string, { gmv: bigint; transactions: bigint }>,
+  gold: ReadonlyMap<string, { gmv: bigint; transactions: bigint }>,
+): CheckResult {
+  const samples: string[] = [];
+  for (const c of new Set([...silver.keys(), ...gold.keys()])) {
+    const s = silver.get(c) ?? { gmv: 0n, transactions: 0n };
+    const g = gold.get(c) ?? { gmv: 0n, transactions: 0n };
+    if (s.gmv !== g.gmv || s.transactions !== g.transactions) {
+      samples.push(
+        `${c}: gold gmv ${g.gmv} in ${g.transactions} transactions, silver ${s.gmv} in ${s.transactions}`,
+      );
+    }
+  }
+  return {
+    name: "gmv_reconciles",
+    description:
+      "gold GMV and transaction count per currency equal the sum over silver.transactions of the day",
+    severity: "error",
+    passed: samples.length === 0,
+    violations: samples.length,
+    samples: samples.sort().slice(0, 5),
+  };
+}
+
+async function pgGmv(
+  client: pg.PoolClient,
+  sql: string,
+  params: unknown[] = [],
+): Promise<Map<string, { gmv: bigint; transactions: bigint }>> {
+  const { rows } = await client.query<{ currency: string; gmv: string | null; transactions: string }>(
+    sql,
+    params,
+  );
+  return new Map(
+    rows.map((r) => [r.currency.trim(), { gmv: BigInt(r.gmv ?? "0"), transactions: BigInt(r.transactions) }]),
+  );
+}
+
+/** Day bounds as instants, computed by PostgreSQL from the zone's rules. */
+export async function dayBounds(pool: pg.Pool, day: string, timeZone: string): Promise<DayBounds> {
+  const { rows } = await pool.query<{ s: Date; e: Date }>(
+    "SELECT ($1::date::timestamp AT TIME ZONE $2) AS s, (($1::date + 1)::timestamp AT TIME ZONE $2) AS e",
+    [day, timeZone],
+  );
+  const r = rows[0]!;
+  return { day, start: r.s.toISOString(), end: r.e.toISOString() };
+}
+
+export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promise<RollupResult> {
+  const now = deps.now ?? (() => new Date());
+  const started = now();
+  const t0 = performance.now();
+  const day = parseDay(opts.day);
+  const timeZone = validateTimeZone(opts.timeZone);
+  const { pool } = deps;
+  const log = deps.logger.child({ day });
+  const bounds = await dayBounds(pool, day, timeZone);
+
+  const runRow = await pool.query<{ run_id: string }>(
+    "INSERT INTO gold.rollup_runs (day, started_at, status, time_zone) VALUES ($1, $2, 'running', $3) RETURNING run_id",
+    [day, started, timeZone],
+  );
+  const runId = runRow.rows[0]!.run_id;
+
+  let partial = false;
+  let openAuctions = 0;
+  const extracted: Record<string, number> = {};
+  let rows: Partial<Record<GoldTable, number>> = {};
+  let checks: CheckResult[] = [];
+  const objects: string[] = [];
+  const result = (status: RollupStatus, error?: string): RollupResult => ({
+    runId,
+    day,
+    status,
+    partial,
+    openAuctions,
+    extracted,
+    rows,
+    checks,
+    durationMs: Math.round(performance.now() - t0),
+    objects,
+    ...(error === undefined ? {} : { error }),
+  });
+  const finish = async (db: pg.Pool | pg.PoolClient, r: RollupResult) => {
+    await db.query(
+      `UPDATE gold.rollup_runs SET finished_at = $2, status = $3, partial = $4, open_auctions = $5, rows = $6,
+         checks = $7, duration_ms = $8, error = $9 WHERE run_id = $1`,
+      [
+        runId,
+        now(),
+        r.status,
+        r.partial,
+        r.openAuctions,
+        JSON.stringify({ ...r.rows, extracted: r.extracted }),
+        JSON.stringify(r.checks),
+        r.durationMs,
+        r.error ?? null,
+      ],
+    );
+  };
+
+  const client = await pool.connect();
+  let locked = false;
+  let inTx = false;
+  let releaseErr: Error | undefined;
+  const tmp = await mkdtemp(join(deps.tmpDir ?? tmpdir(), `gavel-rollup-${day}-`));
+  const duck = await openDuck(deps.threads ?? 2);
+  try {
+    await client.query("SELECT pg_advisory_lock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)]);
+    locked = true;
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    inTx = true;
+    await client.query("SET LOCAL TimeZone = 'UTC'");
+    await client.query("SET LOCAL DateStyle = 'ISO, YMD'");
+
+    const open = await client.query<{ n: string }>(openAuctionsQuery(bounds));
+    openAuctions = Number(open.rows[0]?.n ?? 0);
+    partial = openAuctions > 0;
+    if (partial && opts.skipPartial) {
+      await client.query("ROLLBACK");
+      inTx = false;
+      const r = result("skipped", `${openAuctions} auction(s) ending on ${day} are still open`);
+      await finish(pool, r);
+      log.warn({ openAuctions }, "day skipped: auctions still open");
+      return r;
+    }
+
+    for (const e of SILVER_EXTRACTS) {
+      const file = join(tmp, `${e.table}.csv`);
+      await copyOut(client, e.query(bounds), file);
+      await duck.conn.run(duckLoadSql(e, file));
+      const n = await duck.conn.runAndReadAll(`SELECT count(*) AS n FROM ${e.table}`);
+      extracted[e.table] = Number((n.getRowObjectsJS()[0] as { n: bigint }).n);
+    }
+    await setParams(duck.conn, { day, start: bounds.start, end: bounds.end, runAt: started });
+    log.debug({ extracted }, "silver extracted");
+
+    checks = await runChecks(duck.conn);
+    const computed = await computeGold(duck.conn);
+    const silverGmv = await pgGmv(client, silverGmvQuery(bounds));
+    checks.push(reconcileGmv(silverGmv, await goldGmv(duck.conn)));
+    if (failedChecks(checks).length > 0) {
+      await client.query("ROLLBACK");
+      inTx = false;
+      const r = result("failed", `data-quality checks failed:\n${formatCheckReport(checks)}`);
+      await finish(pool, r);
+      log.error(
+        { checks: failedChecks(checks) },
+        "rollup failed its data-quality checks; previous gold kept",
+      );
+      return r;
+    }
+
+    for (const t of GOLD_TABLES) {
+      const file = join(tmp, `gold_${t}.csv`);
+      await duck.conn.run(`COPY g_${t} TO '${file}' (FORMAT csv, HEADER true)`);
+      const cols = await duckColumns(duck.conn, `g_${t}`);
+      await client.query(`DELETE FROM gold.${t} WHERE day = $1`, [day]);
+      await copyIn(client, `gold.${t}`, cols, file);
+    }
+    rows = computed;
+    // Reconcile what is now in gold.daily_revenue (inside the transaction) with silver.
+    const written = reconcileGmv(
+      silverGmv,
+      await pgGmv(
+        client,
+        `SELECT currency, sum(gmv)::text AS gmv, sum(transactions)::bigint AS transactions
+         FROM gold.daily_revenue WHERE day = $1 GROUP BY currency HAVING sum(transactions) > 0`,
+        [day],
+      ),
+    );
+    if (!written.passed)
+      throw new Error(`gold.daily_revenue does not reconcile after the write: ${written.samples}`);
+
+    if (deps.lake) {
+      for (const t of GOLD_TABLES) {
+        const file = join(tmp, `${t}.parquet`);
+        // `day` is the Hive partition (day=...) of the key, not a column of the file.
+        await duck.conn.run(
+          `COPY (SELECT * EXCLUDE (day) FROM g_${t}) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`,
+        );
+        const key = goldObjectKey(deps.lake.prefix, t, day);
+        await deps.lake.put(key, file);
+        objects.push(key);
+      }
+    }
+
+    const r = result(partial ? "partial" : "succeeded");
+    await finish(client, r);
+    await client.query("COMMIT");
+    inTx = false;
+    log.info({ status: r.status, rows, openAuctions, durationMs: r.durationMs }, "day rolled up");
+    return r;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (inTx) await client.query("ROLLBACK").catch(() => {});
+    const r = result("failed", msg);
+    await finish(pool, r).catch((e: unknown) => log.error({ err: e }, "could not record the failed run"));
+    throw err;
+  } finally {
+    if (locked) {
+      await client
+        .query("SELECT pg_advisory_unlock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)])
+        .catch((e: Error) => {
+          // Destroying the connection releases a session lock we could not release.
+          releaseErr = e;
+        });
+    }
+    client.release(releaseErr);
+    closeDuck(duck);
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export interface RollupRangeOptions {
+  readonly days: readonly string[];
+  readonly timeZone: string;
+  readonly skipPartial?: boolean;
+  /** Go on with the next day after a failed one (default: stop). */
+  readonly keepGoing?: boolean;
+  /** Called after each day (progress). */
+  readonly onDay?: (r: RollupResult, index: number, total: number) => void;
+}
+
+/** Backfill: rolls up each day in order; each day is its own atomic replacement. */
+export async function rollupRange(deps: RollupDeps, opts: RollupRangeOptions): Promise<RollupResult[]> {
+  const out: RollupResult[] = [];
+  for (const [i, day] of opts.days.entries()) {
+    let r: RollupResult;
+    try {
+      r = await rollupDay(deps, { day, timeZone: opts.timeZone, skipPartial: opts.skipPartial });
+    } catch (err) {
+      if (!opts.keepGoing) throw err;
+      deps.logger.error({ err, day }, "rollup of a day failed; continuing");
+      r = {
+        runId: "",
+        day,
+        status: "failed",
+        partial: false,
+        openAuctions: 0,
+        extracted: {},
+        rows: {},
+        checks: [],
+        durationMs: 0,
+        objects: [],
+        error: err instanceof Error ? err.message : String(err),
+      };
+    }
+    out.push(r);
+    opts.onDay?.(r, i, opts.days.length);
+    if (r.status === "failed" && !opts.keepGoing) break;
+  }
+  return out;
+}
+
+/** One line per day for the terminal. */
+export function formatSummary(r: RollupResult): string {
+  const rows = GOLD_TABLES.map((t) => `${t}=${r.rows[t] ?? 0}`).join(" ");
+  const silver = Object.values(r.extracted).reduce((a, b) => a + b, 0);
+  const warn = r.checks.filter((c) => !c.passed).map((c) => `${c.name}(${c.violations})`);
+  return `${r.day} ${r.status.padEnd(9)} ${String(r.durationMs).padStart(6)} ms  silver=${silver} ${rows}${
+    r.partial ? ` open_auctions=${r.openAuctions}` : ""
+  }${warn.length ? ` checks_not_passed=${warn.join(",")}` : ""}`;
+}
