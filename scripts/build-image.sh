@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Builds the one Gavel container image (operator and every processor).
+#
+#   scripts/build-image.sh [--tag IMAGE]   docker build (needs a Docker engine)
+#   scripts/build-image.sh --dry-run [--ref REF] [--keep]
+#       No Docker needed: copies the repository (the work tree, or the
+#       committed tree of REF) into a temporary folder and runs there the very
+#       steps the Dockerfile's build stage runs (`--step install`,
+#       `--step build`), then checks the pruned tree like the runtime image:
+#       `gavel --help` works with the tree read-only and without devDependencies.
+#   scripts/build-image.sh --step install|build
+#       One build-stage step; the Dockerfile runs these inside the image.
+#
+# Progress goes to stderr. Exit code 0 means the image's build steps passed.
+set -euo pipefail
+
+log() { printf '[build-image] %s\n' "$*" >&2; }
+die() { printf 'build-image: %s\n' "$*" >&2; exit 2; }
+
+# Build-stage steps, run in the app folder (the image's /app). ----------------
+
+step_install() {
+  # The optional librdkafka client (@confluentinc/kafka-javascript), when it is
+  # a dependency, is built from source against the system's OpenSSL, zlib,
+  # zstd, lz4, SASL and curl instead of fetching vendored sources.
+  export CKJS_LINKING=dynamic
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+}
+
+step_build() {
+  log "type-check (tsc)"
+  npx --no-install tsc -p tsconfig.json
+  log "npm prune --omit=dev"
+  npm prune --omit=dev --no-audit --no-fund --loglevel=error
+  log "removing tests, docs and dev-only files"
+  find . -path ./node_modules -prune -o -name '*.test.ts' -type f -print0 | xargs -0 rm -f
+  rm -rf test/integration docs charts deploy .github .vscode coverage .testenv kind-config.yaml \
+    biome.json vitest.config.ts tsconfig.json Dockerfile .dockerignore
+  smoke "node"
+}
+
+# Checks of the final tree: the runtime stage copies it as it is.
+smoke() {
+  local node=$1
+  for dev in typescript vitest @biomejs/biome node; do
+    [[ ! -e node_modules/$dev ]] || die "devDependency '$dev' is still in node_modules after prune"
+  done
+  log "gavel --help with $("$node" --version)"
+  "$node" bin/gavel --help >/dev/null
+  if [[ -d node_modules/@confluentinc/kafka-javascript ]]; then
+    log "loading the native Kafka client"
+    "$node" -e 'require("@confluentinc/kafka-javascript")' >/dev/null
+  fi
+}
+
+# Entry points. ----------------------------------------------------------------
+
+cd "$(dirname "$0")/.."
+repo=$PWD
+mode=docker tag="${IMAGE:-ghcr.io/gavel-dev/gavel:0.1.0}" ref="" keep=0 step=""
+while (($#)); do
+  case $1 in
+    --dry-run) mode=dry-run ;;
+    --ref) ref=${2:?--ref needs a git ref}; shift ;;
+    --keep) keep=1 ;;
+    --tag) tag=${2:?--tag needs an image name}; shift ;;
+    --step) mode=step step=${2:?--step needs install or build}; shift ;;
+    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+  shift
+done
+
+case $mode in
+  step)
+    case $step in
+      install) step_install ;;
+      build) step_build ;;
+      *) die "unknown step '$step' (install or build)" ;;
+    esac
+    ;;
+  docker)
+    command -v docker >/dev/null || die "docker not found; use --dry-run to run the build steps without Docker"
+    log "docker build -t $tag"
+    docker build -t "$tag" "$repo"
+    ;;
+  dry-run)
+    # Node 24, as in the base image: the repo's `node` devDependency, or a
+    # `node` on PATH that is new enough.
+    node24=${GAVEL_NODE:-$repo/node_modules/.bin/node}
+    [[ -x $node24 ]] || node24=$(command -v node || true)
+    [[ -n $node24 && $("$node24" -p 'process.versions.node.split(".")[0]') -ge 24 ]] ||
+      die "Node >= 24 not found (run npm ci, or set GAVEL_NODE)"
+    work=$(mktemp -d "${TMPDIR:-/tmp}/gavel-image.XXXXXX")
+    cleanup() {
+      chmod -R u+w "$work" 2>/dev/null || true
+      if ((keep)); then log "kept $work"; else rm -rf "$work"; fi
+    }
+    trap cleanup EXIT
+    app=$work/app
+    mkdir -p "$app" "$work/bin"
+    if [[ -n $ref ]]; then
+      log "copying the tree of $ref into $app"
+      git archive "$ref" | tar -x -C "$app"
+    else
+      log "copying the work tree (tracked and untracked, not ignored) into $app"
+      git ls-files -z -co --exclude-standard | while IFS= read -r -d '' f; do
+        [[ -e $f ]] && printf '%s\0' "$f"
+      done | tar --null -T - -c | tar -x -C "$app"
+    fi
+    # Inside the image `node` and `npm` are the base image's Node 24: put the
+    # same first on PATH.
+    ln -s "$node24" "$work/bin/node"
+    export PATH="$work/bin:$PATH"
+    cd "$app"
+    start=$SECONDS
+    bash scripts/build-image.sh --step install
+    bash scripts/build-image.sh --step build
+    log "runtime checks: read-only tree, HOME=/tmp"
+    chmod -R a-w "$app"
+    HOME=/tmp NODE_ENV=production smoke "$node24"
+    log "dry run passed in $((SECONDS - start))s ($(du -sh "$app/node_modules" | cut -f1) node_modules)"
+    ;;
+esac
