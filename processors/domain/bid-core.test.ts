@@ -134,6 +134,19 @@ describe("BidProcessorCore", () => {
     expect(reasons[10]).toBe("fraudAlerts,fraud_quarantine"); // 11 bids: 0.6
   });
 
+  it("closes due auctions before judging a bid whose time is past end + grace", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { closeGraceMs: 2000 } });
+    core.onAuction(auctionRaw("a", { soft_close_seconds: null }), T0);
+    // in time: placed and received before the end
+    expect(
+      topics(core.onBid(bidRaw({ placed_at: iso(59), received_at: iso(59) }), T0 + 59_000).outputs),
+    ).toEqual(["bidsAccepted", "prices"]);
+    // late record: placed before the end but received after end + grace
+    const late = core.onBid(bidRaw({ amount: 900, placed_at: iso(58), received_at: iso(63) }), T0 + 63_000);
+    expect(topics(late.outputs)).toEqual(["transactions", "prices", "bidsRejected"]);
+    expect((late.outputs[2]!.value as BidRejected).reason).toBe("auction_closed");
+  });
+
   it("reports unusable non-bid records instead of throwing", () => {
     const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG });
     expect(core.onAuction("{}", T0)).toMatchObject({ ok: false });

@@ -108,15 +108,25 @@ export class BidProcessorCore {
    * A bid record. Every input ends as exactly one accepted or rejected record,
    * now or (when held for its auction) later from `onAuction` or `tick`.
    * `ref` identifies the input for the caller while it is held.
+   *
+   * `nowMs` is the partition's processing-time watermark: the record's Kafka
+   * timestamp (ingest time), or the wall clock when the partition is caught
+   * up. Outputs may start with closes that became due at `nowMs`.
    */
   onBid(raw: Buffer | string, nowMs: number, ref?: unknown): InputResult {
+    // Time first: auctions whose end + grace is before this record's time
+    // close before it is judged, so the outcome depends on the record order
+    // and times only, never on how records were grouped into batches.
+    const outputs = this.tick(nowMs);
     const d = decodeBid(raw, { nowMs, maxFutureSkewMs: this.opts.decode?.maxFutureSkewMs });
     if (!d.ok) {
       const rej = bidRejection(raw, "malformed", d.detail);
-      return { ok: true, outputs: [{ topic: "bidsRejected", key: rej.auction_id ?? "", value: rej }] };
+      outputs.push({ topic: "bidsRejected", key: rej.auction_id ?? "", value: rej });
+      return { ok: true, outputs };
     }
-    const outputs = this.decide(d.value, raw, nowMs, ref);
-    return { ok: true, outputs, held: outputs.length === 0 };
+    const decided = this.decide(d.value, raw, nowMs, ref);
+    outputs.push(...decided);
+    return { ok: true, outputs, held: decided.length === 0 };
   }
 
   /**
