@@ -1,4 +1,64 @@
-/** `gavel operator` wiring (in progress). */
-export async function runOperatorCommand(_opts: Record<string, string | undefined>): Promise<void> {
-  throw new Error("gavel operator: not implemented yet");
+/** `gavel operator`: wiring only (config, logger, manager, health, signals). */
+import { KubeConfig } from "@kubernetes/client-node";
+import { readConnectionConfig } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { Manager } from "./controller/manager.ts";
+import { startHealthServer } from "./health.ts";
+
+export interface OperatorCommandOptions {
+  readonly namespace?: string;
+  readonly leaseNamespace?: string;
+  readonly leaseName: string;
+  readonly healthPort: string;
+  readonly resyncSeconds: string;
+  readonly concurrency: string;
+}
+
+function positiveInt(name: string, v: string, min = 0): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** KUBECONFIG when set (lib/config.ts), else in-cluster, else ~/.kube/config. */
+export function loadKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  const cfg = readConnectionConfig();
+  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<void> {
+  const log = createLogger("gavel-operator");
+  const healthPort = positiveInt("--health-port", opts.healthPort);
+  const manager = new Manager({
+    kubeConfig: loadKubeConfig(),
+    log,
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    leaseNamespace: opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? "default",
+    leaseName: opts.leaseName,
+    resyncMs: positiveInt("--resync-seconds", opts.resyncSeconds, 10) * 1000,
+    concurrency: positiveInt("--concurrency", opts.concurrency, 1),
+    onLostLeadership: () => {
+      // Like controller-runtime: exit, and let Kubernetes restart us as a standby.
+      log.error("lost leadership; exiting");
+      process.exit(1);
+    },
+  });
+  const health = healthPort > 0 ? await startHealthServer(manager, healthPort) : undefined;
+  manager.start();
+  log.info({ healthPort: health?.port, identity: manager.identity }, "operator started");
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, "shutting down");
+      resolve();
+    };
+    process.once("SIGTERM", shutdown);
+    process.once("SIGINT", shutdown);
+  });
+  await manager.stop();
+  health?.server.close();
+  log.info("stopped");
 }

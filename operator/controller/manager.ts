@@ -1,0 +1,281 @@
+/**
+ * Wiring in controller-runtime's shape: informers (list+watch, periodic
+ * resync) feed namespace/name keys of pipelines into a work queue; workers
+ * reconcile one key at a time each; all of it runs only while this replica
+ * holds the leader Lease.
+ */
+import { hostname } from "node:os";
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  makeInformer,
+  type ObjectCache,
+} from "@kubernetes/client-node";
+import { MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL } from "../../cdk8s/names.ts";
+import type { Logger } from "../../lib/log.ts";
+import { GROUP, PLURAL, VERSION } from "../api/v1alpha1/types.ts";
+import { TerminalError } from "./errors.ts";
+import { EventRecorder } from "./events.ts";
+import { collectionPath, MANAGED_KINDS } from "./kinds.ts";
+import { LeaderElector } from "./leader.ts";
+import { Reconciler } from "./reconciler.ts";
+import { WorkQueue } from "./workqueue.ts";
+
+export interface ManagerOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly log: Logger;
+  /** Watch only this namespace. Default: all namespaces. */
+  readonly namespace?: string;
+  /** Leader-election Lease. */
+  readonly leaseNamespace: string;
+  readonly leaseName?: string;
+  /** Unique per replica. Default `<hostname>-<pid>-<random>`. */
+  readonly identity?: string;
+  readonly leaseDurationMs?: number;
+  readonly renewDeadlineMs?: number;
+  readonly retryPeriodMs?: number;
+  /** Every pipeline is re-queued this often even without events. Default 5 minutes. */
+  readonly resyncMs?: number;
+  /** Keys reconciled in parallel (never the same key twice). Default 2. */
+  readonly concurrency?: number;
+  /** Backoff of failed reconciles. */
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+  /** Called when leadership is lost (the CLI exits so Kubernetes restarts the pod). */
+  readonly onLostLeadership?: () => void;
+}
+
+type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+
+export class Manager {
+  readonly identity: string;
+  readonly #o: ManagerOptions;
+  readonly #log: Logger;
+  readonly #elector: LeaderElector;
+  #queue: WorkQueue | undefined;
+  #informers: { name: string; informer: Cache }[] = [];
+  #workers: Promise<void>[] = [];
+  #resync: NodeJS.Timeout | undefined;
+  #synced = false;
+  #running = false;
+  #reconciles = 0;
+
+  constructor(opts: ManagerOptions) {
+    this.#o = opts;
+    this.identity = opts.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#log = opts.log.child({ identity: this.identity });
+    this.#elector = new LeaderElector(opts.kubeConfig.makeApiClient(CoordinationV1Api), this.#log, {
+      namespace: opts.leaseNamespace,
+      name: opts.leaseName ?? "gavel-operator",
+      identity: this.identity,
+      ...(opts.leaseDurationMs ? { leaseDurationMs: opts.leaseDurationMs } : {}),
+      ...(opts.renewDeadlineMs ? { renewDeadlineMs: opts.renewDeadlineMs } : {}),
+      ...(opts.retryPeriodMs ? { retryPeriodMs: opts.retryPeriodMs } : {}),
+      onStartedLeading: () => this.#startControllers(),
+      onStoppedLeading: async () => {
+        await this.#stopControllers();
+        if (this.#running) opts.onLostLeadership?.();
+      },
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.#elector.isLeader;
+  }
+
+  /** Reconciles finished since start (for health and tests). */
+  get reconciles(): number {
+    return this.#reconciles;
+  }
+
+  /** Liveness: not leading, or leading with a recent renewal. */
+  healthy(): boolean {
+    return !this.#elector.isLeader || this.#elector.sinceRenewMs < (this.#o.leaseDurationMs ?? 15_000);
+  }
+
+  /** Readiness: a standby is ready; a leader once its caches are synced. */
+  ready(): boolean {
+    return this.#running && (!this.#elector.isLeader || this.#synced);
+  }
+
+  /** Start campaigning for leadership; controllers run while leading. */
+  start(): void {
+    this.#running = true;
+    this.#elector.start();
+  }
+
+  /**
+   * Graceful stop: finish in-flight reconciles, stop watches and release the
+   * Lease so a standby takes over at once. `releaseLease: false` leaves the
+   * Lease to expire (what a crash looks like to the other replicas).
+   */
+  async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
+    this.#running = false;
+    await this.#elector.stop(opts.releaseLease ?? true);
+    await this.#stopControllers();
+  }
+
+  async #startControllers(): Promise<void> {
+    const kc = this.#o.kubeConfig;
+    const objects = KubernetesObjectApi.makeApiClient(kc);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const queue = new WorkQueue({
+      ...(this.#o.baseDelayMs ? { baseDelayMs: this.#o.baseDelayMs } : {}),
+      ...(this.#o.maxDelayMs ? { maxDelayMs: this.#o.maxDelayMs } : {}),
+    });
+    this.#queue = queue;
+    const ns = this.#o.namespace;
+    const enqueue = (o: KubernetesObject) => {
+      if (o.metadata?.name && o.metadata.namespace) queue.add(`${o.metadata.namespace}/${o.metadata.name}`);
+    };
+
+    const pipelines = makeInformer<KubernetesObject>(
+      kc,
+      collectionPath({ apiVersion: `${GROUP}/${VERSION}`, resource: PLURAL }, ns),
+      async () =>
+        (ns
+          ? await custom.listNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              namespace: ns,
+              plural: PLURAL,
+            })
+          : await custom.listClusterCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: PLURAL,
+            })) as never,
+    );
+    pipelines.on("add", enqueue);
+    pipelines.on("update", enqueue);
+    pipelines.on("delete", enqueue);
+    this.#informers = [{ name: "AuctionPipeline", informer: pipelines }];
+
+    const children = new Map<string, ObjectCache<KubernetesObject>>();
+    const selector = `${MANAGED_BY_LABEL}=${MANAGED_BY},${PIPELINE_LABEL}`;
+    for (const k of MANAGED_KINDS) {
+      const inf = makeInformer<KubernetesObject>(
+        kc,
+        collectionPath(k, ns),
+        () =>
+          objects.list(
+            k.apiVersion,
+            k.kind,
+            ns,
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            selector,
+          ) as never,
+        selector,
+      );
+      // A child changed or vanished: reconcile its pipeline (this is how drift is corrected).
+      const toOwner = (o: KubernetesObject) => {
+        const p = o.metadata?.labels?.[PIPELINE_LABEL];
+        if (p && o.metadata?.namespace) queue.add(`${o.metadata.namespace}/${p}`);
+      };
+      inf.on("update", toOwner);
+      inf.on("delete", toOwner);
+      children.set(k.kind, inf);
+      this.#informers.push({ name: k.kind, informer: inf });
+    }
+
+    const reconciler = new Reconciler({
+      objects,
+      custom,
+      pipelines,
+      children,
+      events: new EventRecorder(kc.makeApiClient(CoreV1Api), this.#log, this.identity),
+      log: this.#log,
+    });
+
+    // Start child caches first so the first reconciles see existing children.
+    await Promise.all(this.#informers.slice(1).map((i) => this.#startInformer(i.name, i.informer)));
+    await this.#startInformer("AuctionPipeline", pipelines);
+    this.#synced = true;
+
+    const concurrency = this.#o.concurrency ?? 2;
+    this.#workers = Array.from({ length: concurrency }, () => this.#work(queue, reconciler));
+    this.#resync = setInterval(() => {
+      for (const p of pipelines.list()) enqueue(p);
+    }, this.#o.resyncMs ?? 300_000);
+    this.#resync.unref();
+    this.#log.info({ namespace: ns ?? "(all)", concurrency }, "controllers started");
+  }
+
+  async #startInformer(name: string, informer: Cache): Promise<void> {
+    let delay = 1000;
+    informer.on("error", (err: unknown) => {
+      if (!this.#synced && !this.#running) return;
+      this.#log.warn({ informer: name, err: (err as Error)?.message }, "watch failed; restarting");
+      const t = setTimeout(() => {
+        if (this.#queue === undefined) return;
+        informer.start().catch(() => undefined);
+      }, delay);
+      t.unref();
+      delay = Math.min(delay * 2, 30_000);
+    });
+    informer.on("connect", () => {
+      delay = 1000;
+    });
+    try {
+      await informer.start();
+    } catch (err) {
+      // e.g. the Strimzi CRD is not installed yet: keep going, the error handler retries.
+      this.#log.warn(
+        { informer: name, err: (err as Error).message },
+        "informer did not start; retrying in background",
+      );
+    }
+  }
+
+  async #work(queue: WorkQueue, reconciler: Reconciler): Promise<void> {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      const started = Date.now();
+      try {
+        const res = await reconciler.reconcile(key);
+        queue.forget(key);
+        if (res.requeueAfterMs !== undefined) queue.addAfter(key, res.requeueAfterMs);
+        this.#log.debug({ key, ms: Date.now() - started }, "reconciled");
+      } catch (err) {
+        if (err instanceof TerminalError) {
+          queue.forget(key);
+          this.#log.warn(
+            { key, reason: err.reason, err: err.message },
+            "reconcile failed (not retried until the spec changes)",
+          );
+        } else {
+          const delay = queue.addRateLimited(key);
+          this.#log.warn(
+            { key, err: (err as Error).message, retryInMs: delay },
+            "reconcile failed; retrying",
+          );
+        }
+      } finally {
+        this.#reconciles++;
+        queue.done(key);
+      }
+    }
+  }
+
+  async #stopControllers(): Promise<void> {
+    if (this.#resync) clearInterval(this.#resync);
+    this.#resync = undefined;
+    const queue = this.#queue;
+    this.#queue = undefined;
+    this.#synced = false;
+    if (queue) await queue.shutDown();
+    await Promise.all(this.#workers);
+    this.#workers = [];
+    await Promise.all(this.#informers.map((i) => i.informer.stop()));
+    this.#informers = [];
+  }
+}
