@@ -10,8 +10,10 @@ import {
   Partitioners,
 } from "kafkajs";
 import type { Logger } from "../../lib/log.ts";
+import { CoPartitionedAssigner } from "./assigner.ts";
 import {
   type Admin,
+  type CommittedOffset,
   type ConsumerHandlers,
   type ConsumerOptions,
   type GroupConsumer,
@@ -51,7 +53,12 @@ function logCreator(logger: Logger): KafkaConfig["logCreator"] {
     ({ level, log }: LogEntry) => {
       const { message, ...rest } = log;
       const child = { kafka: rest };
-      if (level === logLevel.ERROR) logger.error(child, `kafkajs: ${message}`);
+      // Protocol-level responses (rebalancing, coordinator loading, concurrent
+      // transactions) are retried inside kafkajs; real failures surface as
+      // thrown errors, which the processors log.
+      if (message.startsWith("Response ") || message.startsWith("Limiting retries")) {
+        logger.debug(child, `kafkajs: ${message}`);
+      } else if (level === logLevel.ERROR) logger.error(child, `kafkajs: ${message}`);
       else if (level === logLevel.WARN) logger.warn(child, `kafkajs: ${message}`);
       else logger.debug(child, `kafkajs: ${message}`);
     };
@@ -112,8 +119,12 @@ export class KafkajsTransport implements Transport {
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
     });
-    // connect() runs InitProducerId for the transactional id: this is the fence.
     await p.connect();
+    // kafkajs runs InitProducerId for the transactional id lazily, at the first
+    // transaction(); do it now: this is the fence (an older producer with the
+    // same id gets its open transaction aborted and its later commits refused).
+    const init = await p.transaction();
+    await init.abort();
     return {
       async begin(): Promise<Transaction> {
         const tx = await p.transaction();
@@ -180,11 +191,11 @@ export class KafkajsTransport implements Transport {
           .map((p) => ({ partition: p.partition, low: Number(p.low), high: Number(p.high) }))
           .sort((x, y) => x.partition - y.partition);
       },
-      async groupOffsets(groupId, topic): Promise<PartitionOffsets[]> {
+      async groupOffsets(groupId, topic): Promise<CommittedOffset[]> {
         const r = await a.fetchOffsets({ groupId, topics: [topic] });
         const parts = r[0]?.partitions ?? [];
         return parts
-          .map((p) => ({ partition: p.partition, low: Number(p.offset), high: Number(p.offset) }))
+          .map((p) => ({ partition: p.partition, offset: Number(p.offset), metadata: p.metadata ?? null }))
           .sort((x, y) => x.partition - y.partition);
       },
       async brokerCount() {
@@ -199,11 +210,11 @@ export class KafkajsTransport implements Transport {
 
 function groupByTopic(
   offsets: readonly TopicPartitionOffset[],
-): { topic: string; partitions: { partition: number; offset: string }[] }[] {
-  const byTopic = new Map<string, { partition: number; offset: string }[]>();
+): { topic: string; partitions: { partition: number; offset: string; metadata?: string | null }[] }[] {
+  const byTopic = new Map<string, { partition: number; offset: string; metadata?: string | null }[]>();
   for (const o of offsets) {
     const list = byTopic.get(o.topic) ?? [];
-    list.push({ partition: o.partition, offset: String(o.offset) });
+    list.push({ partition: o.partition, offset: String(o.offset), metadata: o.metadata ?? null });
     byTopic.set(o.topic, list);
   }
   return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
@@ -229,6 +240,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
       heartbeatInterval: 3_000,
       allowAutoTopicCreation: false,
       maxWaitTimeInMs: 500,
+      ...(opts.coPartitioned ? { partitionAssigners: [CoPartitionedAssigner] } : {}),
       retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => true },
     });
   }
@@ -304,7 +316,12 @@ class KafkajsGroupConsumer implements GroupConsumer {
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
     if (offsets.length === 0) return;
     await this.#consumer.commitOffsets(
-      offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: String(o.offset) })),
+      offsets.map((o) => ({
+        topic: o.topic,
+        partition: o.partition,
+        offset: String(o.offset),
+        metadata: o.metadata ?? null,
+      })),
     );
   }
 

@@ -40,6 +40,8 @@ export interface TopicPartition {
 /** `offset` is the NEXT offset to consume (Kafka's committed-offset convention). */
 export interface TopicPartitionOffset extends TopicPartition {
   readonly offset: number;
+  /** Free text stored with a committed offset (Kafka's offset metadata). */
+  readonly metadata?: string;
 }
 
 /** Idempotent producer, acks=all: `send` resolves only after every in-sync replica has the records. */
@@ -108,6 +110,11 @@ export interface ConsumerOptions {
   /** Upper bound of bytes fetched per partition per request (bounds memory). */
   readonly maxBytesPerPartition?: number;
   readonly sessionTimeoutMs?: number;
+  /**
+   * Give partition p of every subscribed topic to the same member (needs equal
+   * partition counts). Default: round-robin.
+   */
+  readonly coPartitioned?: boolean;
 }
 
 /** A consumer-group member with manual offset commits. */
@@ -137,6 +144,12 @@ export interface PartitionOffsets {
   readonly high: number;
 }
 
+export interface CommittedOffset {
+  readonly partition: number;
+  readonly offset: number;
+  readonly metadata: string | null;
+}
+
 export interface TopicDescription {
   readonly name: string;
   readonly partitions: number;
@@ -149,8 +162,8 @@ export interface Admin {
   createPartitions(name: string, partitions: number): Promise<void>;
   deleteTopics(names: readonly string[]): Promise<void>;
   topicOffsets(name: string): Promise<PartitionOffsets[]>;
-  /** Committed group offsets per partition (-1 when none). */
-  groupOffsets(groupId: string, topic: string): Promise<PartitionOffsets[]>;
+  /** Committed group offsets per partition (offset -1 when none), with their metadata. */
+  groupOffsets(groupId: string, topic: string): Promise<CommittedOffset[]>;
   /** Number of live brokers (bounds the replication factor). */
   brokerCount(): Promise<number>;
   close(): Promise<void>;
