@@ -329,7 +329,7 @@ export const ProcessorSpec = Type.Object(
   {
     description: "A processor Deployment with its autoscaler.",
     ...cel({
-      rule: "self.minReplicas <= self.maxReplicas",
+      rule: "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
       message:
         "minReplicas must be less than or equal to maxReplicas: lower minReplicas or raise maxReplicas",
       fieldPath: ".minReplicas",
@@ -425,7 +425,7 @@ export const FraudSpec = Type.Object(
     default: {},
     description: "Fraud scoring of bids.",
     ...cel({
-      rule: "self.alertThreshold <= self.quarantineThreshold",
+      rule: "!has(self.alertThreshold) || !has(self.quarantineThreshold) || self.alertThreshold <= self.quarantineThreshold",
       message:
         "alertThreshold must be less than or equal to quarantineThreshold: every quarantined bid should also raise an alert",
       fieldPath: ".alertThreshold",
