@@ -18,7 +18,9 @@ export const CoPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
         const member = sorted[m.partitionId % sorted.length];
         if (member === undefined) continue;
         const a = assignment.get(member) ?? {};
-        (a[topic] ??= []).push(m.partitionId);
+        const list = a[topic] ?? [];
+        list.push(m.partitionId);
+        a[topic] = list;
         assignment.set(member, a);
       }
     }
