@@ -34,8 +34,12 @@ fi
 stamp=node_modules/.gavel-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-  log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install --no-save` installs from the lock file like `npm ci`, but
+  # tolerates optional platform packages (other OSes' biome/duckdb binaries)
+  # that the reachable registry does not serve, which `npm ci` rejects as
+  # "Missing from lock file".
+  log "npm install (from package-lock.json)"
+  npm install --no-save --no-audit --no-fund --loglevel=error
   echo "$want" >"$stamp"
 fi
 export PATH="$repo/node_modules/.bin:$PATH"
