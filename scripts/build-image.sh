@@ -24,8 +24,29 @@ step_install() {
   # a dependency, is built from source against the system's OpenSSL, zlib,
   # zstd, lz4, SASL and curl instead of fetching vendored sources.
   export CKJS_LINKING=dynamic
-  log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  log "npm ci (npm $(npm --version))"
+  local err
+  err=$(mktemp)
+  if npm ci --no-audit --no-fund --loglevel=error 2> >(tee "$err" >&2); then
+    rm -f "$err"
+    return
+  fi
+  # Some npm 11 releases reject a lock file that `npm install` itself
+  # considers complete ("Missing: <optional platform package>@ from lock
+  # file", for optional packages of other platforms). Then install from the
+  # same lock file and fail if that would change it: the result is what
+  # `npm ci` would have installed.
+  if ! grep -q "from lock file" "$err"; then
+    rm -f "$err"
+    return 1
+  fi
+  rm -f "$err"
+  log "npm ci rejected the lock file (optional packages of other platforms); npm install with the lock file frozen"
+  local before
+  before=$(sha256sum package-lock.json)
+  npm install --no-audit --no-fund --loglevel=error
+  [[ $(sha256sum package-lock.json) == "$before" ]] ||
+    die "package-lock.json is out of date: npm install changed it (run npm install and commit the lock file)"
 }
 
 step_build() {
