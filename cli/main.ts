@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerSynth } from "../cdk8s/cli.ts";
 import { registerOperator } from "../operator/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
+import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerTestenv } from "../test/env/cli.ts";
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerMigrate(program);
   registerRollup(program);
+  registerGenerate(program);
   return program;
 }
 

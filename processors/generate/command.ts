@@ -1,0 +1,96 @@
+import { SingleBar } from "cli-progress";
+import { createLogger } from "../../lib/log.ts";
+import { loadPipelineFile, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
+import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { kafkaBrokers, processorConfigFrom } from "../runtime/config.ts";
+import type { GenerateCliOptions } from "./cli.ts";
+import { type BidKind, generateDataset } from "./dataset.ts";
+import { type SendResult, sendToHttp, sendToKafka } from "./sinks.ts";
+
+export interface GenerateSummary extends SendResult {
+  readonly seed: number;
+  readonly startMs: number;
+  readonly start: string;
+  readonly prefix: string;
+  readonly to: "kafka" | "http";
+  readonly auctions: number;
+  readonly users: number;
+  readonly bids: number;
+  readonly counts: Readonly<Record<BidKind, number>>;
+  readonly elapsedMs: number;
+}
+
+function parseStart(s: string | undefined): number {
+  if (s === undefined) return Math.ceil((Date.now() + 1000) / 1000) * 1000;
+  const n = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(n)) throw new Error(`--start: "${s}" is neither RFC 3339 nor epoch milliseconds`);
+  return n;
+}
+
+export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateSummary> {
+  const pipeline = await loadPipelineFile(opts.file);
+  const startMs = parseStart(opts.start);
+  const prefix = opts.prefix ?? `g${opts.seed}`;
+  const ds = generateDataset({
+    seed: opts.seed,
+    auctions: opts.auctions,
+    bids: opts.bids,
+    startMs,
+    rate: opts.rate,
+    prefix,
+    ...(opts.users === undefined ? {} : { users: opts.users }),
+  });
+  const bar = new SingleBar({
+    stream: process.stderr,
+    format: "bids {bar} {percentage}% {value}/{total} | {eta_formatted} left",
+    hideCursor: true,
+  });
+  const show = opts.progress && process.stderr.isTTY === true;
+  if (show) bar.start(ds.bids.length, 0);
+  const began = Date.now();
+  const hooks = { progress: (n: number) => show && bar.update(n), unpaced: opts.rate === 0 };
+  let result: SendResult;
+  try {
+    if (opts.to === "kafka") {
+      const cfg = processorConfigFrom(pipeline);
+      const transport = new KafkajsTransport({
+        brokers: kafkaBrokers(cfg),
+        clientId: "gavel-generate",
+        logger: createLogger("generate"),
+      });
+      const producer = await transport.producer({ compression: false });
+      const t = topicNames(pipeline);
+      try {
+        result = await sendToKafka(
+          producer,
+          { auctions: t.auctions.name, users: t.users.name, bids: t.bids.name },
+          ds,
+          hooks,
+        );
+      } finally {
+        await producer.close();
+      }
+    } else {
+      result = await sendToHttp(
+        { url: opts.url, ...(opts.apiKey ? { apiKey: opts.apiKey } : {}) },
+        ds,
+        hooks,
+      );
+    }
+  } finally {
+    if (show) bar.stop();
+  }
+  return {
+    seed: opts.seed,
+    startMs,
+    start: new Date(startMs).toISOString(),
+    prefix,
+    to: opts.to,
+    auctions: ds.auctions.length,
+    users: ds.users.length,
+    bids: ds.bids.length,
+    counts: ds.counts,
+    elapsedMs: Date.now() - began,
+    ...result,
+  };
+}
