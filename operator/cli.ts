@@ -11,6 +11,11 @@ export function registerOperator(program: Command): void {
       "namespace of the leader-election Lease (default: POD_NAMESPACE or 'default')",
     )
     .option("--lease-name <name>", "name of the leader-election Lease", "gavel-operator")
+    .option(
+      "--lease-duration-seconds <s>",
+      "how long a silent leader keeps the Lease before a standby takes over",
+      "15",
+    )
     .option("--health-port <port>", "port of /healthz and /readyz (0 disables)", "8081")
     .option("--resync-seconds <s>", "full resync interval of the informers", "300")
     .option("--concurrency <n>", "pipelines reconciled in parallel", "2")
@@ -19,6 +24,7 @@ export function registerOperator(program: Command): void {
         namespace?: string;
         leaseNamespace?: string;
         leaseName: string;
+        leaseDurationSeconds: string;
         healthPort: string;
         resyncSeconds: string;
         concurrency: string;

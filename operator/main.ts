@@ -9,6 +9,7 @@ export interface OperatorCommandOptions {
   readonly namespace?: string;
   readonly leaseNamespace?: string;
   readonly leaseName: string;
+  readonly leaseDurationSeconds: string;
   readonly healthPort: string;
   readonly resyncSeconds: string;
   readonly concurrency: string;
@@ -33,12 +34,16 @@ export function loadKubeConfig(): KubeConfig {
 export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<void> {
   const log = createLogger("gavel-operator");
   const healthPort = positiveInt("--health-port", opts.healthPort);
+  const leaseMs = positiveInt("--lease-duration-seconds", opts.leaseDurationSeconds, 3) * 1000;
   const manager = new Manager({
     kubeConfig: loadKubeConfig(),
     log,
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
     leaseNamespace: opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? "default",
     leaseName: opts.leaseName,
+    leaseDurationMs: leaseMs,
+    renewDeadlineMs: Math.round((leaseMs * 2) / 3),
+    retryPeriodMs: Math.round(leaseMs / 7.5),
     resyncMs: positiveInt("--resync-seconds", opts.resyncSeconds, 10) * 1000,
     concurrency: positiveInt("--concurrency", opts.concurrency, 1),
     onLostLeadership: () => {
