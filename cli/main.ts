@@ -14,7 +14,7 @@ export function buildProgram(): Command {
   const program = new Command("gavel")
     .description("Gavel: a Kubernetes-native platform for real-time auction data")
     .version(process.env.npm_package_version ?? "0.1.0")
-    .showHelpAfterError("(run with --help for usage)")
+    .showHelpAfterError()
     .showSuggestionAfterError(true);
   registerTestenv(program);
   registerOperator(program);
