@@ -1,0 +1,481 @@
+import type { Logger } from "../../lib/log.ts";
+import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
+import type { AuctionBookOptions } from "../domain/auction.ts";
+import { BidProcessorCore, type OutputRecord, type OutputTopic } from "../domain/bid-core.ts";
+import { readToEnd, tailTopic } from "../kafka/read.ts";
+import type {
+  Admin,
+  BatchContext,
+  GroupConsumer,
+  RecordBatch,
+  TopicMessages,
+  TopicPartitionOffset,
+  TransactionalProducer,
+  Transport,
+} from "../kafka/transport.ts";
+import type { Registry } from "../runtime/metrics.ts";
+
+export interface BidProcessorOptions {
+  readonly transport: Transport;
+  readonly admin: Admin;
+  readonly pipeline: AuctionPipeline;
+  readonly topics: ReturnType<typeof topicNames>;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  /** Consumer group (and transactional-id prefix). Default `<pipeline>.bid-processor`. */
+  readonly groupId?: string;
+  /** How often due auctions are closed and expired held bids rejected. Default 250 ms. */
+  readonly tickMs?: number;
+  readonly book?: AuctionBookOptions;
+  readonly now?: () => number;
+}
+
+/** Where a held bid sits in its input partition (the `ref` given to the core). */
+interface Ref {
+  readonly p: number;
+  readonly offset: number;
+}
+
+/** Offset metadata stored with the bids offset while bids are held: processed-up-to and held offsets. */
+interface HeldMeta {
+  readonly u: number;
+  readonly h: number[];
+}
+
+interface Part {
+  readonly p: number;
+  producer?: TransactionalProducer;
+  /** Resolves when the partition's state is rebuilt; batches wait for it. */
+  ready: Promise<void>;
+  restoring: boolean;
+  /** Bumped whenever in-memory state is discarded; queued work of an older epoch is dropped. */
+  epoch: number;
+  lock: Promise<void>;
+  /** Next bid offset not yet processed (records below it were decided or are held). */
+  bidsNext?: number;
+  auctionsNext?: number;
+  /** Held offsets below bidsNext read from the committed metadata: they must be decided again. */
+  replayHeld: Set<number>;
+  /** Offsets of the last commit, to skip empty transactions. */
+  lastOffsets?: string;
+}
+
+/**
+ * The bid-processor's runtime: moves records between Kafka and the pure
+ * `BidProcessorCore`. Partition p of the bids and auctions topics is owned
+ * by one replica (co-partitioned assignment); each owned partition has its
+ * own transactional producer (transactional id `<group>-<p>`, so a new owner
+ * fences the old one) and every batch's outputs are committed in one Kafka
+ * transaction together with the input offsets. State is rebuilt on
+ * assignment from the compacted prices topic (each price update carries the
+ * auction's snapshot), read up to its end in read_committed.
+ */
+export class BidProcessor {
+  readonly #o: BidProcessorOptions;
+  readonly #core: BidProcessorCore;
+  readonly #groupId: string;
+  readonly #parts = new Map<number, Part>();
+  /** Partition of every auction in the book (outputs go to the same partition number). */
+  readonly #auctionPart = new Map<string, number>();
+  readonly #outTopic: Record<OutputTopic, string>;
+  readonly #now: () => number;
+  #consumer?: GroupConsumer;
+  #users?: GroupConsumer;
+  #timer?: NodeJS.Timeout;
+  #running = false;
+  #stopping = false;
+  readonly #m;
+
+  constructor(o: BidProcessorOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+    this.#groupId = o.groupId ?? `${o.pipeline.metadata.name}.bid-processor`;
+    const f = o.pipeline.spec.fraud;
+    this.#core = new BidProcessorCore({
+      fraud: {
+        quarantineThreshold: f.quarantineThreshold,
+        alertThreshold: f.alertThreshold,
+        weights: f.weights,
+      },
+      book: { pendingMaxAgeMs: 10_000, ...o.book },
+    });
+    const t = o.topics;
+    this.#outTopic = {
+      bidsAccepted: t["bids.accepted"].name,
+      bidsRejected: t["bids.rejected"].name,
+      prices: t.prices.name,
+      fraudAlerts: t["fraud-alerts"].name,
+      transactions: t.transactions.name,
+    };
+    const m = o.metrics;
+    this.#m = {
+      in: m.counter("bid_processor_records_in_total", "Input records processed, by topic."),
+      skipped: m.counter(
+        "bid_processor_records_skipped_total",
+        "Redelivered input records skipped (already decided).",
+      ),
+      out: m.counter("bid_processor_records_out_total", "Records committed to output topics, by topic."),
+      tx: m.counter("bid_processor_transactions_total", "Kafka transactions, by result (commit, abort)."),
+      bad: m.counter(
+        "bid_processor_unusable_records_total",
+        "Auction/user records that could not be decoded.",
+      ),
+      restore: m.histogram(
+        "bid_processor_restore_seconds",
+        "Time to rebuild partition state from the prices topic.",
+      ),
+      owned: m.gauge("bid_processor_partitions", "Partitions owned by this replica."),
+      held: m.gauge("bid_processor_held_bids", "Bids held while their auction record has not arrived."),
+    };
+  }
+
+  get groupId(): string {
+    return this.#groupId;
+  }
+
+  /** Ready: consuming, and no partition is being rebuilt. */
+  ready(): { ok: boolean; reason?: string } {
+    if (!this.#running) return { ok: false, reason: "not consuming" };
+    const restoring = [...this.#parts.values()].filter((p) => p.restoring).map((p) => p.p);
+    if (restoring.length > 0) return { ok: false, reason: `rebuilding partitions ${restoring.join(",")}` };
+    return { ok: true };
+  }
+
+  async start(): Promise<void> {
+    const t = this.#o.topics;
+    await this.#checkTopics();
+    const users = tailTopic({
+      transport: this.#o.transport,
+      topic: t.users.name,
+      groupPrefix: this.#groupId,
+      onRecord: (r) => {
+        if (r.value === null) return;
+        const res = this.#core.onUser(r.value);
+        if (!res.ok) this.#m.bad.inc({ topic: r.topic });
+      },
+    });
+    this.#users = users.consumer;
+    await users.started;
+    this.#consumer = this.#o.transport.consumer({
+      groupId: this.#groupId,
+      coPartitioned: true,
+      fromBeginning: true,
+    });
+    await this.#consumer.run([t.auctions.name, t.bids.name], {
+      onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
+      eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
+    });
+    this.#running = true;
+    this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 250);
+  }
+
+  /** Co-partitioning needs equal partition counts; outputs go to the input partition number. */
+  async #checkTopics(): Promise<void> {
+    const t = this.#o.topics;
+    const names = [t.bids.name, t.auctions.name, t.prices.name, ...Object.values(this.#outTopic)];
+    const have = await this.#o.admin.describeTopics(names);
+    const missing = names.filter((n) => !have.has(n));
+    if (missing.length > 0)
+      throw new Error(
+        `topics ${missing.join(", ")} do not exist: run 'gavel topics apply -f <pipeline>' (or let the operator create them)`,
+      );
+    const bids = have.get(t.bids.name)?.partitions ?? 0;
+    for (const n of [t.auctions.name, t.prices.name]) {
+      if (have.get(n)?.partitions !== bids)
+        throw new Error(
+          `${n} has ${have.get(n)?.partitions} partitions but ${t.bids.name} has ${bids}: auction-scoped topics must have equal partition counts (co-partitioning)`,
+        );
+    }
+    for (const n of Object.values(this.#outTopic)) {
+      if ((have.get(n)?.partitions ?? 0) < bids)
+        throw new Error(
+          `${n} has fewer partitions than ${t.bids.name} (${bids}): outputs keep the input partition number`,
+        );
+    }
+  }
+
+  async #onAssignment(owned: Set<number>): Promise<void> {
+    for (const [p, st] of this.#parts) {
+      if (owned.has(p)) continue;
+      st.epoch++;
+      this.#parts.delete(p);
+      await st.lock.catch(() => undefined);
+      await st.producer?.close().catch(() => undefined);
+      this.#dropPartitionState(new Set([p]));
+    }
+    const fresh: Part[] = [];
+    for (const p of owned) {
+      let st = this.#parts.get(p);
+      if (!st) {
+        st = {
+          p,
+          ready: Promise.resolve(),
+          restoring: false,
+          epoch: 0,
+          lock: Promise.resolve(),
+          replayHeld: new Set(),
+        };
+        this.#parts.set(p, st);
+      }
+      fresh.push(st);
+    }
+    this.#m.owned.set({}, this.#parts.size);
+    this.#o.logger.info({ partitions: [...owned].sort((a, b) => a - b) }, "partitions assigned");
+    // Every owned partition is rebuilt from committed state after a rebalance:
+    // the previous generation may have left uncommitted effects in memory.
+    const done = this.#restore(fresh);
+    for (const st of fresh) st.ready = done;
+    await done;
+  }
+
+  #dropPartitionState(ps: ReadonlySet<number>): void {
+    this.#core.book.retain((id) => {
+      const p = this.#auctionPart.get(id);
+      return p === undefined || !ps.has(p);
+    });
+    for (const [id, p] of this.#auctionPart) if (ps.has(p)) this.#auctionPart.delete(id);
+  }
+
+  async #restore(parts: readonly Part[]): Promise<void> {
+    if (parts.length === 0) return;
+    const started = this.#now();
+    const ps = new Set(parts.map((s) => s.p));
+    for (const st of parts) {
+      st.restoring = true;
+      st.epoch++;
+    }
+    try {
+      // 1. Fence: a producer with this partition's transactional id aborts the
+      //    previous owner's open transaction, so the read below sees final state.
+      await Promise.all(
+        parts.map(async (st) => {
+          if (!st.producer)
+            st.producer = await this.#o.transport.transactionalProducer(`${this.#groupId}-${st.p}`);
+        }),
+      );
+      // 2. Rebuild the book from the compacted prices topic.
+      this.#dropPartitionState(ps);
+      let restored = 0;
+      await readToEnd({
+        transport: this.#o.transport,
+        admin: this.#o.admin,
+        topic: this.#o.topics.prices.name,
+        partitions: ps,
+        groupPrefix: this.#groupId,
+        onRecord: (r) => {
+          if (r.value === null || r.key === null) return;
+          const res = this.#core.onPriceSnapshot(r.value);
+          if (res.ok) {
+            this.#auctionPart.set(r.key, r.partition);
+            restored++;
+          }
+        },
+      });
+      // 3. Where to continue: committed offsets, plus bids held at the last commit.
+      const bids = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.bids.name);
+      const auctions = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.auctions.name);
+      for (const st of parts) {
+        const b = bids.find((c) => c.partition === st.p);
+        const a = auctions.find((c) => c.partition === st.p);
+        const meta = parseHeldMeta(b?.metadata ?? null);
+        st.bidsNext = meta ? meta.u : b && b.offset >= 0 ? b.offset : undefined;
+        st.replayHeld = new Set(meta?.h ?? []);
+        st.auctionsNext = a && a.offset >= 0 ? a.offset : undefined;
+      }
+      this.#m.restore.observe({}, (this.#now() - started) / 1000);
+      this.#o.logger.info(
+        { partitions: [...ps], auctions: restored, ms: this.#now() - started },
+        "partition state rebuilt",
+      );
+    } finally {
+      for (const st of parts) st.restoring = false;
+    }
+  }
+
+  #withLock(st: Part, fn: () => Promise<void>): Promise<void> {
+    const run = st.lock.then(fn, fn);
+    st.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  async #eachBatch(batch: RecordBatch, ctx: BatchContext): Promise<void> {
+    const st = this.#parts.get(batch.partition);
+    if (!st) throw new Error(`batch for unassigned partition ${batch.partition}`);
+    await st.ready;
+    const isBids = batch.topic === this.#o.topics.bids.name;
+    await this.#withLock(st, async () => {
+      const epoch = st.epoch;
+      const now = this.#now();
+      const outputs: OutputRecord[] = [];
+      for (const r of batch.records) {
+        if (isBids) {
+          if (st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset)) {
+            this.#m.skipped.inc({ topic: r.topic });
+            continue;
+          }
+          st.replayHeld.delete(r.offset);
+          const ref: Ref = { p: st.p, offset: r.offset };
+          const res = this.#core.onBid(r.value ?? Buffer.alloc(0), now, ref);
+          outputs.push(...res.outputs);
+          st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
+        } else {
+          if (st.auctionsNext !== undefined && r.offset < st.auctionsNext) {
+            this.#m.skipped.inc({ topic: r.topic });
+            continue;
+          }
+          if (r.key !== null) this.#auctionPart.set(r.key, st.p);
+          if (r.value !== null) {
+            const res = this.#core.onAuction(r.value, now);
+            if (!res.ok) {
+              this.#m.bad.inc({ topic: r.topic });
+              this.#o.logger.warn(
+                { offset: r.offset, partition: r.partition, detail: res.detail },
+                "unusable auction record",
+              );
+            }
+            outputs.push(...res.outputs);
+          }
+          st.auctionsNext = r.offset + 1;
+        }
+        this.#m.in.inc({ topic: r.topic });
+      }
+      for (const o of outputs) if (o.key !== "") this.#auctionPart.set(o.key, st.p);
+      const offsets = this.#offsets(st);
+      if (outputs.length > 0 || JSON.stringify(offsets) !== st.lastOffsets)
+        await this.#commit(st, epoch, outputs, offsets);
+      // Let the consumer move past what is committed; a held bid keeps its
+      // partition's position (it is fetched again and skipped until decided).
+      const commitOffset = isBids ? offsets.find((o) => o.topic === batch.topic)?.offset : st.auctionsNext;
+      if (commitOffset !== undefined && commitOffset > (batch.records[0]?.offset ?? 0))
+        ctx.markProcessed(commitOffset - 1);
+      else if (isBids) await new Promise((r) => setTimeout(r, 50));
+    });
+  }
+
+  /** Offsets to commit for partition p: bids up to the oldest held bid (with metadata), auctions as processed. */
+  #offsets(st: Part): TopicPartitionOffset[] {
+    const out: TopicPartitionOffset[] = [];
+    if (st.bidsNext !== undefined) {
+      const held = new Set<number>(st.replayHeld);
+      for (const r of this.#core.heldRefs() as (Ref | undefined)[]) if (r && r.p === st.p) held.add(r.offset);
+      this.#m.held.set({ partition: String(st.p) }, held.size);
+      if (held.size === 0) {
+        out.push({ topic: this.#o.topics.bids.name, partition: st.p, offset: st.bidsNext, metadata: "" });
+      } else {
+        const h = [...held].sort((a, b) => a - b);
+        const meta: HeldMeta = { u: st.bidsNext, h };
+        out.push({
+          topic: this.#o.topics.bids.name,
+          partition: st.p,
+          offset: h[0] ?? st.bidsNext,
+          metadata: JSON.stringify(meta),
+        });
+      }
+    }
+    if (st.auctionsNext !== undefined)
+      out.push({ topic: this.#o.topics.auctions.name, partition: st.p, offset: st.auctionsNext });
+    return out;
+  }
+
+  /** One Kafka transaction: outputs (to the input's partition number) and the input offsets. */
+  async #commit(
+    st: Part,
+    epoch: number,
+    outputs: readonly OutputRecord[],
+    offsets: readonly TopicPartitionOffset[],
+  ): Promise<void> {
+    if (st.epoch !== epoch || !st.producer)
+      throw new Error(`partition ${st.p} was reassigned or rebuilt; batch abandoned`);
+    const byTopic = new Map<string, { key: string | null; value: string; partition: number }[]>();
+    for (const o of outputs) {
+      const topic = this.#outTopic[o.topic];
+      const list = byTopic.get(topic) ?? [];
+      list.push({ key: o.key === "" ? null : o.key, value: JSON.stringify(o.value), partition: st.p });
+      byTopic.set(topic, list);
+    }
+    const batches: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const tx = await st.producer.begin();
+    try {
+      await tx.send(batches);
+      await tx.sendOffsets(this.#groupId, offsets);
+      await tx.commit();
+      st.lastOffsets = JSON.stringify(offsets);
+      this.#m.tx.inc({ result: "commit" });
+      for (const b of batches) this.#m.out.inc({ topic: b.topic }, b.messages.length);
+    } catch (err) {
+      this.#m.tx.inc({ result: "abort" });
+      await tx.abort().catch(() => undefined);
+      // In-memory state now holds effects that were not committed: rebuild
+      // from the committed state before this partition's next batch.
+      this.#markStale(st);
+      throw err;
+    }
+  }
+
+  #markStale(st: Part): void {
+    st.epoch++;
+    if (!this.#parts.has(st.p) || this.#stopping) return;
+    this.#o.logger.warn({ partition: st.p }, "transaction failed; rebuilding partition state");
+    const done = (async () => {
+      await st.producer?.close().catch(() => undefined);
+      st.producer = undefined;
+      await this.#restore([st]);
+    })();
+    st.ready = done;
+    done.catch((err) => this.#o.logger.error({ err, partition: st.p }, "rebuilding partition state failed"));
+  }
+
+  /** Closes due auctions and rejects expired held bids, one transaction per partition. */
+  #tick(): void {
+    if (this.#stopping) return;
+    const outputs = this.#core.tick(this.#now());
+    if (outputs.length === 0) return;
+    const byPart = new Map<number, OutputRecord[]>();
+    for (const o of outputs) {
+      const p = this.#auctionPart.get(o.key);
+      if (p === undefined) {
+        this.#o.logger.error(
+          { key: o.key, topic: o.topic },
+          "output for an auction of no owned partition dropped",
+        );
+        continue;
+      }
+      const list = byPart.get(p) ?? [];
+      list.push(o);
+      byPart.set(p, list);
+    }
+    for (const [p, outs] of byPart) {
+      const st = this.#parts.get(p);
+      if (!st) continue;
+      const epoch = st.epoch;
+      this.#withLock(st, async () => {
+        if (st.epoch !== epoch) return; // state was rebuilt; the rebuilt book closes again
+        await this.#commit(st, epoch, outs, this.#offsets(st));
+      }).catch((err) => this.#o.logger.error({ err, partition: p }, "closing transaction failed"));
+    }
+  }
+
+  /** Stops consuming; the in-flight batch finishes (its transaction commits or aborts), nothing else is committed. */
+  async close(): Promise<void> {
+    this.#stopping = true;
+    this.#running = false;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#consumer?.stop();
+    for (const st of this.#parts.values()) {
+      await st.lock.catch(() => undefined);
+      await st.producer?.close().catch(() => undefined);
+    }
+    await this.#users?.stop();
+  }
+}
+
+function parseHeldMeta(s: string | null): HeldMeta | undefined {
+  if (!s) return undefined;
+  try {
+    const v = JSON.parse(s) as HeldMeta;
+    if (typeof v.u === "number" && Array.isArray(v.h)) return v;
+  } catch {
+    // Metadata written by another tool: ignore it (continue from the committed offset).
+  }
+  return undefined;
+}

@@ -1,0 +1,60 @@
+import pg from "pg";
+import { requireEnv } from "../../lib/config.ts";
+import { createLogger } from "../../lib/log.ts";
+import { migrate } from "../db/migrate.ts";
+import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
+import { Registry } from "../runtime/metrics.ts";
+import { withRetry } from "../runtime/retry.ts";
+import { createServer } from "../runtime/server.ts";
+import { handleSignals } from "../runtime/shell.ts";
+import { SilverWriter } from "./writer.ts";
+
+export interface RunningProcessor {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the silver-writer: migrations first (advisory-locked, safe with many replicas), then consuming. */
+export async function runSilverWriter(cfg: ProcessorConfig): Promise<RunningProcessor> {
+  const logger = createLogger("silver-writer");
+  const metrics = new Registry();
+  const pool = new pg.Pool({
+    connectionString: requireEnv(cfg.conn, "databaseUrl", "DATABASE_URL"),
+    max: 4,
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle client losing its server (PostgreSQL restart) must not crash the process.
+  pool.on("error", (err) => logger.warn({ err }, "idle database connection lost"));
+  await withRetry(() => migrate(pool, { logger }), { what: "migrations", logger, retries: 10 });
+  const transport = new KafkajsTransport({
+    brokers: kafkaBrokers(cfg),
+    clientId: `gavel-silver-writer-${cfg.instanceId}`,
+    logger,
+  });
+  const writer = new SilverWriter({
+    transport,
+    pool,
+    pipeline: cfg.pipeline,
+    topics: cfg.topics,
+    logger,
+    metrics,
+  });
+  const server = createServer({ logger, metrics, health: { live: () => true, ready: () => writer.ready() } });
+  const url = await server.listen({ port: cfg.port, host: cfg.host });
+  await writer.start();
+  logger.info({ url, group: writer.groupId }, "silver-writer running");
+  return {
+    url,
+    close: async () => {
+      await writer.close();
+      await server.close();
+      await pool.end();
+    },
+  };
+}
+
+export async function main(cfg: ProcessorConfig): Promise<void> {
+  const running = await runSilverWriter(cfg);
+  handleSignals({ logger: createLogger("silver-writer"), processor: running });
+}
