@@ -17,7 +17,9 @@ export class PipelineConfigMap extends Construct {
   readonly hash: string;
   constructor(scope: Construct, id: string, props: PipelineConfigMapProps) {
     super(scope, id);
-    const text = stringify(props.pipeline, { lineWidth: 0 });
+    // Sorted keys: the same pipeline renders the same bytes whether it came from
+    // a file or from the API server (which returns keys in its own order).
+    const text = stringify(props.pipeline, { lineWidth: 0, sortMapEntries: true });
     this.name = props.name;
     this.hash = shortHash(text, 16);
     new ApiObject(this, "Resource", {
