@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerSynth } from "../cdk8s/cli.ts";
 import { registerOperator } from "../operator/cli.ts";
+import { registerProcessors } from "../processors/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
 import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .showSuggestionAfterError(true);
   registerTestenv(program);
+  registerProcessors(program);
   registerOperator(program);
   registerSynth(program);
   registerMigrate(program);

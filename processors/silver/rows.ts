@@ -35,12 +35,10 @@ interface TableSpec {
   later?(a: Record<string, unknown>, b: Record<string, unknown>): boolean;
 }
 
-const NUL = /\u0000/g;
-
 /** Text without NUL bytes (PostgreSQL text cannot hold them), or null. */
 function text(v: unknown, max = 10_000): string | null {
   if (typeof v !== "string") return null;
-  return v.replace(NUL, "").slice(0, max);
+  return v.replaceAll("\u0000", "").slice(0, max);
 }
 
 /** An integer that fits bigint exactly, or null (a dead-letter record may carry anything). */

@@ -1,0 +1,254 @@
+import { gzipSync } from "node:zlib";
+import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { Logger } from "../../lib/log.ts";
+import type { Admin, BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
+import { tpKey } from "../kafka/transport.ts";
+import type { Registry } from "../runtime/metrics.ts";
+import { withRetry } from "../runtime/retry.ts";
+import { objectKey, PartitionSegmenter, type Segment } from "./segments.ts";
+
+export interface BronzeArchiverOptions {
+  readonly transport: Transport;
+  readonly admin: Admin;
+  readonly s3: S3Client;
+  readonly bucket: string;
+  /** Key prefix ending in `/` (`spec.storage.s3.prefix`, default `<pipeline>/`). */
+  readonly prefix: string;
+  readonly topics: readonly string[];
+  readonly groupId: string;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  /** Most records per object. Default 50,000. */
+  readonly maxRecords?: number;
+  /** Most bytes (uncompressed) per object. Default 16 MiB. */
+  readonly maxBytes?: number;
+  /** Oldest an open object may get before it is written. Default 60 s. */
+  readonly maxAgeMs?: number;
+  /** Bytes buffered across all partitions before the largest open object is written early. Default 128 MiB. */
+  readonly maxBufferedBytes?: number;
+  readonly now?: () => number;
+}
+
+/** Offset metadata written before an upload: the object about to be written ends at `cut`. */
+interface CutMeta {
+  readonly cut: number;
+}
+
+interface PartState {
+  readonly seg: PartitionSegmenter;
+  lock: Promise<void>;
+}
+
+/**
+ * Archives every topic to S3 as gzipped NDJSON, one object per
+ * topic-partition offset range within one UTC hour. Exactly-once keys: before
+ * an object is uploaded its cut (last offset) is committed as offset
+ * metadata; after the upload the offset moves past it. A crash between the
+ * two replays the same cut, so the re-run overwrites the same key with the
+ * same records.
+ */
+export class BronzeArchiver {
+  readonly #o: BronzeArchiverOptions;
+  readonly #parts = new Map<string, PartState>();
+  #consumer?: GroupConsumer;
+  #timer?: NodeJS.Timeout;
+  #running = false;
+  #stopping = false;
+  #generation = 0;
+  readonly #now: () => number;
+  readonly #m;
+
+  constructor(o: BronzeArchiverOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+    const m = o.metrics;
+    this.#m = {
+      objects: m.counter("bronze_objects_total", "Objects written to S3, by topic."),
+      records: m.counter("bronze_records_total", "Records archived (uploaded and committed), by topic."),
+      bytes: m.counter("bronze_bytes_total", "Compressed bytes uploaded, by topic."),
+      buffered: m.gauge("bronze_buffered_bytes", "Uncompressed bytes waiting in open objects."),
+      upload: m.histogram("bronze_upload_seconds", "Time to upload and commit one object."),
+    };
+  }
+
+  ready(): { ok: boolean; reason?: string } {
+    return this.#running ? { ok: true } : { ok: false, reason: "not consuming" };
+  }
+
+  get groupId(): string {
+    return this.#o.groupId;
+  }
+
+  async start(): Promise<void> {
+    this.#consumer = this.#o.transport.consumer({ groupId: this.#o.groupId, fromBeginning: true });
+    await this.#consumer.run(this.#o.topics, {
+      onAssignment: (assigned) => this.#onAssignment(assigned),
+      eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
+    });
+    this.#running = true;
+    this.#timer = setInterval(
+      () => void this.#flushAged(),
+      Math.min(5_000, Math.max(200, (this.#o.maxAgeMs ?? 60_000) / 4)),
+    );
+  }
+
+  async #onAssignment(assigned: readonly { topic: string; partition: number }[]): Promise<void> {
+    // The consumer restarts every partition from its committed offset after a
+    // rebalance, so open objects are dropped and re-read (nothing was committed for them).
+    this.#generation++;
+    for (const st of this.#parts.values()) await st.lock.catch(() => undefined);
+    this.#parts.clear();
+    const cuts = new Map<string, number>();
+    for (const topic of new Set(assigned.map((a) => a.topic))) {
+      for (const c of await this.#o.admin.groupOffsets(this.#o.groupId, topic)) {
+        const meta = parseCut(c.metadata);
+        if (meta) cuts.set(tpKey(topic, c.partition), meta.cut);
+      }
+    }
+    for (const { topic, partition } of assigned) {
+      const k = tpKey(topic, partition);
+      this.#parts.set(k, {
+        seg: new PartitionSegmenter(
+          topic,
+          partition,
+          { maxRecords: this.#o.maxRecords ?? 50_000, maxBytes: this.#o.maxBytes ?? 16 * 1024 * 1024 },
+          cuts.get(k),
+        ),
+        lock: Promise.resolve(),
+      });
+    }
+    this.#updateBuffered();
+  }
+
+  #withLock(st: PartState, fn: () => Promise<void>): Promise<void> {
+    const run = st.lock.then(fn);
+    st.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  async #eachBatch(batch: RecordBatch, ctx: BatchContext): Promise<void> {
+    const st = this.#parts.get(tpKey(batch.topic, batch.partition));
+    if (!st) throw new Error(`batch for unassigned partition ${batch.topic}/${batch.partition}`);
+    const generation = this.#generation;
+    await this.#withLock(st, async () => {
+      const now = this.#now();
+      for (const r of batch.records) {
+        for (const done of st.seg.add(r, now)) await this.#write(done, generation);
+      }
+    });
+    // Buffered records are in memory only: the position moves on, the committed offset does not.
+    const last = batch.records.at(-1);
+    if (last) ctx.markProcessed(last.offset);
+    this.#updateBuffered();
+    if (this.#buffered() > (this.#o.maxBufferedBytes ?? 128 * 1024 * 1024)) await this.#flushLargest();
+  }
+
+  #buffered(): number {
+    let n = 0;
+    for (const st of this.#parts.values()) n += st.seg.open?.bytes ?? 0;
+    return n;
+  }
+
+  #updateBuffered(): void {
+    this.#m.buffered.set({}, this.#buffered());
+  }
+
+  async #flushLargest(): Promise<void> {
+    let best: PartState | undefined;
+    for (const st of this.#parts.values())
+      if ((st.seg.open?.bytes ?? 0) > (best?.seg.open?.bytes ?? 0)) best = st;
+    if (!best) return;
+    const st = best;
+    const generation = this.#generation;
+    await this.#withLock(st, async () => {
+      const s = st.seg.takeOpen();
+      if (s) await this.#write(s, generation);
+    });
+    this.#updateBuffered();
+  }
+
+  async #flushAged(): Promise<void> {
+    if (this.#stopping) return;
+    const now = this.#now();
+    const maxAge = this.#o.maxAgeMs ?? 60_000;
+    const generation = this.#generation;
+    for (const st of this.#parts.values()) {
+      const open = st.seg.open;
+      if (!open || now - open.openedAt < maxAge) continue;
+      await this.#withLock(st, async () => {
+        const s = st.seg.takeOpen();
+        if (s) await this.#write(s, generation);
+      }).catch((err) =>
+        this.#o.logger.error({ err, topic: st.seg.topic, partition: st.seg.partition }, "age flush failed"),
+      );
+    }
+    this.#updateBuffered();
+  }
+
+  /** cut metadata -> upload -> offset past the object. Each step is retried; the order is what makes keys stable. */
+  async #write(s: Segment, generation: number): Promise<void> {
+    if (generation !== this.#generation) throw new Error("partition reassigned; object abandoned");
+    const started = this.#now();
+    const consumer = this.#consumer;
+    if (!consumer) throw new Error("not started");
+    const key = objectKey(this.#o.prefix, s);
+    const body = gzipSync(`${s.lines.join("\n")}\n`);
+    const retry = {
+      logger: this.#o.logger,
+      retries: 20,
+      maxTimeoutMs: 5_000,
+      shouldContinue: () => !this.#stopping,
+    };
+    const cut: CutMeta = { cut: s.last };
+    await withRetry(
+      () =>
+        consumer.commit([
+          { topic: s.topic, partition: s.partition, offset: s.first, metadata: JSON.stringify(cut) },
+        ]),
+      { ...retry, what: `recording the cut of ${key}` },
+    );
+    await withRetry(
+      () =>
+        this.#o.s3.send(
+          new PutObjectCommand({
+            Bucket: this.#o.bucket,
+            Key: key,
+            Body: body,
+            ContentType: "application/x-ndjson",
+            ContentEncoding: "gzip",
+          }),
+        ),
+      { ...retry, what: `uploading ${key}` },
+    );
+    await withRetry(
+      () => consumer.commit([{ topic: s.topic, partition: s.partition, offset: s.last + 1, metadata: "" }]),
+      { ...retry, what: `committing past ${key}` },
+    );
+    this.#m.objects.inc({ topic: s.topic });
+    this.#m.records.inc({ topic: s.topic }, s.lines.length);
+    this.#m.bytes.inc({ topic: s.topic }, body.length);
+    this.#m.upload.observe({}, (this.#now() - started) / 1000);
+    this.#o.logger.debug({ key, records: s.lines.length }, "bronze object written");
+  }
+
+  /**
+   * Stops consuming. Open (not yet uploaded) objects are dropped: their
+   * offsets were never committed, so the next owner re-reads them.
+   */
+  async close(): Promise<void> {
+    this.#running = false;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#stopping = true;
+    await this.#consumer?.stop().catch(() => undefined);
+  }
+}
+
+function parseCut(s: string | null): CutMeta | undefined {
+  if (!s) return undefined;
+  try {
+    const v = JSON.parse(s) as CutMeta;
+    return typeof v.cut === "number" ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

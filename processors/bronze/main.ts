@@ -1,0 +1,84 @@
+import { S3Client } from "@aws-sdk/client-s3";
+import { createLogger } from "../../lib/log.ts";
+import { allTopics, s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
+import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
+import { Registry } from "../runtime/metrics.ts";
+import { createServer } from "../runtime/server.ts";
+import { handleSignals } from "../runtime/shell.ts";
+import { BronzeArchiver } from "./archiver.ts";
+
+/** Tuning of the archiver beyond the connection settings. */
+export const BRONZE_ENV = {
+  maxAgeMs: "GAVEL_BRONZE_MAX_AGE_MS",
+  maxRecords: "GAVEL_BRONZE_MAX_RECORDS",
+} as const;
+
+export function s3ClientFor(cfg: ProcessorConfig): S3Client {
+  const c = cfg.conn;
+  const s3 = cfg.pipeline.spec.storage.s3;
+  return new S3Client({
+    endpoint: c.s3Endpoint ?? s3.endpoint,
+    region: c.s3Region ?? s3.region,
+    forcePathStyle: true,
+    ...(c.awsAccessKeyId && c.awsSecretAccessKey
+      ? { credentials: { accessKeyId: c.awsAccessKeyId, secretAccessKey: c.awsSecretAccessKey } }
+      : {}),
+  });
+}
+
+export interface RunningProcessor {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function runBronzeArchiver(
+  cfg: ProcessorConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningProcessor> {
+  const logger = createLogger("bronze-archiver");
+  const metrics = new Registry();
+  const transport = new KafkajsTransport({
+    brokers: kafkaBrokers(cfg),
+    clientId: `gavel-bronze-archiver-${cfg.instanceId}`,
+    logger,
+  });
+  const admin = await transport.admin();
+  const num = (name: string) => (env[name] ? Number(env[name]) : undefined);
+  const archiver = new BronzeArchiver({
+    transport,
+    admin,
+    s3: s3ClientFor(cfg),
+    bucket: cfg.conn.s3Bucket ?? cfg.pipeline.spec.storage.s3.bucket,
+    prefix: s3Prefix(cfg.pipeline),
+    topics: allTopics(cfg.pipeline)
+      .filter((t) => !t.key.startsWith("extra:"))
+      .map((t) => t.name),
+    groupId: `${cfg.pipeline.metadata.name}.bronze-archiver`,
+    logger,
+    metrics,
+    maxAgeMs: num(BRONZE_ENV.maxAgeMs),
+    maxRecords: num(BRONZE_ENV.maxRecords),
+  });
+  const server = createServer({
+    logger,
+    metrics,
+    health: { live: () => true, ready: () => archiver.ready() },
+  });
+  const url = await server.listen({ port: cfg.port, host: cfg.host });
+  await archiver.start();
+  logger.info({ url, group: archiver.groupId }, "bronze-archiver running");
+  return {
+    url,
+    close: async () => {
+      await archiver.close();
+      await server.close();
+      await admin.close();
+    },
+  };
+}
+
+export async function main(cfg: ProcessorConfig): Promise<void> {
+  const running = await runBronzeArchiver(cfg);
+  handleSignals({ logger: createLogger("bronze-archiver"), processor: running });
+}
