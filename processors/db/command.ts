@@ -7,6 +7,7 @@ export async function runMigrateCommand(opts: { status?: boolean }): Promise<voi
   const cfg = readConnectionConfig();
   const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 2 });
   const logger = createLogger("migrate");
+  pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost"));
   try {
     if (opts.status) {
       const rows = await migrationStatus(pool);

@@ -53,6 +53,8 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
   }
   const cfg = readConnectionConfig();
   const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 3 });
+  // An idle connection dropped by the server must not crash the process; the next query reconnects.
+  pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost"));
   const bucket = cfg.s3Bucket ?? settings.bucket;
   if (opts.parquet && !bucket) requireEnv(cfg, "s3Bucket", "S3_BUCKET");
   const lake =

@@ -82,6 +82,7 @@ describe("formatSummary", () => {
       rows: { daily_revenue: 3, fraud_summary: 1 },
       checks: [],
       durationMs: 120,
+      phasesMs: {},
       objects: [],
     });
     expect(line).toBe(

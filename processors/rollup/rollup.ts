@@ -89,6 +89,8 @@ export interface RollupResult {
   readonly rows: Readonly<Partial<Record<GoldTable, number>>>;
   readonly checks: readonly CheckResult[];
   readonly durationMs: number;
+  /** Milliseconds per phase: extract, checks, compute, write, upload. */
+  readonly phasesMs: Readonly<Record<string, number>>;
   /** S3 keys written. */
   readonly objects: readonly string[];
   readonly error?: string;
@@ -166,6 +168,13 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
   let rows: Partial<Record<GoldTable, number>> = {};
   let checks: CheckResult[] = [];
   const objects: string[] = [];
+  const phasesMs: Record<string, number> = {};
+  let mark = performance.now();
+  const phase = (name: string) => {
+    const t = performance.now();
+    phasesMs[name] = Math.round(t - mark);
+    mark = t;
+  };
   const result = (status: RollupStatus, error?: string): RollupResult => ({
     runId,
     day,
@@ -176,6 +185,7 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
     rows,
     checks,
     durationMs: Math.round(performance.now() - t0),
+    phasesMs,
     objects,
     ...(error === undefined ? {} : { error }),
   });
@@ -225,16 +235,23 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
 
     for (const e of SILVER_EXTRACTS) {
       const file = join(tmp, `${e.table}.csv`);
+      const te = performance.now();
       await copyOut(client, e.query(bounds), file);
+      const tl = performance.now();
       await duck.conn.run(duckLoadSql(e, file));
+      phasesMs[`extract.${e.table}.pg`] = Math.round(tl - te);
+      phasesMs[`extract.${e.table}.duckdb`] = Math.round(performance.now() - tl);
       const n = await duck.conn.runAndReadAll(`SELECT count(*) AS n FROM ${e.table}`);
       extracted[e.table] = Number((n.getRowObjectsJS()[0] as { n: bigint }).n);
     }
     await setParams(duck.conn, { day, start: bounds.start, end: bounds.end, runAt: started });
+    phase("extract");
     log.debug({ extracted }, "silver extracted");
 
     checks = await runChecks(duck.conn);
+    phase("checks");
     const computed = await computeGold(duck.conn);
+    phase("compute");
     const silverGmv = await pgGmv(client, silverGmvQuery(bounds));
     checks.push(reconcileGmv(silverGmv, await goldGmv(duck.conn)));
     if (failedChecks(checks).length > 0) {
@@ -269,6 +286,7 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
     );
     if (!written.passed)
       throw new Error(`gold.daily_revenue does not reconcile after the write: ${written.samples}`);
+    phase("write");
 
     if (deps.lake) {
       for (const t of GOLD_TABLES) {
@@ -281,13 +299,14 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
         await deps.lake.put(key, file);
         objects.push(key);
       }
+      phase("upload");
     }
 
     const r = result(partial ? "partial" : "succeeded");
     await finish(client, r);
     await client.query("COMMIT");
     inTx = false;
-    log.info({ status: r.status, rows, openAuctions, durationMs: r.durationMs }, "day rolled up");
+    log.info({ status: r.status, rows, openAuctions, durationMs: r.durationMs, phasesMs }, "day rolled up");
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
@@ -340,6 +359,7 @@ export async function rollupRange(deps: RollupDeps, opts: RollupRangeOptions): P
         rows: {},
         checks: [],
         durationMs: 0,
+        phasesMs: {},
         objects: [],
         error: err instanceof Error ? err.message : String(err),
       };

@@ -23,6 +23,8 @@ export async function createTestDatabase(): Promise<{
   u.pathname = `/${name}`;
   const url = u.toString();
   const pool = new pg.Pool({ connectionString: url, max: 6 });
+  // Idle connections are terminated by DROP DATABASE ... WITH (FORCE) at the end.
+  pool.on("error", () => {});
   return {
     pool,
     url,
