@@ -1,6 +1,14 @@
-import { pino, type Logger } from "pino";
+import { isSpanContextValid, trace } from "@opentelemetry/api";
+import { type Logger, pino } from "pino";
 
 export type { Logger };
+
+/** Ids of the active OpenTelemetry span (only the light API package; lib/telemetry.ts installs the SDK). */
+function traceIds(): Record<string, string> {
+  const sc = trace.getActiveSpan()?.spanContext();
+  if (!sc || !isSpanContextValid(sc)) return {};
+  return { trace_id: sc.traceId, span_id: sc.spanId };
+}
 
 /**
  * Structured JSON logs on stderr (stdout stays free for command output such
@@ -14,8 +22,19 @@ export function createLogger(name: string, level = process.env.LOG_LEVEL ?? "inf
       level,
       base: { service: name },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // trace_id/span_id of the active OpenTelemetry span, so a log line joins its trace.
+      mixin: traceIds,
       redact: {
-        paths: ["password", "*.password", "secret", "*.secret", "apiKey", "*.apiKey", "authorization", "*.authorization"],
+        paths: [
+          "password",
+          "*.password",
+          "secret",
+          "*.secret",
+          "apiKey",
+          "*.apiKey",
+          "authorization",
+          "*.authorization",
+        ],
         censor: "[redacted]",
       },
     },

@@ -1,5 +1,6 @@
 import {
   CompressionTypes,
+  type IHeaders,
   Kafka,
   type KafkaConfig,
   type Consumer as KConsumer,
@@ -44,6 +45,17 @@ function toMessage(m: OutMessage): Message {
   const out: Message = { key: m.key, value: m.value };
   if (m.partition !== undefined) out.partition = m.partition;
   if (m.timestamp !== undefined) out.timestamp = String(m.timestamp);
+  if (m.headers !== undefined) out.headers = { ...m.headers };
+  return out;
+}
+
+/** kafkajs header values (Buffer, string or arrays of them) as strings; the first value of a repeated key wins. */
+function headersOf(h: IHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    const one = Array.isArray(v) ? v[0] : v;
+    if (one !== undefined) out[k] = one.toString();
+  }
   return out;
 }
 
@@ -295,6 +307,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
           key: m.key === null ? null : m.key.toString("utf8"),
           value: m.value,
           timestamp: Number(m.timestamp),
+          ...(m.headers ? { headers: headersOf(m.headers) } : {}),
         }));
         await handlers.eachBatch(
           {

@@ -16,6 +16,8 @@ export interface KafkaRecord {
   readonly value: Buffer | null;
   /** Record timestamp (producer create time unless the topic says log-append), epoch ms. */
   readonly timestamp: number;
+  /** Record headers as UTF-8 strings (e.g. the W3C `traceparent` of the producer's span). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A record to produce. */
@@ -25,6 +27,8 @@ export interface OutMessage {
   /** Explicit partition; without it the key hash (murmur2, Java-compatible) chooses. */
   readonly partition?: number;
   readonly timestamp?: number;
+  /** Record headers (lib/telemetry.ts `traceHeaders()` puts the trace context here). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface TopicMessages {

@@ -1,9 +1,26 @@
 /**
- * A small Prometheus registry: counters, gauges and histograms with labels,
- * rendered in the text exposition format (version 0.0.4) at `/metrics`.
- * Every value is a real count kept by the processor that owns the registry;
- * the registry is an object passed around, not a module-level singleton.
+ * Metrics of a Gavel process on the OpenTelemetry metrics SDK. A `Registry`
+ * owns one OTel `MeterProvider` with two readers: a Prometheus reader whose
+ * text exposition `render()` returns (served at `/metrics` by
+ * processors/runtime/server.ts) and, when the standard `OTEL_*` variables
+ * name an endpoint, a periodic OTLP/HTTP exporter. Counter, Gauge and
+ * Histogram keep the small label-map API the processors call; underneath
+ * they are OTel instruments (counters and histograms aggregate in the SDK,
+ * gauges are observable gauges over the values set here).
+ *
+ * The registry is an object passed around, not a module-level singleton, so
+ * two processors in one test process keep separate metrics.
  */
+import type {
+  Attributes,
+  Meter,
+  Counter as OtelCounter,
+  Histogram as OtelHistogram,
+} from "@opentelemetry/api";
+import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { type IMetricReader, MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
+import { SCOPE, telemetryConfigFromEnv, telemetryResource } from "../../lib/telemetry.ts";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -14,59 +31,58 @@ function labelKey(labels: Labels): string {
     .join(",");
 }
 
-function escapeLabel(v: string): string {
-  return v.replaceAll("\\", "\\\\").replaceAll("\n", "\\n").replaceAll('"', '\\"');
+/**
+ * UCUM unit of a metric from its Prometheus-style suffix (`_seconds` -> `s`,
+ * `_bytes` -> `By`); counts are dimensionless (`1`).
+ */
+export function unitOf(name: string): string {
+  if (/_seconds(_total)?$/.test(name)) return "s";
+  if (/_bytes(_total)?$/.test(name)) return "By";
+  if (/_ratio$/.test(name)) return "1";
+  return "1";
 }
 
-function renderLabels(labels: Labels, extra?: Labels): string {
-  const all = { ...labels, ...(extra ?? {}) };
-  const keys = Object.keys(all);
-  if (keys.length === 0) return "";
-  return `{${keys.map((k) => `${k}="${escapeLabel(all[k] ?? "")}"`).join(",")}}`;
+export interface MetricOptions {
+  /** UCUM unit; default from the name's suffix (see `unitOf`). */
+  readonly unit?: string;
 }
 
-function fmt(n: number): string {
-  if (n === Number.POSITIVE_INFINITY) return "+Inf";
-  if (n === Number.NEGATIVE_INFINITY) return "-Inf";
-  return String(n);
-}
-
-interface Metric {
-  render(): string;
-}
-
-export class Counter implements Metric {
+/** A monotonic count (OTel Counter; Prometheus `counter`, `_total` suffix). */
+export class Counter {
   readonly name: string;
   readonly help: string;
-  readonly #values = new Map<string, { labels: Labels; value: number }>();
-  constructor(name: string, help: string) {
+  readonly #otel: OtelCounter;
+  /** Running totals per label set, for `get` (tests and status pages); the SDK keeps its own. */
+  readonly #totals = new Map<string, number>();
+  constructor(meter: Meter, name: string, help: string, opts: MetricOptions = {}) {
     this.name = name;
     this.help = help;
+    this.#otel = meter.createCounter(name, { description: help, unit: opts.unit ?? unitOf(name) });
   }
   inc(labels: Labels = {}, by = 1): void {
+    if (!(by >= 0)) throw new RangeError(`counter ${this.name} can only grow, got ${by}`);
+    this.#otel.add(by, labels as Attributes);
     const k = labelKey(labels);
-    const cur = this.#values.get(k);
-    if (cur) cur.value += by;
-    else this.#values.set(k, { labels, value: by });
+    this.#totals.set(k, (this.#totals.get(k) ?? 0) + by);
   }
   get(labels: Labels = {}): number {
-    return this.#values.get(labelKey(labels))?.value ?? 0;
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.#values.values())
-      lines.push(`${this.name}${renderLabels(labels)} ${fmt(value)}`);
-    return lines.join("\n");
+    return this.#totals.get(labelKey(labels)) ?? 0;
   }
 }
 
-export class Gauge implements Metric {
+/** A value that goes up and down (OTel ObservableGauge reporting the values set here). */
+export class Gauge {
   readonly name: string;
   readonly help: string;
   readonly #values = new Map<string, { labels: Labels; value: number }>();
-  constructor(name: string, help: string) {
+  constructor(meter: Meter, name: string, help: string, opts: MetricOptions = {}) {
     this.name = name;
     this.help = help;
+    meter
+      .createObservableGauge(name, { description: help, unit: opts.unit ?? unitOf(name) })
+      .addCallback((result) => {
+        for (const { labels, value } of this.#values.values()) result.observe(value, labels as Attributes);
+      });
   }
   set(labels: Labels, value: number): void {
     this.#values.set(labelKey(labels), { labels, value });
@@ -80,89 +96,128 @@ export class Gauge implements Metric {
   dec(labels: Labels = {}, by = 1): void {
     this.inc(labels, -by);
   }
+  /** Stops reporting a label set (e.g. a partition that was revoked). */
+  remove(labels: Labels): void {
+    this.#values.delete(labelKey(labels));
+  }
   get(labels: Labels = {}): number {
     return this.#values.get(labelKey(labels))?.value ?? 0;
   }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const { labels, value } of this.#values.values())
-      lines.push(`${this.name}${renderLabels(labels)} ${fmt(value)}`);
-    return lines.join("\n");
-  }
 }
 
+/** Seconds buckets for request and batch latencies. */
 export const DEFAULT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Buckets for record counts per batch. */
+export const SIZE_BUCKETS = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 
-export class Histogram implements Metric {
+/** A distribution with explicit bucket bounds (OTel Histogram; Prometheus `histogram`). */
+export class Histogram {
   readonly name: string;
   readonly help: string;
   readonly buckets: readonly number[];
-  readonly #values = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(name: string, help: string, buckets: readonly number[] = DEFAULT_BUCKETS) {
+  readonly #otel: OtelHistogram;
+  constructor(
+    meter: Meter,
+    name: string,
+    help: string,
+    buckets: readonly number[] = DEFAULT_BUCKETS,
+    opts: MetricOptions = {},
+  ) {
     this.name = name;
     this.help = help;
     this.buckets = [...buckets].sort((a, b) => a - b);
+    this.#otel = meter.createHistogram(name, {
+      description: help,
+      unit: opts.unit ?? unitOf(name),
+      advice: { explicitBucketBoundaries: [...this.buckets] },
+    });
   }
   observe(labels: Labels, value: number): void {
-    const k = labelKey(labels);
-    let cur = this.#values.get(k);
-    if (!cur) {
-      cur = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-      this.#values.set(k, cur);
-    }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= (this.buckets[i] ?? 0)) cur.counts[i]! += 1;
-    cur.sum += value;
-    cur.count += 1;
+    this.#otel.record(value, labels as Attributes);
   }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const { labels, counts, sum, count } of this.#values.values()) {
-      this.buckets.forEach((b, i) => {
-        lines.push(`${this.name}_bucket${renderLabels(labels, { le: fmt(b) })} ${counts[i]}`);
-      });
-      lines.push(`${this.name}_bucket${renderLabels(labels, { le: "+Inf" })} ${count}`);
-      lines.push(`${this.name}_sum${renderLabels(labels)} ${fmt(sum)}`);
-      lines.push(`${this.name}_count${renderLabels(labels)} ${count}`);
-    }
-    return lines.join("\n");
-  }
+}
+
+type Metric = Counter | Gauge | Histogram;
+
+export interface RegistryOptions {
+  /** service.name of the resource (OTEL_SERVICE_NAME wins). Default "gavel". */
+  readonly serviceName?: string;
+  /** Environment to read the OTEL_* settings from. Default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export class Registry {
   readonly #metrics = new Map<string, Metric>();
   readonly #prefix: string;
-  constructor(prefix = "gavel_") {
+  readonly #provider: MeterProvider;
+  readonly #prometheus: PrometheusExporter;
+  readonly #serializer: PrometheusSerializer;
+  /** The OTel meter behind this registry, for instruments the wrappers do not cover. */
+  readonly meter: Meter;
+
+  constructor(prefix = "gavel_", opts: RegistryOptions = {}) {
     this.#prefix = prefix;
+    const cfg = telemetryConfigFromEnv(opts.serviceName ?? "gavel", opts.env);
+    // The Prometheus reader only collects; /metrics is served by our fastify server.
+    this.#prometheus = new PrometheusExporter({ preventServerStart: true });
+    this.#serializer = new PrometheusSerializer("", false, undefined, false, true);
+    const readers: IMetricReader[] = [this.#prometheus];
+    if (cfg.otlpMetrics)
+      readers.push(
+        new PeriodicExportingMetricReader({
+          exporter: new OTLPMetricExporter(),
+          exportIntervalMillis: cfg.metricExportIntervalMs,
+        }),
+      );
+    this.#provider = new MeterProvider({ resource: telemetryResource(cfg, opts.env), readers });
+    this.meter = this.#provider.getMeter(SCOPE);
+    this.meter
+      .createObservableGauge(`${prefix}process_resident_memory_bytes`, {
+        description: "Resident set size.",
+        unit: "By",
+      })
+      .addCallback((r) => r.observe(process.memoryUsage().rss));
+    this.meter
+      .createObservableGauge(`${prefix}process_uptime_seconds`, {
+        description: "Seconds since the process started.",
+        unit: "s",
+      })
+      .addCallback((r) => r.observe(process.uptime()));
   }
-  counter(name: string, help: string): Counter {
-    return this.#get(name, () => new Counter(this.#prefix + name, help)) as Counter;
+
+  counter(name: string, help: string, opts?: MetricOptions): Counter {
+    return this.#get(name, Counter, () => new Counter(this.meter, this.#prefix + name, help, opts));
   }
-  gauge(name: string, help: string): Gauge {
-    return this.#get(name, () => new Gauge(this.#prefix + name, help)) as Gauge;
+  gauge(name: string, help: string, opts?: MetricOptions): Gauge {
+    return this.#get(name, Gauge, () => new Gauge(this.meter, this.#prefix + name, help, opts));
   }
-  histogram(name: string, help: string, buckets?: readonly number[]): Histogram {
-    return this.#get(name, () => new Histogram(this.#prefix + name, help, buckets)) as Histogram;
+  histogram(name: string, help: string, buckets?: readonly number[], opts?: MetricOptions): Histogram {
+    return this.#get(
+      name,
+      Histogram,
+      () => new Histogram(this.meter, this.#prefix + name, help, buckets, opts),
+    );
   }
-  #get(name: string, make: () => Metric): Metric {
-    let m = this.#metrics.get(name);
-    if (!m) {
-      m = make();
-      this.#metrics.set(name, m);
+  #get<M extends Metric>(name: string, kind: abstract new (...args: never[]) => M, make: () => M): M {
+    const m = this.#metrics.get(name);
+    if (m === undefined) {
+      const made = make();
+      this.#metrics.set(name, made);
+      return made;
     }
+    if (!(m instanceof kind))
+      throw new Error(`metric ${name} is already registered as a ${m.constructor.name}`);
     return m;
   }
-  /** Prometheus text exposition format. */
-  render(): string {
-    const mem = process.memoryUsage();
-    const lines = [...this.#metrics.values()].map((m) => m.render());
-    lines.push(
-      `# HELP ${this.#prefix}process_resident_memory_bytes Resident set size.`,
-      `# TYPE ${this.#prefix}process_resident_memory_bytes gauge`,
-      `${this.#prefix}process_resident_memory_bytes ${mem.rss}`,
-      `# HELP ${this.#prefix}process_uptime_seconds Seconds since the process started.`,
-      `# TYPE ${this.#prefix}process_uptime_seconds gauge`,
-      `${this.#prefix}process_uptime_seconds ${process.uptime()}`,
-    );
-    return `${lines.join("\n")}\n`;
+
+  /** Prometheus text exposition format (version 0.0.4) of every metric. */
+  async render(): Promise<string> {
+    const { resourceMetrics } = await this.#prometheus.collect();
+    return this.#serializer.serialize(resourceMetrics);
+  }
+
+  /** Flushes the OTLP exporter (if any) and stops the readers. */
+  async shutdown(): Promise<void> {
+    await this.#provider.shutdown();
   }
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type {} from "@fastify/swagger";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from "fastify";
 import type { Logger } from "../../lib/log.ts";
+import { traceHttpServer } from "../../lib/telemetry.ts";
 import type { Registry } from "./metrics.ts";
 
 /** The server type (fastify with our pino logger). */
@@ -32,6 +33,7 @@ export function createServer(
   opts: { logger: Logger; metrics: Registry; health: HealthState } & Pick<FastifyServerOptions, "bodyLimit">,
 ): App {
   const app = makeApp(opts.logger, opts.bodyLimit ?? 1_048_576);
+  traceHttpServer(app);
   app.get("/healthz", { schema: { hide: true } }, async (_req, reply) => {
     if (!opts.health.live()) return reply.code(503).send({ status: "dead" });
     return { status: "ok" };
@@ -42,7 +44,7 @@ export function createServer(
     return { status: "ready" };
   });
   app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
-    return reply.type("text/plain; version=0.0.4; charset=utf-8").send(opts.metrics.render());
+    return reply.type("text/plain; version=0.0.4; charset=utf-8").send(await opts.metrics.render());
   });
   return app;
 }

@@ -1,0 +1,330 @@
+/**
+ * OpenTelemetry for every Gavel process: a tracer provider (W3C trace
+ * context, async-local context, OTLP/HTTP export when the standard `OTEL_*`
+ * variables name an endpoint, no exporter otherwise), helpers that carry the
+ * trace context in Kafka record headers, and the OTel settings the metrics
+ * registry (processors/runtime/metrics.ts) shares.
+ *
+ * The OpenTelemetry API is process-global by design (the context and the
+ * active span are ambient); `startTracing` installs it once per process and
+ * returns the same handle on later calls.
+ */
+import {
+  type Context,
+  context,
+  isSpanContextValid,
+  type Link,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  trace,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import {
+  detectResources,
+  envDetector,
+  type Resource,
+  resourceFromAttributes,
+} from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SpanExporter,
+  type SpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from "@opentelemetry/sdk-trace";
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+
+/** Instrumentation scope of every Gavel span and metric. */
+export const SCOPE = "gavel";
+
+/** The standard OpenTelemetry environment variables Gavel honours. */
+export const OTEL_ENV = {
+  endpoint: "OTEL_EXPORTER_OTLP_ENDPOINT",
+  tracesEndpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+  metricsEndpoint: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+  serviceName: "OTEL_SERVICE_NAME",
+  resourceAttributes: "OTEL_RESOURCE_ATTRIBUTES",
+  tracesExporter: "OTEL_TRACES_EXPORTER",
+  metricsExporter: "OTEL_METRICS_EXPORTER",
+  sampler: "OTEL_TRACES_SAMPLER",
+  samplerArg: "OTEL_TRACES_SAMPLER_ARG",
+  metricInterval: "OTEL_METRIC_EXPORT_INTERVAL",
+  sdkDisabled: "OTEL_SDK_DISABLED",
+  /** Delay between two span exports, ms (default 5000). */
+  bspDelay: "OTEL_BSP_SCHEDULE_DELAY",
+} as const;
+
+/** What the environment asks of OpenTelemetry. */
+export interface TelemetryConfig {
+  readonly serviceName: string;
+  /** Export spans over OTLP/HTTP (an endpoint is set and OTEL_TRACES_EXPORTER is not `none`). */
+  readonly otlpTraces: boolean;
+  /** Export metrics over OTLP/HTTP besides the Prometheus endpoint. */
+  readonly otlpMetrics: boolean;
+  /** Interval of OTLP metric export, ms (OTEL_METRIC_EXPORT_INTERVAL, default 60000). */
+  readonly metricExportIntervalMs: number;
+  readonly sampler: Sampler;
+}
+
+function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+  const name = (env[OTEL_ENV.sampler] ?? "parentbased_always_on").trim().toLowerCase();
+  const ratio = Number(env[OTEL_ENV.samplerArg] ?? "1");
+  const r = Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1;
+  switch (name) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "always_off":
+      return new AlwaysOffSampler();
+    case "traceidratio":
+      return new TraceIdRatioBasedSampler(r);
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(r) });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+export function telemetryConfigFromEnv(
+  defaultServiceName: string,
+  env: NodeJS.ProcessEnv = process.env,
+): TelemetryConfig {
+  const disabled = env[OTEL_ENV.sdkDisabled] === "true";
+  const exporterOn = (v: string | undefined) => !disabled && (v ?? "otlp").split(",").includes("otlp");
+  const interval = Number(env[OTEL_ENV.metricInterval] ?? 60_000);
+  return {
+    serviceName: env[OTEL_ENV.serviceName] || defaultServiceName,
+    otlpTraces:
+      exporterOn(env[OTEL_ENV.tracesExporter]) && !!(env[OTEL_ENV.endpoint] || env[OTEL_ENV.tracesEndpoint]),
+    otlpMetrics:
+      exporterOn(env[OTEL_ENV.metricsExporter]) &&
+      !!(env[OTEL_ENV.endpoint] || env[OTEL_ENV.metricsEndpoint]),
+    metricExportIntervalMs: Number.isFinite(interval) && interval > 0 ? interval : 60_000,
+    sampler: samplerFromEnv(env),
+  };
+}
+
+/**
+ * service.name plus OTEL_RESOURCE_ATTRIBUTES (read by the env detector from
+ * the process environment); OTEL_SERVICE_NAME wins over both, as the
+ * specification says.
+ */
+export function telemetryResource(cfg: Pick<TelemetryConfig, "serviceName">, env = process.env): Resource {
+  const base = resourceFromAttributes({ [ATTR_SERVICE_NAME]: cfg.serviceName }).merge(
+    detectResources({ detectors: [envDetector] }),
+  );
+  return env[OTEL_ENV.serviceName]
+    ? base.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: cfg.serviceName }))
+    : base;
+}
+
+export interface Tracing {
+  readonly provider: TracerProvider;
+  /** Flushes and stops export (call on shutdown). */
+  shutdown(): Promise<void>;
+}
+
+let installed: Tracing | undefined;
+
+/**
+ * Installs the global tracer provider, the async-local context manager and
+ * the W3C trace-context + baggage propagators. Spans are always created (so
+ * trace ids reach logs and Kafka headers); they are exported only when the
+ * environment names an OTLP endpoint or `processors` are passed (tests pass an
+ * in-memory exporter). Later calls return the first installation.
+ */
+export function startTracing(
+  serviceName: string,
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    exporters?: readonly SpanExporter[];
+    processors?: readonly SpanProcessor[];
+  } = {},
+): Tracing {
+  if (installed) return installed;
+  const cfg = telemetryConfigFromEnv(serviceName, opts.env);
+  const spanProcessors: SpanProcessor[] = [...(opts.processors ?? [])];
+  const delay = Number((opts.env ?? process.env)[OTEL_ENV.bspDelay] ?? 5000);
+  const batch = (exporter: SpanExporter) =>
+    new BatchSpanProcessor({
+      exporter,
+      scheduledDelayMillis: Number.isFinite(delay) && delay > 0 ? delay : 5000,
+    });
+  for (const e of opts.exporters ?? []) spanProcessors.push(batch(e));
+  if (cfg.otlpTraces) spanProcessors.push(batch(new OTLPTraceExporter()));
+  const provider = new TracerProvider({
+    resource: telemetryResource(cfg, opts.env),
+    sampler: cfg.sampler,
+    spanProcessors,
+  });
+  const cm = new AsyncLocalStorageContextManager();
+  cm.enable();
+  context.setGlobalContextManager(cm);
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+  trace.setGlobalTracerProvider(provider);
+  installed = {
+    provider,
+    shutdown: async () => {
+      await provider.shutdown();
+    },
+  };
+  return installed;
+}
+
+/** The Gavel tracer (a no-op until `startTracing` ran). */
+export function tracer() {
+  return trace.getTracer(SCOPE);
+}
+
+/** Ids of the active span for log lines (the pino mixin of lib/log.ts). */
+export function activeTraceIds(): { trace_id: string; span_id: string; trace_flags: string } | undefined {
+  const sc = trace.getActiveSpan()?.spanContext();
+  if (!sc || !isSpanContextValid(sc)) return undefined;
+  return {
+    trace_id: sc.traceId,
+    span_id: sc.spanId,
+    trace_flags: `0${sc.traceFlags.toString(16)}`.slice(-2),
+  };
+}
+
+/** Kafka record headers as Gavel's transport types carry them. */
+export type Headers = Readonly<Record<string, string>>;
+
+const headerGetter: TextMapGetter<Headers> = {
+  keys: (h) => Object.keys(h),
+  get: (h, k) => h[k],
+};
+
+/** W3C `traceparent` (+ `tracestate`, `baggage`) of `ctx` as Kafka headers; empty without a valid span. */
+export function traceHeaders(ctx: Context = context.active()): Record<string, string> {
+  const out: Record<string, string> = {};
+  propagation.inject(ctx, out);
+  return out;
+}
+
+/** The context a producer put into a record's headers (the root context when there is none). */
+export function contextFromHeaders(headers: Headers | undefined, base: Context = context.active()): Context {
+  if (!headers) return base;
+  return propagation.extract(base, headers, headerGetter);
+}
+
+/** Link to the span context carried in headers (batch spans link to every record they handle). */
+export function linkFromHeaders(headers: Headers | undefined): Link | undefined {
+  const sc = trace.getSpanContext(contextFromHeaders(headers));
+  return sc && isSpanContextValid(sc) ? { context: sc } : undefined;
+}
+
+/**
+ * Runs `fn` inside a new span; records an exception and sets the error
+ * status when it throws. The span ends when `fn` settles.
+ */
+export async function withSpan<T>(
+  name: string,
+  opts: {
+    kind?: SpanKind;
+    attributes?: Record<string, string | number | boolean>;
+    links?: Link[];
+    parent?: Context;
+  },
+  fn: (span: Span) => Promise<T>,
+): Promise<T> {
+  const parent = opts.parent ?? context.active();
+  const span = tracer().startSpan(
+    name,
+    {
+      kind: opts.kind ?? SpanKind.INTERNAL,
+      ...(opts.attributes ? { attributes: opts.attributes } : {}),
+      ...(opts.links ? { links: opts.links } : {}),
+    },
+    parent,
+  );
+  try {
+    return await context.with(trace.setSpan(parent, span), () => fn(span));
+  } catch (err) {
+    span.recordException(err as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
+export { SpanKind, SpanStatusCode };
+
+/** The parts of a fastify instance the HTTP tracing hooks need (kept structural: lib/ does not depend on fastify). */
+interface HookableServer {
+  addHook(
+    name: "onRequest",
+    hook: (
+      req: {
+        method: string;
+        url: string;
+        routeOptions: { url?: string | undefined };
+        raw: { headers: Record<string, unknown> };
+      },
+      reply: unknown,
+      done: (err?: Error) => void,
+    ) => void,
+  ): unknown;
+  addHook(
+    name: "onResponse",
+    hook: (req: { url: string }, reply: { statusCode: number }, done: (err?: Error) => void) => void,
+  ): unknown;
+}
+
+const httpSpans = new WeakMap<object, Span>();
+const UNTRACED = new Set(["/metrics", "/healthz", "/readyz"]);
+
+/**
+ * A SERVER span per HTTP request (semantic conventions: `http.request.method`,
+ * `http.route`, `url.path`, `http.response.status_code`), continuing a W3C
+ * `traceparent` sent by the client. The handler runs inside the span's
+ * context, so spans and Kafka headers made while handling it belong to the
+ * request's trace. Probes and /metrics are not traced.
+ */
+export function traceHttpServer(app: HookableServer): void {
+  app.addHook("onRequest", (req, _reply, done) => {
+    const path = req.url.split("?")[0] ?? req.url;
+    if (UNTRACED.has(path)) return done();
+    const route = req.routeOptions.url ?? path;
+    const parent = propagation.extract(context.active(), req.raw.headers, {
+      keys: (h) => Object.keys(h),
+      get: (h, k) => {
+        const v = h[k];
+        return typeof v === "string" || Array.isArray(v) ? (v as string | string[]) : undefined;
+      },
+    });
+    const span = tracer().startSpan(
+      `${req.method} ${route}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { "http.request.method": req.method, "http.route": route, "url.path": path },
+      },
+      parent,
+    );
+    httpSpans.set(req, span);
+    context.with(trace.setSpan(parent, span), () => done());
+  });
+  app.addHook("onResponse", (req, reply, done) => {
+    const span = httpSpans.get(req);
+    if (span) {
+      span.setAttribute("http.response.status_code", reply.statusCode);
+      if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      httpSpans.delete(req);
+    }
+    done();
+  });
+}
