@@ -1,0 +1,177 @@
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
+import { migrate } from "../../processors/db/migrate.ts";
+import { LAST_ROLLUP_ANNOTATION } from "../../processors/rollup/annotate.ts";
+import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
+import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
+import { DAY, fixture } from "../../processors/rollup/testdata.ts";
+import { createNamespace, custom, ensureCrd, G } from "./operator-support.ts";
+import { createTestDatabase, insertFixture } from "./rollup-helpers.ts";
+
+/** `gavel rollup` as the CronJob runs it: a real process, a pipeline file, the annotation on the API server. */
+
+const root = new URL("../../", import.meta.url).pathname;
+const cfg = readConnectionConfig();
+const bucket = requireEnv(cfg, "s3Bucket", "S3_BUCKET");
+const prefix = `test-rollup-cli-${randomUUID().slice(0, 8)}/`;
+
+function gavel(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      join(root, "node_modules/.bin/node"),
+      [join(root, "bin/gavel"), ...args],
+      { env: { ...process.env, ...env, LOG_LEVEL: "warn" }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe("gavel rollup (CLI)", () => {
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+  let dir: string;
+  let pipelineFile: string;
+  let namespace: string;
+  const name = "rollup";
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await migrate(db.pool);
+    await insertFixture(db.pool, fixture());
+    dir = await mkdtemp(join(tmpdir(), "gavel-rollup-cli-"));
+    pipelineFile = join(dir, "pipeline.yaml");
+    await writeFile(
+      pipelineFile,
+      `apiVersion: gavel.dev/v1alpha1
+kind: AuctionPipeline
+metadata:
+  name: ${name}
+spec:
+  kafka:
+    clusterName: test
+    bootstrapServers: 127.0.0.1:9092
+  storage:
+    postgres:
+      secretRef:
+        name: pg
+    s3:
+      bucket: ${bucket}
+      prefix: ${prefix}
+  rollup:
+    timeZone: UTC
+`,
+    );
+    await ensureCrd();
+    namespace = await createNamespace("rollup-cli");
+    await custom.createNamespacedCustomObject({
+      ...G,
+      namespace,
+      body: {
+        apiVersion: "gavel.dev/v1alpha1",
+        kind: "AuctionPipeline",
+        metadata: { name, namespace },
+        spec: {
+          kafka: { clusterName: "test", bootstrapServers: "127.0.0.1:9092" },
+          storage: { postgres: { secretRef: { name: "pg" } }, s3: { bucket } },
+        },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    const s3 = s3ClientFromConfig(cfg);
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+    await rm(dir, { recursive: true, force: true });
+    await db?.drop();
+  });
+
+  async function annotation(): Promise<Record<string, string>> {
+    const obj = (await custom.getNamespacedCustomObject({ ...G, namespace, name })) as {
+      metadata: { annotations?: Record<string, string> };
+    };
+    return JSON.parse(obj.metadata.annotations?.[LAST_ROLLUP_ANNOTATION] ?? "{}");
+  }
+
+  it("rolls up a day from the pipeline file, writes Parquet under its prefix and annotates the pipeline", async () => {
+    const r = await gavel(
+      ["rollup", "--date", DAY, "-f", pipelineFile, "--pipeline-ref", `${namespace}/${name}`],
+      {
+        DATABASE_URL: db.url,
+      },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^2026-03-10 succeeded .* daily_revenue=3 auction_performance=2 bidder_analytics=4 fraud_summary=1 category_trends=3/,
+    );
+    const listed = await s3ClientFromConfig(cfg).send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }),
+    );
+    expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual(
+      GOLD_TABLES.map((t) => `${prefix}gold/${t}/day=${DAY}/part-0.parquet`).sort(),
+    );
+    const a = await annotation();
+    expect(a).toMatchObject({ day: DAY, status: "succeeded" });
+    expect(Number.isNaN(Date.parse(a.finishedAt ?? ""))).toBe(false);
+  });
+
+  it("backfills with --from/--to and prints one line per day as JSON", async () => {
+    const r = await gavel(
+      ["rollup", "--from", "2026-03-09", "--to", "2026-03-10", "--no-parquet", "--json"],
+      {
+        DATABASE_URL: db.url,
+      },
+    );
+    expect(r.code).toBe(0);
+    const results = JSON.parse(r.stdout) as { day: string; status: string; objects: string[] }[];
+    expect(results.map((x) => [x.day, x.status, x.objects.length])).toEqual([
+      ["2026-03-09", "succeeded", 0],
+      ["2026-03-10", "succeeded", 0],
+    ]);
+  });
+
+  it("exits 1 with the check report on bad silver data and records the failure on the pipeline", async () => {
+    await db.pool.query(
+      `INSERT INTO silver.bids (bid_id, auction_id, bidder_id, amount, currency, placed_at, received_at)
+       VALUES ('cli-bad', 'A2', 'U3', 0, 'EUR', '2026-03-10T13:00:00Z', '2026-03-10T13:00:01Z')`,
+    );
+    try {
+      const r = await gavel(
+        ["rollup", "--date", DAY, "-f", pipelineFile, "--pipeline-ref", `${namespace}/${name}`],
+        {
+          DATABASE_URL: db.url,
+        },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("rollup of 2026-03-10 FAILED; the previous gold of that day is unchanged.");
+      expect(r.stderr).toContain("FAILED positive_amounts: 1 violation(s)");
+      expect(r.stderr).toContain("bid cli-bad amount 0");
+      expect(await annotation()).toMatchObject({ day: DAY, status: "failed" });
+    } finally {
+      await db.pool.query("DELETE FROM silver.bids WHERE bid_id = 'cli-bad'");
+    }
+  });
+
+  it("prints usage for bad flags", async () => {
+    const r = await gavel(["rollup", "--from", "2026-03-10"], { DATABASE_URL: db.url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--from and --to go together");
+    expect(r.stderr).toContain("--help");
+    const tz = await gavel(["rollup", "--time-zone", "Mars/Olympus"], { DATABASE_URL: db.url });
+    expect(tz.code).toBe(2);
+    expect(tz.stderr).toContain("unknown time zone");
+  });
+});
