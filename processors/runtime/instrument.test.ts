@@ -1,0 +1,143 @@
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
+import { describe, expect, it } from "vitest";
+import { startTracing, traceHeaders, tracer } from "../../lib/telemetry.ts";
+import type { KafkaRecord, RecordBatch } from "../kafka/transport.ts";
+import {
+  countOutputs,
+  deriveFrom,
+  instrumentBatches,
+  observeEndToEnd,
+  outputHeaders,
+  pipelineMetrics,
+} from "./instrument.ts";
+import { Registry } from "./metrics.ts";
+
+const spans = new InMemorySpanExporter();
+startTracing("test", { env: {}, processors: [new SimpleSpanProcessor({ exporter: spans })] });
+
+const ctx = { isRunning: () => true, heartbeat: async () => undefined, markProcessed: () => undefined };
+
+function record(offset: number, headers?: Record<string, string>): KafkaRecord {
+  return {
+    topic: "p.bids",
+    partition: 0,
+    offset,
+    key: "a1",
+    value: Buffer.from("{}"),
+    timestamp: 0,
+    ...(headers ? { headers } : {}),
+  };
+}
+
+describe("instrumentBatches", () => {
+  it("continues each record's trace, links the batch span and measures the batch", async () => {
+    spans.reset();
+    const upstream = tracer().startSpan("POST /v1/bids");
+    const { context, trace } = await import("@opentelemetry/api");
+    const headers = traceHeaders(trace.setSpan(context.active(), upstream));
+    upstream.end();
+    expect(headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const r = record(41, headers);
+    const batch: RecordBatch = { topic: "p.bids", partition: 0, records: [record(40), r], highWatermark: 50 };
+    const reg = new Registry("gavel_", { env: {} });
+    let derived: Record<string, string> = {};
+    const h = instrumentBatches(
+      {
+        eachBatch: async (b) => {
+          const out = deriveFrom([{ topic: "bidsAccepted", value: {} }], b.records[1] as KafkaRecord);
+          derived = outputHeaders(out[0] as object);
+        },
+      },
+      { metrics: reg, processor: "bid-processor", groupId: "g" },
+    );
+    await h.eachBatch(batch, ctx);
+    const finished = spans.getFinishedSpans();
+    const recordSpan = finished.find(
+      (s) =>
+        s.attributes["messaging.kafka.offset"] === 41 &&
+        s.spanContext().traceId === upstream.spanContext().traceId,
+    );
+    expect(recordSpan?.parentSpanContext?.spanId).toBe(upstream.spanContext().spanId);
+    const batchSpan = finished.find((s) => s.attributes["messaging.batch.message_count"] === 2);
+    expect(batchSpan?.links.map((l) => l.context.spanId)).toEqual([upstream.spanContext().spanId]);
+    // The output continues the record's trace, as a child of the record's span.
+    expect(derived.traceparent).toContain(upstream.spanContext().traceId);
+    expect(derived.traceparent).toContain(recordSpan?.spanContext().spanId);
+    const text = await reg.render();
+    expect(text).toContain(
+      'gavel_consumer_lag_records{processor="bid-processor",topic="p.bids",partition="0"} 8',
+    );
+    expect(text).toContain('gavel_records_consumed_total{processor="bid-processor",topic="p.bids"} 2');
+    expect(text).toContain('gavel_batch_records_count{processor="bid-processor",topic="p.bids"} 1');
+  });
+
+  it("counts failed batches and marks their spans as errors", async () => {
+    spans.reset();
+    const reg = new Registry("gavel_", { env: {} });
+    const h = instrumentBatches(
+      {
+        eachBatch: async () => {
+          throw new Error("db down");
+        },
+      },
+      { metrics: reg, processor: "silver-writer" },
+    );
+    const batch: RecordBatch = { topic: "p.bids", partition: 1, records: [record(1)], highWatermark: 2 };
+    await expect(h.eachBatch(batch, ctx)).rejects.toThrow("db down");
+    expect(spans.getFinishedSpans().some((s) => s.status.code === 2 && s.status.message === "db down")).toBe(
+      true,
+    );
+    expect(await reg.render()).toContain(
+      'gavel_batch_failures_total{processor="silver-writer",topic="p.bids"} 1',
+    );
+  });
+});
+
+describe("business metrics", () => {
+  it("counts committed outputs by reason, signal and outcome", async () => {
+    const reg = new Registry("gavel_", { env: {} });
+    const m = pipelineMetrics(reg);
+    countOutputs(m, [
+      { topic: "bidsAccepted", value: {} },
+      { topic: "bidsRejected", value: { reason: "below_minimum" } },
+      {
+        topic: "fraudAlerts",
+        value: { quarantined: true, signals: [{ name: "bid_velocity" }, { name: "new_account_high_bid" }] },
+      },
+      { topic: "transactions", value: { winner_id: null } },
+      { topic: "prices", value: {} },
+    ]);
+    const text = await reg.render();
+    expect(text).toContain("gavel_bids_accepted_total 1");
+    expect(text).toContain('gavel_bids_rejected_total{reason="below_minimum"} 1');
+    expect(text).toContain('gavel_fraud_alerts_total{signal="bid_velocity"} 1');
+    expect(text).toContain('gavel_fraud_alert_bids_total{quarantined="true"} 1');
+    expect(text).toContain('gavel_auctions_closed_total{outcome="unsold"} 1');
+  });
+
+  it("observes end-to-end latency from received_at and placed_at", async () => {
+    const reg = new Registry("gavel_", { env: {} });
+    const m = pipelineMetrics(reg);
+    const now = Date.parse("2026-01-01T00:00:01.000Z");
+    const value = Buffer.from(
+      JSON.stringify({ received_at: "2026-01-01T00:00:00.800Z", placed_at: "2026-01-01T00:00:00.000Z" }),
+    );
+    observeEndToEnd(
+      m,
+      "accepted",
+      [
+        { ...record(1), value },
+        { ...record(2), value: Buffer.from("not json") },
+      ],
+      now,
+    );
+    const text = await reg.render();
+    expect(text).toContain(
+      'gavel_bid_end_to_end_seconds_bucket{since="received",outcome="accepted",le="0.25"} 1',
+    );
+    expect(text).toContain(
+      'gavel_bid_end_to_end_seconds_bucket{since="received",outcome="accepted",le="0.1"} 0',
+    );
+    expect(text).toContain('gavel_bid_end_to_end_seconds_sum{since="placed",outcome="accepted"} 1');
+  });
+});

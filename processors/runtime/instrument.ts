@@ -1,0 +1,281 @@
+/**
+ * The pipeline's shared instruments, in one place so the dashboards, the
+ * alert rules and docs/observability.md name the same series:
+ *
+ * - `instrumentBatches` wraps a consumer's handlers: one CONSUMER span per
+ *   batch (linked to every record's producer span) and one per record (a
+ *   child of the context in the record's headers, so one bid stays one trace
+ *   across processors), batch size / duration / failures, records consumed
+ *   and consumer lag per partition.
+ * - `pipelineMetrics` are the business counters (bids received, accepted,
+ *   rejected by reason, fraud alerts by signal, auctions closed, end-to-end
+ *   latency) and `countOutputs` / `observeEndToEnd` feed them from the
+ *   records the processors already produce or write.
+ */
+import { type Context, context, type Span, trace } from "@opentelemetry/api";
+import {
+  contextFromHeaders,
+  type Headers,
+  linkFromHeaders,
+  SpanKind,
+  SpanStatusCode,
+  traceHeaders,
+  tracer,
+} from "../../lib/telemetry.ts";
+import type { ConsumerHandlers, KafkaRecord, TopicPartition } from "../kafka/transport.ts";
+import { type Counter, type Histogram, type Registry, SIZE_BUCKETS } from "./metrics.ts";
+
+/** End-to-end latency buckets, seconds (the streaming target is under 0.5 s). */
+export const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+const recordSpans = new WeakMap<KafkaRecord, Span>();
+const outputParents = new WeakMap<object, KafkaRecord>();
+
+export interface InstrumentOptions {
+  readonly metrics: Registry;
+  /** Processor name, the `processor` label (ingest, bid-processor, silver-writer, bronze-archiver). */
+  readonly processor: string;
+  /** Consumer group, a span attribute. */
+  readonly groupId?: string;
+}
+
+/**
+ * Wraps consumer handlers with spans and batch metrics. The wrapped
+ * `eachBatch` runs inside the batch span; each record's span is reachable
+ * with `recordContext(record)` / `recordHeaders(record)` while the batch
+ * runs and ends (with the batch's status) when the handler settles, so the
+ * silver write of a bid is a span of that bid's trace.
+ */
+export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptions): ConsumerHandlers {
+  const m = o.metrics;
+  const size = m.histogram(
+    "batch_records",
+    "Records per consumed batch, by processor and topic.",
+    SIZE_BUCKETS,
+    {
+      unit: "{record}",
+    },
+  );
+  const duration = m.histogram(
+    "batch_duration_seconds",
+    "Time to handle one consumed batch (including its commit), by processor and topic.",
+  );
+  const failures = m.counter(
+    "batch_failures_total",
+    "Batches whose handler threw (retried), by processor and topic.",
+  );
+  const consumed = m.counter("records_consumed_total", "Records handled, by processor and topic.", {
+    unit: "{record}",
+  });
+  const lag = m.gauge(
+    "consumer_lag_records",
+    "Records behind the partition's high watermark after the last batch, by processor, topic and partition.",
+    { unit: "{record}" },
+  );
+  const partLabels = (tp: TopicPartition) => ({
+    processor: o.processor,
+    topic: tp.topic,
+    partition: String(tp.partition),
+  });
+  const wrapped: ConsumerHandlers = {
+    eachBatch: async (batch, ctx) => {
+      const labels = { processor: o.processor, topic: batch.topic };
+      const started = performance.now();
+      const links = [];
+      for (const r of batch.records) {
+        const l = linkFromHeaders(r.headers);
+        if (l) links.push(l);
+      }
+      const attrs = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": batch.topic,
+        "messaging.destination.partition.id": String(batch.partition),
+        "messaging.batch.message_count": batch.records.length,
+        ...(o.groupId ? { "messaging.consumer.group.name": o.groupId } : {}),
+      };
+      const batchSpan = tracer().startSpan(`process ${batch.topic}`, {
+        kind: SpanKind.CONSUMER,
+        attributes: attrs,
+        links,
+      });
+      const spans: Span[] = [];
+      for (const r of batch.records) {
+        const parent = contextFromHeaders(r.headers, context.active());
+        if (!trace.getSpanContext(parent)) continue;
+        const s = tracer().startSpan(
+          `process ${batch.topic}`,
+          {
+            kind: SpanKind.CONSUMER,
+            attributes: {
+              ...attrs,
+              "messaging.batch.message_count": 1,
+              "messaging.kafka.offset": r.offset,
+              ...(r.key !== null ? { "messaging.kafka.message.key": r.key } : {}),
+            },
+          },
+          parent,
+        );
+        recordSpans.set(r, s);
+        spans.push(s);
+      }
+      let error: Error | undefined;
+      try {
+        await context.with(trace.setSpan(context.active(), batchSpan), () => handlers.eachBatch(batch, ctx));
+      } catch (err) {
+        error = err as Error;
+        failures.inc(labels);
+        throw err;
+      } finally {
+        for (const s of [...spans, batchSpan]) {
+          if (error) {
+            s.recordException(error);
+            s.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+          }
+          s.end();
+        }
+        if (!error) {
+          size.observe(labels, batch.records.length);
+          duration.observe(labels, (performance.now() - started) / 1000);
+          consumed.inc(labels, batch.records.length);
+          const last = batch.records.at(-1);
+          if (last) lag.set(partLabels(batch), Math.max(0, batch.highWatermark - last.offset - 1));
+        }
+      }
+    },
+  };
+  if (handlers.onAssignment) {
+    const inner = handlers.onAssignment.bind(handlers);
+    wrapped.onAssignment = async (assigned, revoked) => {
+      for (const tp of revoked) lag.remove(partLabels(tp));
+      await inner(assigned, revoked);
+    };
+  }
+  return wrapped;
+}
+
+/** The context of a record's span (while its batch runs), else the context in its headers. */
+export function recordContext(r: KafkaRecord): Context {
+  const s = recordSpans.get(r);
+  return s ? trace.setSpan(context.active(), s) : contextFromHeaders(r.headers);
+}
+
+/** Headers for a record produced because of `r`: continues `r`'s trace. */
+export function recordHeaders(r: KafkaRecord): Record<string, string> {
+  return traceHeaders(recordContext(r));
+}
+
+/** Remembers that `outputs` were derived from `input` (see `outputHeaders`). Returns `outputs`. */
+export function deriveFrom<T extends object>(outputs: readonly T[], input: KafkaRecord): readonly T[] {
+  for (const o of outputs) outputParents.set(o, input);
+  return outputs;
+}
+
+/** Trace headers of an output registered with `deriveFrom`, or of the active context. */
+export function outputHeaders(output: object): Record<string, string> {
+  const input = outputParents.get(output);
+  return input ? recordHeaders(input) : traceHeaders();
+}
+
+/** The business instruments of the pipeline. */
+export interface PipelineMetrics {
+  readonly bidsReceived: Counter;
+  readonly bidsAccepted: Counter;
+  readonly bidsRejected: Counter;
+  readonly fraudAlerts: Counter;
+  readonly fraudAlertBids: Counter;
+  readonly auctionsClosed: Counter;
+  readonly endToEnd: Histogram;
+}
+
+export function pipelineMetrics(r: Registry): PipelineMetrics {
+  return {
+    bidsReceived: r.counter("bids_received_total", "Bids acknowledged by Kafka at ingest, by source.", {
+      unit: "{bid}",
+    }),
+    bidsAccepted: r.counter("bids_accepted_total", "Bids accepted by the bid-processor (committed).", {
+      unit: "{bid}",
+    }),
+    bidsRejected: r.counter(
+      "bids_rejected_total",
+      "Bids rejected to the dead-letter topic by the bid-processor (committed), by reason.",
+      { unit: "{bid}" },
+    ),
+    fraudAlerts: r.counter(
+      "fraud_alerts_total",
+      "Fraud signals that fired in alerts (an alert counts once per signal), by signal.",
+      { unit: "{signal}" },
+    ),
+    fraudAlertBids: r.counter("fraud_alert_bids_total", "Bids that raised a fraud alert, by quarantined.", {
+      unit: "{bid}",
+    }),
+    auctionsClosed: r.counter("auctions_closed_total", "Auctions closed, by outcome (sold, unsold).", {
+      unit: "{auction}",
+    }),
+    endToEnd: r.histogram(
+      "bid_end_to_end_seconds",
+      "From a bid's received_at (ingest) or placed_at (client) to its silver commit, by since and outcome.",
+      LATENCY_BUCKETS,
+    ),
+  };
+}
+
+/** Counts what the bid-processor committed: call after its transaction commits. */
+export function countOutputs(
+  m: PipelineMetrics,
+  outputs: readonly { readonly topic: string; readonly value: object }[],
+): void {
+  for (const o of outputs) {
+    const v = o.value as Record<string, unknown>;
+    switch (o.topic) {
+      case "bidsAccepted":
+        m.bidsAccepted.inc();
+        break;
+      case "bidsRejected":
+        m.bidsRejected.inc({ reason: typeof v.reason === "string" ? v.reason : "unknown" });
+        break;
+      case "fraudAlerts": {
+        m.fraudAlertBids.inc({ quarantined: String(v.quarantined === true) });
+        const signals = Array.isArray(v.signals) ? (v.signals as { name?: unknown }[]) : [];
+        for (const s of signals)
+          m.fraudAlerts.inc({ signal: typeof s.name === "string" ? s.name : "unknown" });
+        break;
+      }
+      case "transactions":
+        m.auctionsClosed.inc({ outcome: v.winner_id ? "sold" : "unsold" });
+        break;
+    }
+  }
+}
+
+/**
+ * Observes the end-to-end latency of bids (accepted or rejected) the silver
+ * writer just committed: now minus received_at and minus placed_at.
+ */
+export function observeEndToEnd(
+  m: PipelineMetrics,
+  outcome: "accepted" | "rejected",
+  records: readonly KafkaRecord[],
+  nowMs = Date.now(),
+): void {
+  for (const r of records) {
+    if (r.value === null) continue;
+    let v: { received_at?: unknown; placed_at?: unknown };
+    try {
+      v = JSON.parse(r.value.toString("utf8")) as typeof v;
+    } catch {
+      continue; // unusable records are counted by the writer
+    }
+    for (const [since, t] of [
+      ["received", v.received_at],
+      ["placed", v.placed_at],
+    ] as const) {
+      if (typeof t !== "string") continue;
+      const ms = Date.parse(t);
+      if (Number.isFinite(ms)) m.endToEnd.observe({ since, outcome }, Math.max(0, nowMs - ms) / 1000);
+    }
+  }
+}
+
+export type { Headers };
