@@ -147,13 +147,13 @@ export async function migrate(pool: pg.Pool, opts: MigrateOptions = {}): Promise
         if (!known.has(r.version)) {
           // A newer release applied it (e.g. during a rollback); not an error.
           opts.logger?.warn(
-            { version: r.version, name: r.name },
+            { version: r.version, migration: r.name },
             "database has a migration this release does not know",
           );
         }
       }
       for (const m of pending) {
-        opts.logger?.info({ version: m.version, name: m.name }, "applying migration");
+        opts.logger?.info({ version: m.version, migration: m.name }, "applying migration");
         try {
           await client.query(m.sql);
         } catch (err) {
