@@ -1,6 +1,7 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { rbacManifests } from "../../operator/rbac.ts";
+import { reportRollupResult } from "../../operator/rollup-report.ts";
 import {
   condition,
   core,
@@ -96,6 +97,24 @@ describe("operator RBAC", () => {
       async () => condition(await getPipeline(ns, "rb"), "Ready")?.status === "True",
     );
     expect((await eventsFor(ns, "rb")).some((e: Obj) => e.reason === "Created")).toBe(true);
+
+    // The rollup's ServiceAccount may record its result on its own pipeline, and nothing else.
+    const rollupKc = await serviceAccountConfig(ns, "rb-gavel");
+    await reportRollupResult(rollupKc, ns, "rb", {
+      time: "2026-11-22T00:20:00Z",
+      result: "Failed",
+      message: "dq check failed",
+    });
+    await waitFor(
+      "lastRollup",
+      async () => (await getPipeline(ns, "rb")).status?.lastRollup?.result === "Failed",
+    );
+    await createPipeline(ns, pipeline("other"));
+    expect(
+      await status(
+        reportRollupResult(rollupKc, ns, "other", { time: "2026-11-22T00:20:00Z", result: "Succeeded" }),
+      ),
+    ).toBe(403);
 
     // Outside its RBAC: Secrets, spec updates, cluster-wide RBAC.
     const saCore = saKc.makeApiClient(CoreV1Api);

@@ -1,4 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { reportRollupResult } from "../../operator/rollup-report.ts";
 import {
   condition,
   createNamespace,
@@ -6,6 +7,7 @@ import {
   ensureCrd,
   eventsFor,
   getPipeline,
+  kc,
   list,
   type Manager,
   markDeploymentsAvailable,
@@ -135,13 +137,7 @@ describe("operator reconcile", () => {
 
     // The rollup records its result as an annotation; status mirrors it.
     const last = { time: "2026-11-22T00:20:00Z", result: "Succeeded", days: ["2026-11-21"] };
-    await patchSpec(ns, "demo", {});
-    const cur = await getPipeline(ns, "demo");
-    cur.metadata.annotations = {
-      ...(cur.metadata.annotations ?? {}),
-      "gavel.dev/last-rollup": JSON.stringify(last),
-    };
-    await objects.replace(cur);
+    await reportRollupResult(kc, ns, "demo", { time: last.time, result: "Succeeded", days: last.days });
     await waitFor("lastRollup", async () =>
       (await getPipeline(ns, "demo")).status?.lastRollup?.time === last.time ? true : undefined,
     );
