@@ -279,6 +279,10 @@ interface HookableServer {
     ) => void,
   ): unknown;
   addHook(
+    name: "preHandler",
+    hook: (req: { url: string }, reply: unknown, done: (err?: Error) => void) => void,
+  ): unknown;
+  addHook(
     name: "onResponse",
     hook: (req: { url: string }, reply: { statusCode: number }, done: (err?: Error) => void) => void,
   ): unknown;
@@ -316,6 +320,12 @@ export function traceHttpServer(app: HookableServer): void {
     );
     httpSpans.set(req, span);
     context.with(trace.setSpan(parent, span), () => done());
+  });
+  // The body is read from socket events, outside the onRequest context: re-enter it for the handler.
+  app.addHook("preHandler", (req, _reply, done) => {
+    const span = httpSpans.get(req);
+    if (span) context.with(trace.setSpan(context.active(), span), () => done());
+    else done();
   });
   app.addHook("onResponse", (req, reply, done) => {
     const span = httpSpans.get(req);

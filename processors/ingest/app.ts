@@ -3,6 +3,7 @@ import swagger from "@fastify/swagger";
 import { type TSchema, Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "../../lib/log.ts";
+import { traceHeaders } from "../../lib/telemetry.ts";
 import {
   AuctionEventSchema,
   type BidEvent,
@@ -15,6 +16,7 @@ import {
   UserEventSchema,
 } from "../domain/events.ts";
 import type { OutMessage } from "../kafka/transport.ts";
+import { pipelineMetrics } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { type App, createServer, type HealthState } from "../runtime/server.ts";
 import { type ApiKey, authenticate, type Scope } from "./auth.ts";
@@ -112,6 +114,8 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
     "Request latency including the broker ack.",
   );
   const inflight = deps.metrics.gauge("ingest_inflight_records", "Records waiting for the broker ack.");
+  const business = pipelineMetrics(deps.metrics);
+  const bidSources = new WeakMap<object, string>();
 
   await app.register(swagger, {
     openapi: {
@@ -180,7 +184,11 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
     try {
       inflight.set({}, deps.producer.inFlight + records.length);
       await deps.producer.produce(records);
-      for (const r of records) produced.inc({ topic: r.topic });
+      for (const r of records) {
+        produced.inc({ topic: r.topic });
+        const source = bidSources.get(r);
+        if (source !== undefined) business.bidsReceived.inc({ source });
+      }
       return reply.code(202).send(ok());
     } catch (err) {
       if (err instanceof BackpressureError) {
@@ -200,10 +208,15 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
     }
   }
 
-  const bidRecord = (bid: BidEvent) => ({
-    topic: deps.topics.bids,
-    message: { key: bid.auction_id, value: JSON.stringify(bid) },
-  });
+  // The request span's trace context travels in the record headers (one bid, one trace).
+  const bidRecord = (bid: BidEvent) => {
+    const r = {
+      topic: deps.topics.bids,
+      message: { key: bid.auction_id, value: JSON.stringify(bid), headers: traceHeaders() },
+    };
+    bidSources.set(r, bid.source);
+    return r;
+  };
   const responses = (ok: TSchema) => ({
     202: ok,
     400: ErrorSchema,
