@@ -34,6 +34,7 @@ RUN apt-get update \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
       /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg \
+ && ln -s /app/bin/gavel /usr/local/bin/gavel \
  && groupadd --gid 10001 gavel \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gavel
 # Files stay owned by root and read-only for the app user, so the container
@@ -50,5 +51,7 @@ LABEL org.opencontainers.image.title="gavel" \
       org.opencontainers.image.description="Gavel: Kubernetes-native platform for real-time auction data" \
       org.opencontainers.image.source="https://github.com/gavel-dev/gavel" \
       org.opencontainers.image.licenses="Apache-2.0"
+# `docker run IMAGE operator` runs `gavel operator`; Kubernetes pods may also
+# set `command: [gavel, ...]` (gavel is on PATH).
 ENTRYPOINT ["node", "/app/bin/gavel"]
 CMD ["--help"]

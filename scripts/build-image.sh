@@ -27,7 +27,7 @@ step_install() {
   log "npm ci (npm $(npm --version))"
   local err
   err=$(mktemp)
-  if npm ci --no-audit --no-fund --loglevel=error 2> >(tee "$err" >&2); then
+  if npm ci --no-audit --no-fund --loglevel=error 2>"$err"; then
     rm -f "$err"
     return
   fi
@@ -37,9 +37,11 @@ step_install() {
   # same lock file and fail if that would change it: the result is what
   # `npm ci` would have installed.
   if ! grep -q "from lock file" "$err"; then
+    cat "$err" >&2
     rm -f "$err"
     return 1
   fi
+  grep "Missing: .* from lock file" "$err" | head -3 | sed 's/^/  /' >&2
   rm -f "$err"
   log "npm ci rejected the lock file (optional packages of other platforms); npm install with the lock file frozen"
   local before
@@ -69,6 +71,10 @@ smoke() {
   done
   log "gavel --help with $("$node" --version)"
   "$node" bin/gavel --help >/dev/null
+  # The operator's pods run `command: [gavel, ...]`: the image links
+  # /usr/local/bin/gavel to bin/gavel, whose shebang finds node on PATH.
+  [[ -x bin/gavel ]] || die "bin/gavel is not executable"
+  PATH="$(dirname "$(command -v "$node")"):$PATH" bin/gavel --version >/dev/null
   if [[ -d node_modules/@confluentinc/kafka-javascript ]]; then
     log "loading the native Kafka client"
     "$node" -e 'require("@confluentinc/kafka-javascript")' >/dev/null

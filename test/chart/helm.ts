@@ -25,8 +25,8 @@ export function installHelm(): string {
   }).trim();
 }
 
-export function run(cmd: string, args: readonly string[], input?: string): Run {
-  const r = spawnSync(cmd, args, { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+export function run(cmd: string, args: readonly string[], input?: string, timeout = 120_000): Run {
+  const r = spawnSync(cmd, args, { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024, timeout });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
