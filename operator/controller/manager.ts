@@ -151,9 +151,31 @@ export class Manager {
               plural: PLURAL,
             })) as never,
     );
-    pipelines.on("add", enqueue);
-    pipelines.on("update", enqueue);
-    pipelines.on("delete", enqueue);
+    // Like controller-runtime's GenerationChanged/AnnotationChanged predicates: our own
+    // status writes do not trigger another pass (the periodic resync still does).
+    const seen = new Map<string, string>();
+    const fingerprint = (o: KubernetesObject) =>
+      JSON.stringify([
+        o.metadata?.generation,
+        o.metadata?.annotations,
+        o.metadata?.labels,
+        o.metadata?.deletionTimestamp,
+      ]);
+    const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+    pipelines.on("add", (o) => {
+      seen.set(keyOf(o), fingerprint(o));
+      enqueue(o);
+    });
+    pipelines.on("update", (o) => {
+      const f = fingerprint(o);
+      if (seen.get(keyOf(o)) === f) return;
+      seen.set(keyOf(o), f);
+      enqueue(o);
+    });
+    pipelines.on("delete", (o) => {
+      seen.delete(keyOf(o));
+      enqueue(o);
+    });
     this.#informers = [{ name: "AuctionPipeline", informer: pipelines }];
 
     const children = new Map<string, ObjectCache<KubernetesObject>>();

@@ -1,0 +1,126 @@
+import { describe, expect, it } from "vitest";
+import { parsePipeline, processors } from "../api/v1alpha1/pipeline.ts";
+import { computeStatus, type ObservedObject, parseLastRollup, statusChanged } from "./status.ts";
+
+const p = parsePipeline({
+  apiVersion: "gavel.dev/v1alpha1",
+  kind: "AuctionPipeline",
+  metadata: { name: "demo", generation: 3 },
+  spec: {
+    kafka: { clusterName: "c1", bootstrapServers: "k:9092" },
+    storage: { postgres: { secretRef: { name: "pg" } }, s3: { bucket: "lake" } },
+    processors: { ingest: {} },
+  },
+});
+const topics = [
+  { object: "demo-bids", name: "demo.bids" },
+  { object: "demo-users", name: "demo.users" },
+];
+const now = new Date("2026-11-22T10:00:00Z");
+
+function input(observed: ObservedObject[], over: Partial<Parameters<typeof computeStatus>[0]> = {}) {
+  return {
+    pipeline: p,
+    topics,
+    processors: processors(p),
+    deploymentName: (x: string) => `demo-${x}`,
+    rollupName: "demo-rollup",
+    observed: new Map(observed.map((o) => [`${o.kind}/${o.metadata.name}`, o])),
+    now,
+    ...over,
+  };
+}
+const topic = (name: string, status: string, reason?: string): ObservedObject => ({
+  kind: "KafkaTopic",
+  metadata: { name },
+  status: {
+    conditions: [
+      { type: "Ready", status, reason, message: reason ? "Decreasing partitions not supported" : undefined },
+    ],
+  },
+});
+const deployment = (available: boolean): ObservedObject => ({
+  kind: "Deployment",
+  metadata: { name: "demo-ingest", generation: 2 },
+  spec: { replicas: 1 },
+  status: {
+    observedGeneration: 2,
+    availableReplicas: available ? 1 : 0,
+    readyReplicas: available ? 1 : 0,
+    conditions: [{ type: "Available", status: available ? "True" : "False" }],
+  },
+});
+const cron: ObservedObject = { kind: "CronJob", metadata: { name: "demo-rollup" } };
+
+describe("computeStatus", () => {
+  it("is Ready when topics, processors and the rollup are", () => {
+    const s = computeStatus(
+      input([topic("demo-bids", "True"), topic("demo-users", "True"), deployment(true), cron]),
+    );
+    expect(s.phase).toBe("Ready");
+    expect(s.observedGeneration).toBe(3);
+    expect(s.topicsReady).toBe("2/2");
+    expect(s.processorsReady).toBe("1/1");
+    expect(s.conditions?.map((c) => [c.type, c.status])).toEqual([
+      ["Ready", "True"],
+      ["TopicsReady", "True"],
+      ["ProcessorsReady", "True"],
+      ["RollupScheduled", "True"],
+    ]);
+  });
+
+  it("waits for the topic operator and for available pods", () => {
+    const s = computeStatus(input([topic("demo-bids", "True"), deployment(false), cron]));
+    expect(s.phase).toBe("Progressing");
+    expect(s.conditions?.find((c) => c.type === "TopicsReady")).toMatchObject({
+      status: "Unknown",
+      reason: "WaitingForTopicOperator",
+    });
+    expect(s.conditions?.find((c) => c.type === "ProcessorsReady")).toMatchObject({
+      status: "False",
+      reason: "Unavailable",
+    });
+    expect(s.conditions?.[0]).toMatchObject({
+      type: "Ready",
+      status: "False",
+      reason: "WaitingForTopicOperator",
+    });
+  });
+
+  it("mirrors NotSupported and turns a Ready pipeline Degraded", () => {
+    const ready = { ...p, status: { phase: "Ready" as const } };
+    const s = computeStatus(
+      input(
+        [topic("demo-bids", "False", "NotSupported"), topic("demo-users", "True"), deployment(true), cron],
+        { pipeline: ready },
+      ),
+    );
+    expect(s.phase).toBe("Degraded");
+    const t = s.conditions?.find((c) => c.type === "TopicsReady");
+    expect(t).toMatchObject({ status: "False", reason: "NotSupported" });
+    expect(t?.message).toMatch(/Decreasing partitions not supported.*restore the previous value/);
+  });
+
+  it("keeps lastTransitionTime of unchanged conditions, so a repeat pass changes nothing", () => {
+    const obs = [topic("demo-bids", "True"), topic("demo-users", "True"), deployment(true), cron];
+    const first = computeStatus(input(obs));
+    const again = computeStatus(
+      input(obs, { pipeline: { ...p, status: first }, now: new Date("2026-11-22T11:00:00Z") }),
+    );
+    expect(statusChanged(first, again)).toBe(false);
+  });
+
+  it("reads the rollup annotation and ignores garbage", () => {
+    expect(
+      parseLastRollup({
+        "gavel.dev/last-rollup": '{"time":"2026-11-22T00:20:00Z","result":"Failed","message":"dq"}',
+      }),
+    ).toEqual({
+      time: "2026-11-22T00:20:00Z",
+      result: "Failed",
+      message: "dq",
+    });
+    expect(parseLastRollup({ "gavel.dev/last-rollup": "{nope" })).toBeUndefined();
+    expect(parseLastRollup({ "gavel.dev/last-rollup": '{"time":"x","result":"Maybe"}' })).toBeUndefined();
+  });
+});
