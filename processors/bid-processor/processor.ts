@@ -44,6 +44,18 @@ interface HeldMeta {
 
 interface Part {
   readonly p: number;
+  /** This partition's state machine (auctions of one partition have one owner and one book). */
+  core: BidProcessorCore;
+  /**
+   * The partition's clock: the largest record timestamp processed, or the wall
+   * clock while the partition is idle and caught up. Closing and hold expiry
+   * follow it, so a replay after a crash decides the same way as the first run.
+   */
+  clock: number;
+  /** Wall-clock time of the last batch or rebuild. */
+  lastActivity: number;
+  /** Per input topic: did the last batch reach the high watermark. */
+  caughtUp: Map<string, boolean>;
   producer?: TransactionalProducer;
   /** Resolves when the partition's state is rebuilt; batches wait for it. */
   ready: Promise<void>;
@@ -72,15 +84,14 @@ interface Part {
  */
 export class BidProcessor {
   readonly #o: BidProcessorOptions;
-  readonly #core: BidProcessorCore;
   readonly #groupId: string;
   readonly #parts = new Map<number, Part>();
-  /** Partition of every auction in the book (outputs go to the same partition number). */
-  readonly #auctionPart = new Map<string, number>();
+  /** Latest record per user (every partition's fraud scorer needs every user). */
+  readonly #users = new Map<string, Buffer>();
   readonly #outTopic: Record<OutputTopic, string>;
   readonly #now: () => number;
   #consumer?: GroupConsumer;
-  #users?: GroupConsumer;
+  #usersConsumer?: GroupConsumer;
   #timer?: NodeJS.Timeout;
   #running = false;
   #stopping = false;
@@ -90,15 +101,6 @@ export class BidProcessor {
     this.#o = o;
     this.#now = o.now ?? Date.now;
     this.#groupId = o.groupId ?? `${o.pipeline.metadata.name}.bid-processor`;
-    const f = o.pipeline.spec.fraud;
-    this.#core = new BidProcessorCore({
-      fraud: {
-        quarantineThreshold: f.quarantineThreshold,
-        alertThreshold: f.alertThreshold,
-        weights: f.weights,
-      },
-      book: { pendingMaxAgeMs: 10_000, ...o.book },
-    });
     const t = o.topics;
     this.#outTopic = {
       bidsAccepted: t["bids.accepted"].name,
@@ -133,6 +135,20 @@ export class BidProcessor {
     return this.#groupId;
   }
 
+  #newCore(): BidProcessorCore {
+    const f = this.#o.pipeline.spec.fraud;
+    const core = new BidProcessorCore({
+      fraud: {
+        quarantineThreshold: f.quarantineThreshold,
+        alertThreshold: f.alertThreshold,
+        weights: f.weights,
+      },
+      book: { pendingMaxAgeMs: 10_000, ...this.#o.book },
+    });
+    for (const u of this.#users.values()) core.onUser(u);
+    return core;
+  }
+
   /** Ready: consuming, and no partition is being rebuilt. */
   ready(): { ok: boolean; reason?: string } {
     if (!this.#running) return { ok: false, reason: "not consuming" };
@@ -149,12 +165,15 @@ export class BidProcessor {
       topic: t.users.name,
       groupPrefix: this.#groupId,
       onRecord: (r) => {
-        if (r.value === null) return;
-        const res = this.#core.onUser(r.value);
-        if (!res.ok) this.#m.bad.inc({ topic: r.topic });
+        if (r.value === null || r.key === null) return;
+        this.#users.set(r.key, r.value);
+        for (const st of this.#parts.values()) {
+          const res = st.core.onUser(r.value);
+          if (!res.ok) this.#m.bad.inc({ topic: r.topic });
+        }
       },
     });
-    this.#users = users.consumer;
+    this.#usersConsumer = users.consumer;
     await users.started;
     this.#consumer = this.#o.transport.consumer({
       groupId: this.#groupId,
@@ -201,7 +220,6 @@ export class BidProcessor {
       this.#parts.delete(p);
       await st.lock.catch(() => undefined);
       await st.producer?.close().catch(() => undefined);
-      this.#dropPartitionState(new Set([p]));
     }
     const fresh: Part[] = [];
     for (const p of owned) {
@@ -209,6 +227,10 @@ export class BidProcessor {
       if (!st) {
         st = {
           p,
+          core: this.#newCore(),
+          clock: 0,
+          lastActivity: this.#now(),
+          caughtUp: new Map(),
           ready: Promise.resolve(),
           restoring: false,
           epoch: 0,
@@ -226,14 +248,6 @@ export class BidProcessor {
     const done = this.#restore(fresh);
     for (const st of fresh) st.ready = done;
     await done;
-  }
-
-  #dropPartitionState(ps: ReadonlySet<number>): void {
-    this.#core.book.retain((id) => {
-      const p = this.#auctionPart.get(id);
-      return p === undefined || !ps.has(p);
-    });
-    for (const [id, p] of this.#auctionPart) if (ps.has(p)) this.#auctionPart.delete(id);
   }
 
   async #restore(parts: readonly Part[]): Promise<void> {
@@ -254,7 +268,12 @@ export class BidProcessor {
         }),
       );
       // 2. Rebuild the book from the compacted prices topic.
-      this.#dropPartitionState(ps);
+      for (const st of parts) {
+        st.core = this.#newCore();
+        st.clock = 0;
+        st.caughtUp = new Map();
+        st.lastOffsets = undefined;
+      }
       let restored = 0;
       await readToEnd({
         transport: this.#o.transport,
@@ -263,12 +282,9 @@ export class BidProcessor {
         partitions: ps,
         groupPrefix: this.#groupId,
         onRecord: (r) => {
-          if (r.value === null || r.key === null) return;
-          const res = this.#core.onPriceSnapshot(r.value);
-          if (res.ok) {
-            this.#auctionPart.set(r.key, r.partition);
-            restored++;
-          }
+          const st = this.#parts.get(r.partition);
+          if (r.value === null || !st) return;
+          if (st.core.onPriceSnapshot(r.value).ok) restored++;
         },
       });
       // 3. Where to continue: committed offsets, plus bids held at the last commit.
@@ -288,7 +304,10 @@ export class BidProcessor {
         "partition state rebuilt",
       );
     } finally {
-      for (const st of parts) st.restoring = false;
+      for (const st of parts) {
+        st.restoring = false;
+        st.lastActivity = this.#now();
+      }
     }
   }
 
@@ -305,9 +324,14 @@ export class BidProcessor {
     const isBids = batch.topic === this.#o.topics.bids.name;
     await this.#withLock(st, async () => {
       const epoch = st.epoch;
-      const now = this.#now();
       const outputs: OutputRecord[] = [];
       for (const r of batch.records) {
+        // Time passes with the records: close due auctions and expire held
+        // bids before deciding the next record.
+        if (r.timestamp > st.clock) {
+          st.clock = r.timestamp;
+          outputs.push(...st.core.tick(st.clock));
+        }
         if (isBids) {
           if (st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset)) {
             this.#m.skipped.inc({ topic: r.topic });
@@ -315,7 +339,7 @@ export class BidProcessor {
           }
           st.replayHeld.delete(r.offset);
           const ref: Ref = { p: st.p, offset: r.offset };
-          const res = this.#core.onBid(r.value ?? Buffer.alloc(0), now, ref);
+          const res = st.core.onBid(r.value ?? Buffer.alloc(0), st.clock, ref);
           outputs.push(...res.outputs);
           st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
         } else {
@@ -323,9 +347,8 @@ export class BidProcessor {
             this.#m.skipped.inc({ topic: r.topic });
             continue;
           }
-          if (r.key !== null) this.#auctionPart.set(r.key, st.p);
           if (r.value !== null) {
-            const res = this.#core.onAuction(r.value, now);
+            const res = st.core.onAuction(r.value, st.clock);
             if (!res.ok) {
               this.#m.bad.inc({ topic: r.topic });
               this.#o.logger.warn(
@@ -339,10 +362,12 @@ export class BidProcessor {
         }
         this.#m.in.inc({ topic: r.topic });
       }
-      for (const o of outputs) if (o.key !== "") this.#auctionPart.set(o.key, st.p);
       const offsets = this.#offsets(st);
       if (outputs.length > 0 || JSON.stringify(offsets) !== st.lastOffsets)
         await this.#commit(st, epoch, outputs, offsets);
+      const last = batch.records.at(-1);
+      st.caughtUp.set(batch.topic, last !== undefined && last.offset + 1 >= batch.highWatermark);
+      st.lastActivity = this.#now();
       // Let the consumer move past what is committed; a held bid keeps its
       // partition's position (it is fetched again and skipped until decided).
       const commitOffset = isBids ? offsets.find((o) => o.topic === batch.topic)?.offset : st.auctionsNext;
@@ -357,7 +382,7 @@ export class BidProcessor {
     const out: TopicPartitionOffset[] = [];
     if (st.bidsNext !== undefined) {
       const held = new Set<number>(st.replayHeld);
-      for (const r of this.#core.heldRefs() as (Ref | undefined)[]) if (r && r.p === st.p) held.add(r.offset);
+      for (const r of st.core.heldRefs() as (Ref | undefined)[]) if (r && r.p === st.p) held.add(r.offset);
       this.#m.held.set({ partition: String(st.p) }, held.size);
       if (held.size === 0) {
         out.push({ topic: this.#o.topics.bids.name, partition: st.p, offset: st.bidsNext, metadata: "" });
@@ -425,33 +450,25 @@ export class BidProcessor {
     done.catch((err) => this.#o.logger.error({ err, partition: st.p }, "rebuilding partition state failed"));
   }
 
-  /** Closes due auctions and rejects expired held bids, one transaction per partition. */
+  /**
+   * Idle partitions: when a partition is caught up and quiet, its clock
+   * follows the wall clock, so auctions close on time without new records.
+   */
   #tick(): void {
     if (this.#stopping) return;
-    const outputs = this.#core.tick(this.#now());
-    if (outputs.length === 0) return;
-    const byPart = new Map<number, OutputRecord[]>();
-    for (const o of outputs) {
-      const p = this.#auctionPart.get(o.key);
-      if (p === undefined) {
-        this.#o.logger.error(
-          { key: o.key, topic: o.topic },
-          "output for an auction of no owned partition dropped",
-        );
-        continue;
-      }
-      const list = byPart.get(p) ?? [];
-      list.push(o);
-      byPart.set(p, list);
-    }
-    for (const [p, outs] of byPart) {
-      const st = this.#parts.get(p);
-      if (!st) continue;
+    const now = this.#now();
+    for (const st of this.#parts.values()) {
+      if (st.restoring || now - st.lastActivity < 300) continue;
+      if ([...st.caughtUp.values()].some((c) => !c)) continue;
+      if (now <= st.clock) continue;
       const epoch = st.epoch;
       this.#withLock(st, async () => {
-        if (st.epoch !== epoch) return; // state was rebuilt; the rebuilt book closes again
-        await this.#commit(st, epoch, outs, this.#offsets(st));
-      }).catch((err) => this.#o.logger.error({ err, partition: p }, "closing transaction failed"));
+        if (st.epoch !== epoch || st.restoring) return; // rebuilt meanwhile: the new book decides
+        st.clock = Math.max(st.clock, this.#now());
+        const outputs = st.core.tick(st.clock);
+        if (outputs.length === 0) return;
+        await this.#commit(st, epoch, outputs, this.#offsets(st));
+      }).catch((err) => this.#o.logger.error({ err, partition: st.p }, "closing transaction failed"));
     }
   }
 
@@ -465,7 +482,7 @@ export class BidProcessor {
       await st.lock.catch(() => undefined);
       await st.producer?.close().catch(() => undefined);
     }
-    await this.#users?.stop();
+    await this.#usersConsumer?.stop();
   }
 }
 
