@@ -355,13 +355,14 @@ export function generateDataset(opts: GenerateOptions): Dataset {
     if (placed <= Math.max(startOf[a]!, t0)) fallback("snipe");
     else add("snipe", a, bidderFor(a), placed);
   }
-  // velocity: each bot fires ~20 bids within 30 s on auctions open at that moment
+  // velocity: each bot fires ~20 bids within 30 s (less on short schedules) on auctions open at that moment
+  const burstMs = Math.min(30_000, spanMs * 0.3);
   for (let i = 0; i < want.velocity; ) {
     const bot = bots[Math.floor(i / 20) % bots.length]!;
     const burstStart = t0 + Math.round(rng.uniform(0, 0.7) * spanMs);
     const n = Math.min(20, want.velocity - i);
     for (let k = 0; k < n; k++, i++) {
-      const t = burstStart + Math.round((k * 30_000) / 20) + rng.int(0, 500);
+      const t = burstStart + Math.round((k * burstMs) / 20) + rng.int(0, 100);
       const open = (a: number) => startOf[a]! <= t && endOf[a]! > t + 200;
       let a = popular();
       for (let tries = 0; tries < 20 && !open(a); tries++) a = popular();
@@ -369,8 +370,17 @@ export function generateDataset(opts: GenerateOptions): Dataset {
       else add("velocity", a, bot, t);
     }
   }
-  const sellerAuctions = (sellerId: string) =>
-    pool.filter((a) => auctions[a]!.seller_id === sellerId && endOf[a]! > Math.max(startOf[a]!, t0) + 1000);
+  const ownCache = new Map<string, number[]>();
+  const sellerAuctions = (sellerId: string): number[] => {
+    let own = ownCache.get(sellerId);
+    if (!own) {
+      own = pool.filter(
+        (a) => auctions[a]!.seller_id === sellerId && endOf[a]! > Math.max(startOf[a]!, t0) + 1000,
+      );
+      ownCache.set(sellerId, own);
+    }
+    return own;
+  };
   for (let i = 0; i < want.shill; i++) {
     const ring = rings[i % rings.length]!;
     const own = sellerAuctions(ring.sellerId);
