@@ -2,6 +2,9 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { readConnectionConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
+import { startTracing } from "../lib/telemetry.ts";
+import { operatorMetrics } from "../processors/runtime/instrument.ts";
+import { Registry } from "../processors/runtime/metrics.ts";
 import { Manager } from "./controller/manager.ts";
 import { startHealthServer } from "./health.ts";
 
@@ -35,9 +38,12 @@ export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<
   const log = createLogger("gavel-operator");
   const healthPort = positiveInt("--health-port", opts.healthPort);
   const leaseMs = positiveInt("--lease-duration-seconds", opts.leaseDurationSeconds, 3) * 1000;
+  startTracing("gavel-operator");
+  const registry = new Registry("gavel_", { serviceName: "gavel-operator" });
   const manager = new Manager({
     kubeConfig: loadKubeConfig(),
     log,
+    metrics: operatorMetrics(registry),
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
     leaseNamespace: opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? "default",
     leaseName: opts.leaseName,
@@ -52,7 +58,8 @@ export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<
       process.exit(1);
     },
   });
-  const health = healthPort > 0 ? await startHealthServer(manager, healthPort) : undefined;
+  const health =
+    healthPort > 0 ? await startHealthServer(manager, healthPort, "0.0.0.0", registry) : undefined;
   manager.start();
   log.info({ healthPort: health?.port, identity: manager.identity }, "operator started");
   await new Promise<void>((resolve) => {
@@ -65,5 +72,6 @@ export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<
   });
   await manager.stop();
   health?.server.close();
+  await registry.shutdown();
   log.info("stopped");
 }

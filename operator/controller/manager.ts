@@ -18,6 +18,7 @@ import {
 } from "@kubernetes/client-node";
 import { MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL } from "../../cdk8s/names.ts";
 import type { Logger } from "../../lib/log.ts";
+import type { OperatorMetrics } from "../../processors/runtime/instrument.ts";
 import { GROUP, PLURAL, VERSION } from "../api/v1alpha1/types.ts";
 import { TerminalError } from "./errors.ts";
 import { EventRecorder } from "./events.ts";
@@ -48,6 +49,8 @@ export interface ManagerOptions {
   readonly maxDelayMs?: number;
   /** Called when leadership is lost (the CLI exits so Kubernetes restarts the pod). */
   readonly onLostLeadership?: () => void;
+  /** Reconcile count, errors, duration, queue depth and leadership (processors/runtime/instrument.ts). */
+  readonly metrics?: OperatorMetrics;
 }
 
 type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
@@ -82,10 +85,17 @@ export class Manager {
         if (this.#running) opts.onLostLeadership?.();
       },
     });
+    opts.metrics?.queueDepth.track({}, () => this.queueDepth);
+    opts.metrics?.leader.track({}, () => (this.isLeader ? 1 : 0));
   }
 
   get isLeader(): boolean {
     return this.#elector.isLeader;
+  }
+
+  /** Keys waiting in the work queue (0 when not leading). */
+  get queueDepth(): number {
+    return this.#queue?.length ?? 0;
   }
 
   /** Reconciles finished since start (for health and tests). */
@@ -262,12 +272,15 @@ export class Manager {
       const key = await queue.get();
       if (key === undefined) return;
       const started = Date.now();
+      let result = "error";
       try {
         const res = await reconciler.reconcile(key);
         queue.forget(key);
         if (res.requeueAfterMs !== undefined) queue.addAfter(key, res.requeueAfterMs);
+        result = res.requeueAfterMs !== undefined ? "requeue" : "success";
         this.#log.debug({ key, ms: Date.now() - started }, "reconciled");
       } catch (err) {
+        this.#o.metrics?.errors.inc({ kind: err instanceof TerminalError ? "terminal" : "retriable" });
         if (err instanceof TerminalError) {
           queue.forget(key);
           this.#log.warn(
@@ -283,6 +296,8 @@ export class Manager {
         }
       } finally {
         this.#reconciles++;
+        this.#o.metrics?.reconciles.inc({ result });
+        this.#o.metrics?.duration.observe({ result }, (Date.now() - started) / 1000);
         queue.done(key);
       }
     }

@@ -23,7 +23,7 @@ import {
   tracer,
 } from "../../lib/telemetry.ts";
 import type { ConsumerHandlers, KafkaRecord, TopicPartition } from "../kafka/transport.ts";
-import { type Counter, type Histogram, type Registry, SIZE_BUCKETS } from "./metrics.ts";
+import { type Counter, type Gauge, type Histogram, type Registry, SIZE_BUCKETS } from "./metrics.ts";
 
 /** End-to-end latency buckets, seconds (the streaming target is under 0.5 s). */
 export const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -80,6 +80,8 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
   const wrapped: ConsumerHandlers = {
     eachBatch: async (batch, ctx) => {
       const labels = { processor: o.processor, topic: batch.topic };
+      // A zero series from the first batch on, so error ratios exist before the first error.
+      failures.inc(labels, 0);
       const started = performance.now();
       const links = [];
       for (const r of batch.records) {
@@ -276,6 +278,86 @@ export function observeEndToEnd(
       if (Number.isFinite(ms)) m.endToEnd.observe({ since, outcome }, Math.max(0, nowMs - ms) / 1000);
     }
   }
+}
+
+/** Instruments of the gold rollup (a Job: they reach Prometheus through OTLP, or /metrics while it runs). */
+export interface RollupMetrics {
+  readonly runs: Counter;
+  readonly duration: Histogram;
+  readonly rows: Counter;
+  readonly lastSuccess: Gauge;
+}
+
+export function rollupMetrics(r: Registry): RollupMetrics {
+  const m = {
+    runs: r.counter(
+      "rollup_runs_total",
+      "Rollup runs of a day, by status (succeeded, partial, failed, skipped).",
+      {
+        unit: "{run}",
+      },
+    ),
+    duration: r.histogram(
+      "rollup_duration_seconds",
+      "Duration of one day's rollup (extract, checks, compute, write, upload), by status.",
+      [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+    ),
+    rows: r.counter("rollup_rows_total", "Gold rows written, by table.", { unit: "{row}" }),
+    lastSuccess: r.gauge(
+      "rollup_last_success_timestamp_seconds",
+      "Unix time of the last successful (or partial) rollup of a day by this process.",
+      { unit: "s" },
+    ),
+  };
+  // Known statuses start at 0, so rate() and the "rollup failed" alert see a series before the first failure.
+  for (const status of ["succeeded", "partial", "failed", "skipped"]) m.runs.inc({ status }, 0);
+  return m;
+}
+
+/** Records one day's rollup result. */
+export function recordRollup(
+  m: RollupMetrics,
+  r: { status: string; durationMs: number; rows: Readonly<Partial<Record<string, number>>> },
+  nowMs = Date.now(),
+): void {
+  m.runs.inc({ status: r.status });
+  m.duration.observe({ status: r.status }, r.durationMs / 1000);
+  for (const [table, n] of Object.entries(r.rows)) if (n !== undefined) m.rows.inc({ table }, n);
+  if (r.status === "succeeded" || r.status === "partial") m.lastSuccess.set({}, nowMs / 1000);
+}
+
+/** Instruments of the operator's controller. */
+export interface OperatorMetrics {
+  readonly reconciles: Counter;
+  readonly errors: Counter;
+  readonly duration: Histogram;
+  readonly queueDepth: Gauge;
+  readonly leader: Gauge;
+}
+
+export function operatorMetrics(r: Registry): OperatorMetrics {
+  const m = {
+    reconciles: r.counter(
+      "operator_reconcile_total",
+      "Reconciles of AuctionPipelines, by result (success, requeue, error).",
+      {
+        unit: "{reconcile}",
+      },
+    ),
+    errors: r.counter(
+      "operator_reconcile_errors_total",
+      "Failed reconciles, by kind (retriable: retried with backoff; terminal: waits for a spec change).",
+      { unit: "{reconcile}" },
+    ),
+    duration: r.histogram("operator_reconcile_duration_seconds", "Duration of one reconcile, by result."),
+    queueDepth: r.gauge("operator_queue_depth", "Keys waiting in the work queue.", { unit: "{key}" }),
+    leader: r.gauge("operator_leader", "1 while this replica holds the leader Lease, else 0.", { unit: "1" }),
+  };
+  for (const result of ["success", "requeue", "error"]) m.reconciles.inc({ result }, 0);
+  for (const kind of ["retriable", "terminal"]) m.errors.inc({ kind }, 0);
+  m.queueDepth.set({}, 0);
+  m.leader.set({}, 0);
+  return m;
 }
 
 export type { Headers };

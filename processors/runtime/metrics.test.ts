@@ -44,9 +44,13 @@ describe("Registry (OpenTelemetry SDK underneath)", () => {
     g.dec({ p: "1" }, 2);
     g.set({ p: "2" }, 1);
     g.remove({ p: "2" });
+    let depth = 4;
+    g.track({ p: "q" }, () => depth);
+    depth = 9;
     const text = await r.render();
     expect(text).toContain('t_open{p="1"} 3');
     expect(text).not.toContain('t_open{p="2"}');
+    expect(text).toContain('t_open{p="q"} 9');
   });
 
   it("honours OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES in target_info", async () => {

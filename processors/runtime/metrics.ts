@@ -75,6 +75,7 @@ export class Gauge {
   readonly name: string;
   readonly help: string;
   readonly #values = new Map<string, { labels: Labels; value: number }>();
+  readonly #tracked = new Map<string, { labels: Labels; read: () => number }>();
   constructor(meter: Meter, name: string, help: string, opts: MetricOptions = {}) {
     this.name = name;
     this.help = help;
@@ -82,9 +83,16 @@ export class Gauge {
       .createObservableGauge(name, { description: help, unit: opts.unit ?? unitOf(name) })
       .addCallback((result) => {
         for (const { labels, value } of this.#values.values()) result.observe(value, labels as Attributes);
+        for (const { labels, read } of this.#tracked.values()) result.observe(read(), labels as Attributes);
       });
   }
+  /** Reports `read()` at every collection (e.g. a queue's length) instead of a value set here. */
+  track(labels: Labels, read: () => number): void {
+    this.#values.delete(labelKey(labels));
+    this.#tracked.set(labelKey(labels), { labels, read });
+  }
   set(labels: Labels, value: number): void {
+    this.#tracked.delete(labelKey(labels));
     this.#values.set(labelKey(labels), { labels, value });
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -99,9 +107,11 @@ export class Gauge {
   /** Stops reporting a label set (e.g. a partition that was revoked). */
   remove(labels: Labels): void {
     this.#values.delete(labelKey(labels));
+    this.#tracked.delete(labelKey(labels));
   }
   get(labels: Labels = {}): number {
-    return this.#values.get(labelKey(labels))?.value ?? 0;
+    const k = labelKey(labels);
+    return this.#tracked.get(k)?.read() ?? this.#values.get(k)?.value ?? 0;
   }
 }
 
