@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auctionPipelineCrd } from "../../operator/crd.ts";
 import { rbacManifests } from "../../operator/rbac.ts";
+import { operatorMetrics } from "../../processors/runtime/instrument.ts";
+import { Registry } from "../../processors/runtime/metrics.ts";
 import { CHART, find, installHelm, type Manifest, parseManifests, run, sets } from "../chart/helm.ts";
 
 // The chart against real tools: helm (built by scripts/install-helm.sh) and
@@ -267,6 +269,19 @@ describe("Grafana dashboards", () => {
     expect(JSON.parse(cm.data["test_board.json"])).toMatchObject({ uid: "gavel-test", title: "Test board" });
     const off = render("gavel", namespace, [], chartCopy);
     expect(off.some((d) => d.kind === "ConfigMap")).toBe(false);
+  });
+
+  it("the operator dashboard queries only metrics the operator exposes on /metrics", async () => {
+    const registry = new Registry("gavel_", { serviceName: "gavel-operator" });
+    const m = operatorMetrics(registry);
+    m.duration.observe({ result: "success" }, 0.1);
+    const exposition = await registry.render();
+    await registry.shutdown();
+    const board = JSON.parse(await readFile(join(CHART, "files", "dashboards", "operator.json"), "utf8"));
+    const exprs: string[] = board.panels.flatMap((p: Manifest) => p.targets.map((t: Manifest) => t.expr));
+    const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\bgavel_[a-z_]+/g)].map((x) => x[0])));
+    expect(names.size).toBeGreaterThanOrEqual(4);
+    for (const name of names) expect(exposition, name).toMatch(new RegExp(`^${name}[{ ]`, "m"));
   });
 
   it("the bundled dashboards are valid Grafana JSON with a uid and a title", async () => {
