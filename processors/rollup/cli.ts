@@ -4,6 +4,7 @@ export interface RollupCliOptions {
   date?: string;
   from?: string;
   to?: string;
+  backfillDays?: string;
   file?: string;
   timeZone?: string;
   s3Prefix?: string;
@@ -24,6 +25,7 @@ export function registerRollup(program: Command): void {
     .option("--date <YYYY-MM-DD>", "the day to roll up")
     .option("--from <YYYY-MM-DD>", "first day of a backfill (with --to)")
     .option("--to <YYYY-MM-DD>", "last day of a backfill, inclusive (with --from)")
+    .option("--backfill-days <n>", "also rebuild the n days before the day (late data), oldest first")
     .option("-f, --file <pipeline.yaml>", "AuctionPipeline: rollup.timeZone, S3 bucket and prefix")
     .option(
       "--time-zone <iana>",
@@ -41,7 +43,7 @@ export function registerRollup(program: Command): void {
     .option("--keep-going", "in a backfill, continue after a failed day")
     .option(
       "--pipeline-ref <namespace/name>",
-      "annotate this AuctionPipeline with gavel.dev/last-rollup (needs KUBECONFIG)",
+      "record the result as annotation gavel.dev/last-rollup on this AuctionPipeline (in a pod the default is POD_NAMESPACE/GAVEL_PIPELINE)",
     )
     .option("--json", "print the run results as JSON on stdout")
     .action(async (opts: RollupCliOptions, cmd: Command) => {

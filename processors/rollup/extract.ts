@@ -213,8 +213,27 @@ export function duckCreateSql(e: SilverExtract): string {
   return `CREATE TABLE ${e.table} (${e.columns.map(([n, t]) => `${n} ${t}`).join(", ")})`;
 }
 
+/**
+ * A client that moves CSV itself instead of through COPY protocol streams
+ * (the embedded PGlite adapter of `gavel dev`, processors/dev/pglite.ts,
+ * has no pg-copy-streams wire). Same CSV files, same SQL.
+ */
+export interface CsvCopyClient {
+  copyOutCsv(sql: string, file: string): Promise<void>;
+  copyInCsv(table: string, columns: readonly string[], file: string): Promise<number>;
+}
+
+function csvCopy(client: unknown): CsvCopyClient | undefined {
+  const c = client as Partial<CsvCopyClient>;
+  return typeof c.copyOutCsv === "function" && typeof c.copyInCsv === "function"
+    ? (c as CsvCopyClient)
+    : undefined;
+}
+
 /** Streams `COPY (sql) TO STDOUT` as CSV into a file. */
 export async function copyOut(client: pg.PoolClient, sql: string, file: string): Promise<void> {
+  const own = csvCopy(client);
+  if (own) return own.copyOutCsv(sql, file);
   const src = client.query(copyTo(`COPY (${sql}) TO STDOUT WITH (FORMAT csv)`));
   await pipeline(src, createWriteStream(file));
 }
@@ -226,6 +245,8 @@ export async function copyIn(
   columns: readonly string[],
   file: string,
 ): Promise<number> {
+  const own = csvCopy(client);
+  if (own) return own.copyInCsv(table, columns, file);
   const sink = client.query(
     copyFrom(
       `COPY ${table} (${columns.map((c) => `"${c}"`).join(", ")}) FROM STDIN WITH (FORMAT csv, HEADER true)`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parsePipelineRef } from "./annotate.ts";
+import { lastRollup, parsePipelineRef, pipelineRefFrom } from "./annotate.ts";
 import { resolveDays } from "./command.ts";
 import { RollupUsageError } from "./days.ts";
 import { goldObjectKey, normalizePrefix } from "./lake.ts";
@@ -46,6 +46,22 @@ describe("resolveDays", () => {
       "2026-02-01",
     ]);
   });
+  it("adds --backfill-days days before the day, oldest first", () => {
+    expect(resolveDays({ backfillDays: "2" }, now, "UTC")).toEqual([
+      "2026-11-19",
+      "2026-11-20",
+      "2026-11-21",
+    ]);
+    expect(resolveDays({ date: "2026-03-01", backfillDays: "1" }, now, "UTC")).toEqual([
+      "2026-02-28",
+      "2026-03-01",
+    ]);
+    expect(resolveDays({ backfillDays: "0" }, now, "UTC")).toEqual(["2026-11-21"]);
+    expect(() => resolveDays({ backfillDays: "-1" }, now, "UTC")).toThrow(/whole number/);
+    expect(() =>
+      resolveDays({ from: "2026-01-01", to: "2026-01-02", backfillDays: "1" }, now, "UTC"),
+    ).toThrow(/goes with --date/);
+  });
   it("rejects mixed or incomplete flags", () => {
     expect(() => resolveDays({ date: "2026-01-05", from: "2026-01-01" }, now, "UTC")).toThrow(
       RollupUsageError,
@@ -63,6 +79,11 @@ describe("lake keys and refs", () => {
       "gold/fraud_summary/day=2026-03-10/part-0.parquet",
     );
     expect(normalizePrefix("/a/b")).toBe("a/b/");
+  });
+  it("reports to --pipeline-ref, else to the pod's own pipeline", () => {
+    expect(pipelineRefFrom("a/b", { POD_NAMESPACE: "x", GAVEL_PIPELINE: "y" })).toBe("a/b");
+    expect(pipelineRefFrom(undefined, { POD_NAMESPACE: "x", GAVEL_PIPELINE: "y" })).toBe("x/y");
+    expect(pipelineRefFrom(undefined, { POD_NAMESPACE: "x" })).toBeUndefined();
   });
   it("parses namespace/name", () => {
     expect(parsePipelineRef("auctions/main")).toEqual({ namespace: "auctions", name: "main" });
@@ -88,5 +109,56 @@ describe("formatSummary", () => {
     expect(line).toBe(
       "2026-03-10 partial      120 ms  silver=16 daily_revenue=3 auction_performance=0 bidder_analytics=0 fraud_summary=1 category_trends=0 open_auctions=2",
     );
+  });
+});
+
+describe("lastRollup", () => {
+  const base = {
+    runId: "1",
+    partial: false,
+    openAuctions: 0,
+    extracted: {},
+    rows: {},
+    checks: [],
+    durationMs: 1,
+    phasesMs: {},
+    objects: [],
+  };
+  const at = new Date("2026-03-11T00:20:00Z");
+
+  it("is Succeeded with the days when nothing failed, noting partial days", () => {
+    expect(
+      lastRollup(
+        [
+          { ...base, day: "2026-03-09", status: "succeeded" },
+          { ...base, day: "2026-03-10", status: "partial", partial: true, openAuctions: 2 },
+        ],
+        at,
+      ),
+    ).toEqual({
+      time: "2026-03-11T00:20:00.000Z",
+      result: "Succeeded",
+      days: ["2026-03-09", "2026-03-10"],
+      message: "2026-03-10 partial (2 open auctions)",
+      day: "2026-03-10",
+      status: "partial",
+      finishedAt: "2026-03-11T00:20:00.000Z",
+    });
+  });
+
+  it("is Failed when a day failed, with the first lines of its error", () => {
+    const r = lastRollup(
+      [
+        {
+          ...base,
+          day: "2026-03-10",
+          status: "failed",
+          error: "data-quality checks failed:\nFAILED x\n - a\n - b",
+        },
+      ],
+      at,
+    );
+    expect(r.result).toBe("Failed");
+    expect(r.message).toBe("2026-03-10 failed: data-quality checks failed: FAILED x  - a");
   });
 });

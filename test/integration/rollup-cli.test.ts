@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
+import { parseLastRollup } from "../../operator/controller/status.ts";
 import { migrate } from "../../processors/db/migrate.ts";
 import { LAST_ROLLUP_ANNOTATION } from "../../processors/rollup/annotate.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
@@ -98,11 +99,18 @@ spec:
     await db?.drop();
   });
 
-  async function annotation(): Promise<Record<string, string>> {
+  /** The annotation as written, and as the operator reads it into status.lastRollup. */
+  async function annotation(): Promise<{
+    raw: Record<string, unknown>;
+    status: ReturnType<typeof parseLastRollup>;
+  }> {
     const obj = (await custom.getNamespacedCustomObject({ ...G, namespace, name })) as {
       metadata: { annotations?: Record<string, string> };
     };
-    return JSON.parse(obj.metadata.annotations?.[LAST_ROLLUP_ANNOTATION] ?? "{}");
+    return {
+      raw: JSON.parse(obj.metadata.annotations?.[LAST_ROLLUP_ANNOTATION] ?? "{}"),
+      status: parseLastRollup(obj.metadata.annotations),
+    };
   }
 
   it("rolls up a day from the pipeline file, writes Parquet under its prefix and annotates the pipeline", async () => {
@@ -124,8 +132,25 @@ spec:
       GOLD_TABLES.map((t) => `${prefix}gold/${t}/day=${DAY}/part-0.parquet`).sort(),
     );
     const a = await annotation();
-    expect(a).toMatchObject({ day: DAY, status: "succeeded" });
-    expect(Number.isNaN(Date.parse(a.finishedAt ?? ""))).toBe(false);
+    expect(a.raw).toMatchObject({ day: DAY, status: "succeeded" });
+    expect(a.status).toMatchObject({ result: "Succeeded", days: [DAY], message: "ok" });
+    expect(Number.isNaN(Date.parse(a.status?.time ?? ""))).toBe(false);
+  });
+
+  it("reports to the pod's own pipeline (POD_NAMESPACE/GAVEL_PIPELINE) with --backfill-days", async () => {
+    const r = await gavel(["rollup", "--date", DAY, "--backfill-days", "1", "--no-parquet"], {
+      DATABASE_URL: db.url,
+      POD_NAMESPACE: namespace,
+      GAVEL_PIPELINE: name,
+    });
+    expect(r.code).toBe(0);
+    expect(
+      r.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.split(" ").slice(0, 2).join(" ")),
+    ).toEqual(["2026-03-09 succeeded", "2026-03-10 succeeded"]);
+    expect((await annotation()).status).toMatchObject({ result: "Succeeded", days: ["2026-03-09", DAY] });
   });
 
   it("backfills with --from/--to and prints one line per day as JSON", async () => {
@@ -159,7 +184,12 @@ spec:
       expect(r.stderr).toContain("rollup of 2026-03-10 FAILED; the previous gold of that day is unchanged.");
       expect(r.stderr).toContain("FAILED positive_amounts: 1 violation(s)");
       expect(r.stderr).toContain("bid cli-bad amount 0");
-      expect(await annotation()).toMatchObject({ day: DAY, status: "failed" });
+      const a = await annotation();
+      expect(a.raw).toMatchObject({ day: DAY, status: "failed" });
+      expect(a.status?.result).toBe("Failed");
+      expect(a.status?.message).toContain(
+        "2026-03-10 failed: data-quality checks failed: FAILED positive_amounts",
+      );
     } finally {
       await db.pool.query("DELETE FROM silver.bids WHERE bid_id = 'cli-bad'");
     }
