@@ -152,9 +152,21 @@ export async function patchSpec(
   name: string,
   spec: Record<string, unknown>,
 ): Promise<Obj> {
-  const p = await getPipeline(namespace, name);
-  const merged = mergeDeep(p.spec, spec);
-  return custom.replaceNamespacedCustomObject({ ...G, namespace, name, body: { ...p, spec: merged } });
+  // Read-modify-replace like `kubectl edit`; the operator's status writes can win the race (409), so retry.
+  for (let attempt = 0; ; attempt++) {
+    const p = await getPipeline(namespace, name);
+    const merged = mergeDeep(p.spec, spec);
+    try {
+      return await custom.replaceNamespacedCustomObject({
+        ...G,
+        namespace,
+        name,
+        body: { ...p, spec: merged },
+      });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409 || attempt >= 5) throw err;
+    }
+  }
 }
 
 function mergeDeep(a: Obj, b: Obj): Obj {
