@@ -16,6 +16,7 @@ export function registerProcessors(program: Command): void {
     .requiredOption("-f, --file <pipeline>", "AuctionPipeline YAML or JSON file")
     .action(async (name: (typeof PROCESSOR_NAMES)[number], opts: { file: string }) => {
       const { loadProcessorConfig } = await import("./runtime/config.ts");
+      (await import("../lib/telemetry.ts")).startTracing(`gavel-${name}`);
       const cfg = await loadProcessorConfig(opts.file);
       if (name === "ingest") await (await import("./ingest/main.ts")).main(cfg);
       else if (name === "bid-processor") await (await import("./bid-processor/main.ts")).main(cfg);

@@ -13,6 +13,13 @@ import type {
   TransactionalProducer,
   Transport,
 } from "../kafka/transport.ts";
+import {
+  countOutputs,
+  deriveFrom,
+  instrumentBatches,
+  outputHeaders,
+  pipelineMetrics,
+} from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 
 export interface BidProcessorOptions {
@@ -128,7 +135,17 @@ export class BidProcessor {
       ),
       owned: m.gauge("bid_processor_partitions", "Partitions owned by this replica."),
       held: m.gauge("bid_processor_held_bids", "Bids held while their auction record has not arrived."),
+      business: pipelineMetrics(m),
+      open: m.gauge("auctions_open", "Auctions open in the partitions this replica owns.", {
+        unit: "{auction}",
+      }),
     };
+    this.#m.open.track({}, () => {
+      let n = 0;
+      for (const st of this.#parts.values())
+        n += (st.core as BidProcessorCore | undefined)?.book.openCount ?? 0;
+      return n;
+    });
   }
 
   get groupId(): string {
@@ -180,10 +197,16 @@ export class BidProcessor {
       coPartitioned: true,
       fromBeginning: true,
     });
-    await this.#consumer.run([t.auctions.name, t.bids.name], {
-      onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
-      eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
-    });
+    await this.#consumer.run(
+      [t.auctions.name, t.bids.name],
+      instrumentBatches(
+        {
+          onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
+          eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
+        },
+        { metrics: this.#o.metrics, processor: "bid-processor", groupId: this.#groupId },
+      ),
+    );
     this.#running = true;
     this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 250);
   }
@@ -340,7 +363,7 @@ export class BidProcessor {
           st.replayHeld.delete(r.offset);
           const ref: Ref = { p: st.p, offset: r.offset };
           const res = st.core.onBid(r.value ?? Buffer.alloc(0), st.clock, ref);
-          outputs.push(...res.outputs);
+          outputs.push(...deriveFrom(res.outputs, r));
           st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
         } else {
           if (st.auctionsNext !== undefined && r.offset < st.auctionsNext) {
@@ -411,11 +434,19 @@ export class BidProcessor {
   ): Promise<void> {
     if (st.epoch !== epoch || !st.producer)
       throw new Error(`partition ${st.p} was reassigned or rebuilt; batch abandoned`);
-    const byTopic = new Map<string, { key: string | null; value: string; partition: number }[]>();
+    const byTopic = new Map<
+      string,
+      { key: string | null; value: string; partition: number; headers: Record<string, string> }[]
+    >();
     for (const o of outputs) {
       const topic = this.#outTopic[o.topic];
       const list = byTopic.get(topic) ?? [];
-      list.push({ key: o.key === "" ? null : o.key, value: JSON.stringify(o.value), partition: st.p });
+      list.push({
+        key: o.key === "" ? null : o.key,
+        value: JSON.stringify(o.value),
+        partition: st.p,
+        headers: outputHeaders(o),
+      });
       byTopic.set(topic, list);
     }
     const batches: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
@@ -427,6 +458,7 @@ export class BidProcessor {
       st.lastOffsets = JSON.stringify(offsets);
       this.#m.tx.inc({ result: "commit" });
       for (const b of batches) this.#m.out.inc({ topic: b.topic }, b.messages.length);
+      countOutputs(this.#m.business, outputs);
     } catch (err) {
       this.#m.tx.inc({ result: "abort" });
       await tx.abort().catch(() => undefined);

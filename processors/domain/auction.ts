@@ -37,6 +37,15 @@ export interface AuctionBookOptions {
   readonly defaultSoftCloseSeconds?: number;
   /** Add the restore snapshot (`state`) to every price update. Default true. */
   readonly includeState?: boolean;
+  /**
+   * How long (processing time) a closed auction keeps its full state, so
+   * duplicates are still recognised; afterwards only a tombstone remains
+   * (late bids are then rejected auction_closed without the duplicate
+   * check). Default 10 minutes.
+   */
+  readonly closedRetentionMs?: number;
+  /** Most tombstones of evicted closed auctions (oldest forgotten first). Default 1,000,000. */
+  readonly maxTombstones?: number;
 }
 
 const DEFAULTS = {
@@ -47,6 +56,8 @@ const DEFAULTS = {
   closeGraceMs: 2_000,
   defaultSoftCloseSeconds: 0,
   includeState: true,
+  closedRetentionMs: 600_000,
+  maxTombstones: 1_000_000,
 } satisfies Required<AuctionBookOptions>;
 
 /** What the fraud scorer (and the caller) may know about an auction when a bid is decided. */
@@ -104,6 +115,8 @@ interface Entry {
   seen: Set<string>;
   /** Insertion order of `seen`, for bounded eviction. */
   seenOrder: string[];
+  /** Processing time of the close (eviction), when closed. */
+  closedAtMs?: number;
 }
 
 /** Min-heap of (endMs, auctionId); stale entries are skipped when popped. */
@@ -160,6 +173,10 @@ export class AuctionBook {
   private readonly ends = new EndHeap();
   /** Held bids by auction id; insertion order of `pendingQueue` is arrival order. */
   private readonly pending = new Map<string, HeldBid[]>();
+  /** Closed auctions whose state was evicted: id -> effective end (ms). */
+  private readonly tombstones = new Map<string, number>();
+  /** Closed auctions in closing order, for eviction. */
+  private closedQueue: string[] = [];
   private pendingCount = 0;
 
   constructor(opts: AuctionBookOptions = {}) {
@@ -172,6 +189,13 @@ export class AuctionBook {
   /** Number of auctions held (open and closed). */
   get size(): number {
     return this.auctions.size;
+  }
+
+  /** Auctions still open (a scan: for metric scrapes, not for hot paths). */
+  get openCount(): number {
+    let n = 0;
+    for (const e of this.auctions.values()) if (e.status === "open") n++;
+    return n;
   }
 
   get pendingSize(): number {
@@ -188,6 +212,7 @@ export class AuctionBook {
   }
 
   status(auctionId: string): "open" | "closed" | undefined {
+    if (this.tombstones.has(auctionId)) return "closed";
     return this.auctions.get(auctionId)?.status;
   }
 
@@ -208,6 +233,7 @@ export class AuctionBook {
    */
   applyAuction(a: AuctionEvent): AuctionApplied {
     const released = this.release(a.auction_id);
+    if (this.tombstones.has(a.auction_id)) return { kind: "ignored_closed", released };
     const cur = this.auctions.get(a.auction_id);
     if (cur) {
       if (cur.status === "closed") return { kind: "ignored_closed", released };
@@ -266,6 +292,14 @@ export class AuctionBook {
   ): BidOutcome {
     const e = this.auctions.get(bid.auction_id);
     if (!e) {
+      const endMs = this.tombstones.get(bid.auction_id);
+      if (endMs !== undefined) {
+        return {
+          kind: "rejected",
+          reason: "auction_closed",
+          detail: `the auction closed at ${toIso(endMs)} (bid placed_at ${bid.placed_at} arrived after closing)`,
+        };
+      }
       const held = this.pending.get(bid.auction_id);
       if (held?.some((h) => h.bid.bid_id === bid.bid_id)) {
         return {
@@ -438,14 +472,36 @@ export class AuctionBook {
       this.ends.pop();
       const e = this.auctions.get(top[1]);
       if (e?.status !== "open" || e.endsMs + e.extensionMs !== top[0]) continue;
-      out.push(this.close(e));
+      out.push(this.close(e, nowMs));
     }
+    this.evictClosed(nowMs);
     return out;
   }
 
-  private close(e: Entry): ClosedAuction {
+  /** Replaces closed auctions older than the retention by tombstones (bounded memory). */
+  private evictClosed(nowMs: number): void {
+    let i = 0;
+    for (; i < this.closedQueue.length; i++) {
+      const id = this.closedQueue[i]!;
+      const e = this.auctions.get(id);
+      if (e && e.status === "closed" && (e.closedAtMs ?? 0) + this.opts.closedRetentionMs > nowMs) break;
+      if (e?.status === "closed") {
+        this.auctions.delete(id);
+        this.tombstones.set(id, e.endsMs + e.extensionMs);
+        if (this.tombstones.size > this.opts.maxTombstones) {
+          const oldest = this.tombstones.keys().next();
+          if (!oldest.done) this.tombstones.delete(oldest.value);
+        }
+      }
+    }
+    if (i > 0) this.closedQueue = this.closedQueue.slice(i);
+  }
+
+  private close(e: Entry, nowMs: number): ClosedAuction {
     const a = e.auction;
     e.status = "closed";
+    e.closedAtMs = nowMs;
+    this.closedQueue.push(a.auction_id);
     e.version += 1;
     const closedAt = toIso(e.endsMs + e.extensionMs);
     const reserveMet =
@@ -522,6 +578,7 @@ export class AuctionBook {
     const id = s.auction.auction_id;
     const cur = this.auctions.get(id);
     if (cur && cur.version >= s.version) return false;
+    if (this.tombstones.has(id)) return false;
     const e: Entry = {
       auction: s.auction,
       startsMs: Date.parse(s.auction.starts_at),
@@ -539,12 +596,18 @@ export class AuctionBook {
     };
     this.auctions.set(id, e);
     if (e.status === "open") this.ends.push(e.endsMs + e.extensionMs, id);
+    else {
+      // Restored closed: retained from its effective end (the close time is not known here).
+      e.closedAtMs = e.endsMs + e.extensionMs;
+      this.closedQueue.push(id);
+    }
     return true;
   }
 
   /** Drops every auction whose id `keep` rejects (partition revoked). Held bids for them are dropped too. */
   retain(keep: (auctionId: string) => boolean): void {
     for (const id of this.auctions.keys()) if (!keep(id)) this.auctions.delete(id);
+    for (const id of this.tombstones.keys()) if (!keep(id)) this.tombstones.delete(id);
     for (const id of [...this.pending.keys()]) if (!keep(id)) this.release(id);
   }
 }

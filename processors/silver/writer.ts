@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { Logger } from "../../lib/log.ts";
 import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import type { BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
+import { instrumentBatches, observeEndToEnd, pipelineMetrics } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
 import { prepare, type SilverKind } from "./rows.ts";
@@ -62,6 +63,7 @@ export class SilverWriter {
         "silver_writer_batch_failures_total",
         "Batches whose database write failed (retried).",
       ),
+      business: pipelineMetrics(m),
     };
   }
 
@@ -77,9 +79,13 @@ export class SilverWriter {
 
   async start(): Promise<void> {
     this.#consumer = this.#o.transport.consumer({ groupId: this.#groupId, fromBeginning: true });
-    await this.#consumer.run([...this.#kindOf.keys()], {
-      eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
-    });
+    await this.#consumer.run(
+      [...this.#kindOf.keys()],
+      instrumentBatches(
+        { eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx) },
+        { metrics: this.#o.metrics, processor: "silver-writer", groupId: this.#groupId },
+      ),
+    );
     this.#running = true;
   }
 
@@ -123,6 +129,9 @@ export class SilverWriter {
       throw err;
     });
     this.#lastError = undefined;
+    // A bid's end-to-end latency ends here: its silver row is committed.
+    if (kind === "bids") observeEndToEnd(this.#m.business, "accepted", batch.records);
+    else if (kind === "rejections") observeEndToEnd(this.#m.business, "rejected", batch.records);
     // Only after the database commit: the offsets.
     await this.#consumer?.commit([
       { topic: batch.topic, partition: batch.partition, offset: last.offset + 1 },
