@@ -318,9 +318,34 @@ describe("snapshot and restore", () => {
     expect(b.restore(v2!)).toBe(false);
     expect(b.restore(v1!)).toBe(false);
     expect(b.status("a-1")).toBe("closed");
+    expect(b.snapshot()).toEqual([v3]);
     expect(b.closeDue(T0 + 10_000_000)).toEqual([]);
     expect(b.applyAuction(auction()).kind).toBe("ignored_closed");
-    expect(b.snapshot()).toEqual([v3]);
+  });
+
+  it("evicts closed auctions after the retention, keeping a tombstone (bounded memory, still closed)", () => {
+    const book = new AuctionBook({ closeGraceMs: 0, closedRetentionMs: 60_000, maxTombstones: 2 });
+    for (const id of ["t1", "t2", "t3"]) book.applyAuction(auction({ auction_id: id }));
+    const b = bid({ auction_id: "t1" });
+    book.applyBid(b, T0);
+    expect(book.closeDue(T0 + 600_000)).toHaveLength(3);
+    // within the retention: full state, duplicates recognised
+    expect(reason(book.applyBid(b, T0 + 601_000))).toBe("duplicate");
+    expect(book.closeDue(T0 + 659_999)).toEqual([]);
+    expect(book.size).toBe(3);
+    const snap = book.snapshotOf("t2")!;
+    book.closeDue(T0 + 660_000);
+    expect(book.size).toBe(0);
+    // tombstones: t1 was forgotten (bound 2), t2/t3 stay closed
+    expect(book.status("t1")).toBeUndefined();
+    expect(book.status("t2")).toBe("closed");
+    expect(book.applyAuction(auction({ auction_id: "t3" })).kind).toBe("ignored_closed");
+    expect(book.applyBid(bid({ auction_id: "t2" }), T0 + 700_000)).toMatchObject({
+      reason: "auction_closed",
+      detail: expect.stringMatching(/closed at 2026-11-22T10:10:00.000Z/),
+    });
+    // a snapshot cannot resurrect a tombstoned auction
+    expect(book.restore({ ...snap, status: "open", version: 99 })).toBe(false);
   });
 
   it("drops auctions of revoked partitions", () => {
