@@ -1,17 +1,20 @@
 import { gzipSync } from "node:zlib";
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../../lib/log.ts";
 import type { Admin, BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
 import { tpKey } from "../kafka/transport.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
+import { type ObjectStore, s3ObjectStore } from "../storage/objects.ts";
 import { objectKey, PartitionSegmenter, type Segment } from "./segments.ts";
 
 export interface BronzeArchiverOptions {
   readonly transport: Transport;
   readonly admin: Admin;
-  readonly s3: S3Client;
-  readonly bucket: string;
+  /** Where objects go (a local folder in `gavel dev`). Default: PutObject into `bucket` through `s3`. */
+  readonly store?: ObjectStore;
+  readonly s3?: S3Client;
+  readonly bucket?: string;
   /** Key prefix ending in `/` (`spec.storage.s3.prefix`, default `<pipeline>/`). */
   readonly prefix: string;
   readonly topics: readonly string[];
@@ -56,10 +59,14 @@ export class BronzeArchiver {
   #stopping = false;
   #generation = 0;
   readonly #now: () => number;
+  readonly #store: ObjectStore;
   readonly #m;
 
   constructor(o: BronzeArchiverOptions) {
     this.#o = o;
+    if (o.store) this.#store = o.store;
+    else if (o.s3 && o.bucket) this.#store = s3ObjectStore(o.s3, o.bucket);
+    else throw new Error("bronze archiver needs an object store, or an S3 client and a bucket");
     this.#now = o.now ?? Date.now;
     const m = o.metrics;
     this.#m = {
@@ -208,16 +215,7 @@ export class BronzeArchiver {
       { ...retry, what: `recording the cut of ${key}` },
     );
     await withRetry(
-      () =>
-        this.#o.s3.send(
-          new PutObjectCommand({
-            Bucket: this.#o.bucket,
-            Key: key,
-            Body: body,
-            ContentType: "application/x-ndjson",
-            ContentEncoding: "gzip",
-          }),
-        ),
+      () => this.#store.put(key, body, { contentType: "application/x-ndjson", contentEncoding: "gzip" }),
       { ...retry, what: `uploading ${key}` },
     );
     await withRetry(
