@@ -297,6 +297,7 @@ describe("snapshot and restore", () => {
     const b = new AuctionBook({ closeGraceMs: 0 });
     // restore from JSON (as read back from the prices topic)
     expect(b.restore(JSON.parse(JSON.stringify(state)))).toBe(true);
+    expect(b.openCount).toBe(1);
     expect(b.view("a-1")).toEqual(a.view("a-1"));
     expect(reason(b.applyBid(b1, T0))).toBe("duplicate");
     expect(reason(b.applyBid(bid({ amount: 1350 }), T0))).toBe("below_minimum");
@@ -328,7 +329,9 @@ describe("snapshot and restore", () => {
     for (const id of ["t1", "t2", "t3"]) book.applyAuction(auction({ auction_id: id }));
     const b = bid({ auction_id: "t1" });
     book.applyBid(b, T0);
+    expect(book.openCount).toBe(3);
     expect(book.closeDue(T0 + 600_000)).toHaveLength(3);
+    expect(book.openCount).toBe(0);
     // within the retention: full state, duplicates recognised
     expect(reason(book.applyBid(b, T0 + 601_000))).toBe("duplicate");
     expect(book.closeDue(T0 + 659_999)).toEqual([]);
@@ -353,8 +356,10 @@ describe("snapshot and restore", () => {
     book.applyAuction(auction({ auction_id: "keep" }));
     book.applyAuction(auction({ auction_id: "drop" }));
     book.applyBid(bid({ auction_id: "drop-later" }), T0);
+    expect(book.openCount).toBe(2);
     book.retain((id) => id === "keep");
     expect(book.size).toBe(1);
+    expect(book.openCount).toBe(1);
     expect(book.pendingSize).toBe(0);
   });
 });

@@ -177,6 +177,7 @@ export class AuctionBook {
   private readonly tombstones = new Map<string, number>();
   /** Closed auctions in closing order, for eviction. */
   private closedQueue: string[] = [];
+  private open = 0;
   private pendingCount = 0;
 
   constructor(opts: AuctionBookOptions = {}) {
@@ -191,11 +192,9 @@ export class AuctionBook {
     return this.auctions.size;
   }
 
-  /** Auctions still open (a scan: for metric scrapes, not for hot paths). */
+  /** Number of open auctions (for the auctions_open gauge; kept as a counter, O(1)). */
   get openCount(): number {
-    let n = 0;
-    for (const e of this.auctions.values()) if (e.status === "open") n++;
-    return n;
+    return this.open;
   }
 
   get pendingSize(): number {
@@ -261,6 +260,7 @@ export class AuctionBook {
       seenOrder: [],
     };
     this.auctions.set(a.auction_id, e);
+    this.open += 1;
     this.ends.push(e.endsMs, a.auction_id);
     return { kind: "created", price: this.priceOf(e, a.starts_at), released };
   }
@@ -501,6 +501,7 @@ export class AuctionBook {
     const a = e.auction;
     e.status = "closed";
     e.closedAtMs = nowMs;
+    this.open -= 1;
     this.closedQueue.push(a.auction_id);
     e.version += 1;
     const closedAt = toIso(e.endsMs + e.extensionMs);
@@ -579,6 +580,7 @@ export class AuctionBook {
     const cur = this.auctions.get(id);
     if (cur && cur.version >= s.version) return false;
     if (this.tombstones.has(id)) return false;
+    if (cur?.status === "open") this.open -= 1;
     const e: Entry = {
       auction: s.auction,
       startsMs: Date.parse(s.auction.starts_at),
@@ -595,8 +597,10 @@ export class AuctionBook {
       seenOrder: [...s.seen_bid_ids],
     };
     this.auctions.set(id, e);
-    if (e.status === "open") this.ends.push(e.endsMs + e.extensionMs, id);
-    else {
+    if (e.status === "open") {
+      this.open += 1;
+      this.ends.push(e.endsMs + e.extensionMs, id);
+    } else {
       // Restored closed: retained from its effective end (the close time is not known here).
       e.closedAtMs = e.endsMs + e.extensionMs;
       this.closedQueue.push(id);
@@ -606,7 +610,11 @@ export class AuctionBook {
 
   /** Drops every auction whose id `keep` rejects (partition revoked). Held bids for them are dropped too. */
   retain(keep: (auctionId: string) => boolean): void {
-    for (const id of this.auctions.keys()) if (!keep(id)) this.auctions.delete(id);
+    for (const [id, e] of this.auctions) {
+      if (keep(id)) continue;
+      if (e.status === "open") this.open -= 1;
+      this.auctions.delete(id);
+    }
     for (const id of this.tombstones.keys()) if (!keep(id)) this.tombstones.delete(id);
     for (const id of [...this.pending.keys()]) if (!keep(id)) this.release(id);
   }
