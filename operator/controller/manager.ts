@@ -212,6 +212,8 @@ export class Manager {
         const p = o.metadata?.labels?.[PIPELINE_LABEL];
         if (p && o.metadata?.namespace) queue.add(`${o.metadata.namespace}/${p}`);
       };
+      // add: also at start-up, so children of a pipeline deleted while no operator ran are found.
+      inf.on("add", toOwner);
       inf.on("update", toOwner);
       inf.on("delete", toOwner);
       children.set(k.kind, inf);

@@ -338,4 +338,35 @@ describe("operator reconcile", () => {
     await patchSpec(ns, "inv", { rollup: { timeZone: "UTC" } });
     await waitFor("CronJob after fix", () => read("batch/v1", "CronJob", ns, "inv-rollup"));
   });
+  it("deletes without a finalizer, even with no operator running; children are cleaned up", async () => {
+    const ns = await createNamespace("op-delete");
+    const m = operator(ns);
+    await createPipeline(ns, pipeline("del"));
+    await waitFor("CronJob", () => read("batch/v1", "CronJob", ns, "del-rollup"));
+    await m.stop();
+    running.splice(running.indexOf(m), 1);
+    const p = await getPipeline(ns, "del");
+    expect(p.metadata.finalizers ?? []).toEqual([]);
+    await objects.delete({
+      apiVersion: "gavel.dev/v1alpha1",
+      kind: "AuctionPipeline",
+      metadata: { name: "del", namespace: ns },
+    });
+    // Gone at once: nothing waits for the operator.
+    await waitFor(
+      "pipeline gone",
+      async () => (await read("gavel.dev/v1alpha1", "AuctionPipeline", ns, "del")) === undefined,
+      5000,
+    );
+    // This API server has no garbage collector; the operator removes what the pipeline controlled.
+    operator(ns);
+    await waitFor("children removed", async () => {
+      const left = [
+        ...(await list("apps/v1", "Deployment", ns)),
+        ...(await list("kafka.strimzi.io/v1", "KafkaTopic", ns)),
+        ...(await list("batch/v1", "CronJob", ns)),
+      ];
+      return left.length === 0;
+    });
+  });
 });
