@@ -110,7 +110,8 @@ export class PipelineChart extends Chart {
           },
         },
       });
-      podSpec.containers[0]!.env!.push({ name: "HTTP_PORT", value: String(HTTP_PORT) });
+      // processors/runtime/config.ts reads the port from GAVEL_HTTP_PORT.
+      podSpec.containers[0]!.env!.push({ name: "GAVEL_HTTP_PORT", value: String(HTTP_PORT) });
       new ProcessorDeployment(this, `${proc.name}-deployment`, {
         name: objName,
         selector,
