@@ -25,12 +25,25 @@ export interface DayBounds {
   readonly end: string;
 }
 
+/**
+ * A set of keys handed from DuckDB back to PostgreSQL as a temporary table
+ * `table(id text)` (dropped at commit), so later extracts can filter on it
+ * instead of scanning silver.bids again.
+ */
+export interface KeyTable {
+  readonly table: string;
+  /** DuckDB query returning one column of distinct, non-null keys. */
+  readonly duckSql: string;
+}
+
 /** One silver extract: the DuckDB table it becomes and the PostgreSQL query that fills it. */
 export interface SilverExtract {
   readonly table: string;
   /** DuckDB column names and types, in the query's column order. */
   readonly columns: readonly (readonly [string, string])[];
   readonly query: (b: DayBounds) => string;
+  /** Key tables built from this extract once it is loaded, for the extracts after it. */
+  readonly keys?: readonly KeyTable[];
 }
 
 const lit = (iso: string) => `'${iso.replace(/'/g, "''")}'::timestamptz`;
@@ -44,8 +57,9 @@ const closedIds = (b: DayBounds) =>
  * - transactions: the auctions that closed on the day;
  * - bids: accepted bids placed on the day, plus every bid of an auction that
  *   closed on the day (bid counts and time to first bid span days);
- * - auctions: those closed, bid on, or started on the day;
- * - users: the bidders of those bids;
+ * - auctions: those closed, bid on (the auctions of the extracted bids,
+ *   passed back as a key table), or started on the day;
+ * - users: the bidders of the extracted bids (key table);
  * - fraud_alerts / fraud_signals / rejections: created or received on the day.
  */
 export const SILVER_EXTRACTS: readonly SilverExtract[] = [
@@ -73,11 +87,17 @@ export const SILVER_EXTRACTS: readonly SilverExtract[] = [
       ["currency", "VARCHAR"],
       ["placed_at", "TIMESTAMP"],
       ["received_at", "TIMESTAMP"],
-      ["fraud_score", "DOUBLE"],
     ],
     query: (b) =>
-      `SELECT bid_id, auction_id, bidder_id, amount, currency, ${utc("placed_at")}, ${utc("received_at")}, fraud_score
+      `SELECT bid_id, auction_id, bidder_id, amount, currency, ${utc("placed_at")}, ${utc("received_at")}
        FROM silver.bids WHERE ${inDay("placed_at", b)} OR auction_id IN (${closedIds(b)})`,
+    keys: [
+      {
+        table: "rollup_bid_auctions",
+        duckSql: "SELECT DISTINCT auction_id FROM bids WHERE auction_id IS NOT NULL",
+      },
+      { table: "rollup_bidders", duckSql: "SELECT DISTINCT bidder_id FROM bids WHERE bidder_id IS NOT NULL" },
+    ],
   },
   {
     table: "auctions",
@@ -98,7 +118,7 @@ export const SILVER_EXTRACTS: readonly SilverExtract[] = [
               ${utc("starts_at")}, ${utc("ends_at")}
        FROM silver.auctions
        WHERE auction_id IN (${closedIds(b)})
-          OR auction_id IN (SELECT auction_id FROM silver.bids WHERE ${inDay("placed_at", b)})
+          OR auction_id IN (SELECT id FROM rollup_bid_auctions)
           OR ${inDay("starts_at", b)}`,
   },
   {
@@ -109,10 +129,9 @@ export const SILVER_EXTRACTS: readonly SilverExtract[] = [
       ["country", "VARCHAR"],
       ["rating", "DOUBLE"],
     ],
-    query: (b) =>
+    query: () =>
       `SELECT user_id, ${utc("created_at")}, country, rating FROM silver.users
-       WHERE user_id IN (SELECT bidder_id FROM silver.bids
-                         WHERE ${inDay("placed_at", b)} OR auction_id IN (${closedIds(b)}))`,
+       WHERE user_id IN (SELECT id FROM rollup_bidders)`,
   },
   {
     table: "fraud_alerts",
@@ -228,6 +247,14 @@ function csvCopy(client: unknown): CsvCopyClient | undefined {
   return typeof c.copyOutCsv === "function" && typeof c.copyInCsv === "function"
     ? (c as CsvCopyClient)
     : undefined;
+}
+
+/** Creates the temporary key table in PostgreSQL (inside the transaction) and fills it from a CSV with a header. */
+export async function loadKeyTable(client: pg.PoolClient, k: KeyTable, file: string): Promise<number> {
+  await client.query(`CREATE TEMP TABLE ${k.table} (id text PRIMARY KEY) ON COMMIT DROP`);
+  const n = await copyIn(client, k.table, ["id"], file);
+  await client.query(`ANALYZE ${k.table}`);
+  return n;
 }
 
 /** Streams `COPY (sql) TO STDOUT` as CSV into a file. */

@@ -10,6 +10,7 @@ import {
   copyOut,
   type DayBounds,
   duckLoadSql,
+  loadKeyTable,
   openAuctionsQuery,
   SILVER_EXTRACTS,
   silverGmvQuery,
@@ -243,6 +244,11 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
       phasesMs[`extract.${e.table}.duckdb`] = Math.round(performance.now() - tl);
       const n = await duck.conn.runAndReadAll(`SELECT count(*) AS n FROM ${e.table}`);
       extracted[e.table] = Number((n.getRowObjectsJS()[0] as { n: bigint }).n);
+      for (const k of e.keys ?? []) {
+        const keyFile = join(tmp, `${k.table}.csv`);
+        await duck.conn.run(`COPY (${k.duckSql}) TO '${keyFile}' (FORMAT csv, HEADER true)`);
+        await loadKeyTable(client, k, keyFile);
+      }
     }
     await setParams(duck.conn, { day, start: bounds.start, end: bounds.end, runAt: started });
     phase("extract");
