@@ -61,6 +61,29 @@ describe("helm lint", () => {
   });
 });
 
+describe("helm package", () => {
+  it("packages the CRD, the RBAC source and the dashboards, and no test fixtures", async () => {
+    const out = await mkdtemp(join(tmpdir(), "gavel-pkg-"));
+    try {
+      const r = run(helm, ["package", CHART, "--destination", out]);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      const listing = run("tar", ["tzf", join(out, "gavel-0.1.0.tgz")]).stdout.split("\n");
+      expect(listing).toEqual(
+        expect.arrayContaining([
+          "gavel/crds/gavel.dev_auctionpipelines.yaml",
+          "gavel/files/rbac.yaml",
+          "gavel/files/dashboards/operator.json",
+          "gavel/values.schema.json",
+        ]),
+      );
+      expect(listing.filter((f) => /\.test\.(ya?ml|ts)$/.test(f))).toEqual([]);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("helm template accepted by the real kube-apiserver", () => {
   const applyDryRun = (docs: readonly Manifest[], extra: readonly string[] = []) => {
     const input = docs.map((d) => JSON.stringify(d)).join("\n");
