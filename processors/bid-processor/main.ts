@@ -1,5 +1,5 @@
 import { createLogger } from "../../lib/log.ts";
-import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { createServer } from "../runtime/server.ts";
@@ -15,7 +15,7 @@ export interface RunningProcessor {
 export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProcessor> {
   const logger = createLogger("bid-processor");
   const metrics = new Registry();
-  const transport = new KafkajsTransport({
+  const transport = await createTransport({
     brokers: kafkaBrokers(cfg),
     clientId: `gavel-bid-processor-${cfg.instanceId}`,
     logger,

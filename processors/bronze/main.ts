@@ -1,7 +1,7 @@
 import { S3Client } from "@aws-sdk/client-s3";
 import { createLogger } from "../../lib/log.ts";
 import { allTopics, s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
-import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { createServer } from "../runtime/server.ts";
@@ -38,7 +38,7 @@ export async function runBronzeArchiver(
 ): Promise<RunningProcessor> {
   const logger = createLogger("bronze-archiver");
   const metrics = new Registry();
-  const transport = new KafkajsTransport({
+  const transport = await createTransport({
     brokers: kafkaBrokers(cfg),
     clientId: `gavel-bronze-archiver-${cfg.instanceId}`,
     logger,

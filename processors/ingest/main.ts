@@ -1,5 +1,5 @@
 import { createLogger } from "../../lib/log.ts";
-import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { handleSignals } from "../runtime/shell.ts";
@@ -39,7 +39,7 @@ export async function runIngest(
 ): Promise<RunningIngest> {
   const logger = createLogger("ingest");
   const keys = resolveKeys(env);
-  const transport = new KafkajsTransport({
+  const transport = await createTransport({
     brokers: kafkaBrokers(cfg),
     clientId: `gavel-ingest-${cfg.instanceId}`,
     logger,

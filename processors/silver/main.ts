@@ -2,7 +2,7 @@ import pg from "pg";
 import { requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { migrate } from "../db/migrate.ts";
-import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
@@ -27,7 +27,7 @@ export async function runSilverWriter(cfg: ProcessorConfig): Promise<RunningProc
   // An idle client losing its server (PostgreSQL restart) must not crash the process.
   pool.on("error", (err) => logger.warn({ err }, "idle database connection lost"));
   await withRetry(() => migrate(pool, { logger }), { what: "migrations", logger, retries: 10 });
-  const transport = new KafkajsTransport({
+  const transport = await createTransport({
     brokers: kafkaBrokers(cfg),
     clientId: `gavel-silver-writer-${cfg.instanceId}`,
     logger,

@@ -1,0 +1,376 @@
+/**
+ * Shared pieces of the benchmark suite: a throw-away pipeline (topics and a
+ * database of its own), processors started as child processes (the way they
+ * run in pods, one process each, so RSS and CPU are per process), their
+ * Prometheus metrics, and small statistics.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import pg from "pg";
+import { readConnectionConfig, requireEnv } from "../lib/config.ts";
+import type { Logger } from "../lib/log.ts";
+import {
+  type AuctionPipeline,
+  allTopics,
+  parsePipeline,
+  topicNames,
+} from "../operator/api/v1alpha1/pipeline.ts";
+import { migrate } from "../processors/db/migrate.ts";
+import { SCHEMA } from "../processors/domain/events.ts";
+import type { KafkaClientName } from "../processors/kafka/client.ts";
+import { KafkajsTransport } from "../processors/kafka/kafkajs.ts";
+import { applyTopics } from "../processors/kafka/topics.ts";
+import type { Admin, Producer } from "../processors/kafka/transport.ts";
+
+export type { BenchResult } from "./rollup.ts";
+
+export const REPO = resolve(import.meta.dirname, "..");
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** Nearest-rank percentile (p in 0..100) of an ascending array. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export const round = (x: number, digits = 1): number => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `cond` every `everyMs` until true; false after `timeoutMs`. */
+export async function until(
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return true;
+    if (Date.now() > end) return false;
+    await sleep(everyMs);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The bench context: connections, a database of its own, a work folder
+
+export interface BenchContext {
+  readonly brokers: string;
+  /** DATABASE_URL of the bench's own database (dropped at the end). */
+  readonly databaseUrl: string;
+  readonly pool: pg.Pool;
+  readonly admin: Admin;
+  readonly producer: Producer;
+  readonly logger: Logger;
+  /** Folder for pipeline files, processor logs and CPU profiles. */
+  readonly dir: string;
+  /** Unique id of this bench run (prefix of topics and ids). */
+  readonly id: string;
+  /** Pass --cpu-prof to processors, profiles land in `dir/profiles`. */
+  readonly profile: boolean;
+  close(): Promise<void>;
+}
+
+export async function openContext(logger: Logger, opts: { profile: boolean }): Promise<BenchContext> {
+  const cfg = readConnectionConfig();
+  const brokers = requireEnv(cfg, "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS");
+  const adminUrl = requireEnv(cfg, "databaseUrl", "DATABASE_URL");
+  const id = randomUUID().replace(/-/g, "").slice(0, 8);
+  const dbName = `gavel_bench_${id}`;
+  const root = new pg.Client({ connectionString: adminUrl });
+  await root.connect();
+  await root.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(adminUrl);
+  u.pathname = `/${dbName}`;
+  const databaseUrl = u.toString();
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  pool.on("error", () => {}); // terminated by DROP DATABASE ... WITH (FORCE)
+  await migrate(pool);
+  const transport = new KafkajsTransport({ brokers, clientId: `gavel-bench-${id}`, logger });
+  const admin = await transport.admin();
+  const producer = await transport.producer();
+  const dir = join(REPO, ".testenv", "bench", id);
+  mkdirSync(join(dir, "profiles"), { recursive: true });
+  return {
+    brokers,
+    databaseUrl,
+    pool,
+    admin,
+    producer,
+    logger,
+    dir,
+    id,
+    profile: opts.profile,
+    async close() {
+      await producer.close().catch(() => undefined);
+      await admin.close().catch(() => undefined);
+      await pool.end().catch(() => undefined);
+      await root.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+      await root.end();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Pipelines
+
+export interface BenchPipeline {
+  readonly pipeline: AuctionPipeline;
+  readonly file: string;
+  readonly topics: ReturnType<typeof topicNames>;
+  /** Deletes the pipeline's topics. */
+  drop(): Promise<void>;
+}
+
+/** A pipeline with its own topics (replication 1: one broker), written to a file for the processors. */
+export async function createPipeline(
+  ctx: BenchContext,
+  suffix: string,
+  partitions: number,
+): Promise<BenchPipeline> {
+  const name = `bench-${ctx.id}-${suffix}`;
+  const pipeline = parsePipeline({
+    apiVersion: "gavel.dev/v1alpha1",
+    kind: "AuctionPipeline",
+    metadata: { name },
+    spec: {
+      kafka: { clusterName: "testenv", bootstrapServers: ctx.brokers },
+      storage: {
+        postgres: { secretRef: { name: "unused" } },
+        s3: { bucket: "unused", credentialsSecretRef: { name: "unused" } },
+      },
+      topics: { partitions, replicas: 1 },
+    },
+  });
+  const file = join(ctx.dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(pipeline, null, 2));
+  const topics = allTopics(pipeline);
+  await applyTopics(
+    ctx.admin,
+    topics.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: 1, configs: t.config })),
+  );
+  return {
+    pipeline,
+    file,
+    topics: topicNames(pipeline),
+    drop: () => ctx.admin.deleteTopics(topics.map((t) => t.name)).catch(() => undefined),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Processors as child processes
+
+export type ProcessorName = "ingest" | "bid-processor" | "silver-writer";
+
+export interface RunningChild {
+  readonly name: ProcessorName;
+  readonly pid: number;
+  readonly url: string;
+  /** Sum of every sample of a metric in the processor's /metrics. */
+  metric(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
+  /** Peak resident set size so far (VmHWM), MiB. */
+  peakRssMiB(): number;
+  /** SIGTERM and wait for a graceful exit (a CPU profile is written on exit). */
+  stop(): Promise<void>;
+}
+
+/** VmHWM (peak RSS) of a live process, MiB; NaN when unknown. */
+export function peakRssMiB(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Parses Prometheus text and sums the samples of `name` whose labels include `labels`. */
+export function sumMetric(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const lbl = m[2] ?? "";
+    if (Object.entries(labels).some(([k, v]) => !lbl.includes(`${k}="${v}"`))) continue;
+    const v = Number(m[3]);
+    if (Number.isFinite(v)) sum += v;
+  }
+  return sum;
+}
+
+export async function startProcessor(
+  ctx: BenchContext,
+  name: ProcessorName,
+  p: BenchPipeline,
+  opts: { client?: KafkaClientName; env?: Readonly<Record<string, string>> } = {},
+): Promise<RunningChild> {
+  const port = await freePort();
+  const tag = `${p.pipeline.metadata.name}-${name}-${opts.client ?? "kafkajs"}`;
+  const args = [
+    ...(ctx.profile
+      ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles")}`, `--cpu-prof-name=${tag}.cpuprofile`]
+      : []),
+    join(REPO, "bin", "gavel"),
+    "processor",
+    name,
+    "-f",
+    p.file,
+  ];
+  const log = createWriteStream(join(ctx.dir, `${tag}.log`));
+  const child: ChildProcess = spawn(process.execPath, args, {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      DATABASE_URL: ctx.databaseUrl,
+      GAVEL_HTTP_PORT: String(port),
+      GAVEL_HTTP_HOST: "127.0.0.1",
+      GAVEL_INGEST_AUTH: "disabled",
+      GAVEL_INSTANCE_ID: tag,
+      GAVEL_KAFKA_CLIENT: opts.client ?? "kafkajs",
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+      ...opts.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  let exited: number | null | undefined;
+  const exit = new Promise<void>((res) =>
+    child.once("exit", (code) => {
+      exited = code;
+      res();
+    }),
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const ready = await until(
+    async () => {
+      if (exited !== undefined)
+        throw new Error(`${name} exited with ${exited}; see ${join(ctx.dir, `${tag}.log`)}`);
+      try {
+        return (await fetch(`${url}/readyz`)).ok;
+      } catch {
+        return false;
+      }
+    },
+    120_000,
+    200,
+  );
+  if (!ready) {
+    child.kill("SIGKILL");
+    throw new Error(`${name} not ready after 120 s; see ${join(ctx.dir, `${tag}.log`)}`);
+  }
+  const pid = child.pid ?? -1;
+  let lastRss = Number.NaN;
+  const peak = () => {
+    const v = peakRssMiB(pid);
+    if (Number.isFinite(v)) lastRss = v;
+    return lastRss;
+  };
+  return {
+    name,
+    pid,
+    url,
+    async metric(metric, labels) {
+      const r = await fetch(`${url}/metrics`);
+      return sumMetric(await r.text(), metric, labels);
+    },
+    peakRssMiB: peak,
+    async stop() {
+      peak();
+      if (exited !== undefined) return;
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      await exit;
+      clearTimeout(t);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Data
+
+export interface Auctions {
+  readonly ids: readonly string[];
+  readonly startPrice: number;
+  readonly increment: number;
+}
+
+/** Open auctions (started an hour ago, ending in a day) produced straight to the auctions topic. */
+export async function produceAuctions(ctx: BenchContext, p: BenchPipeline, count: number): Promise<Auctions> {
+  const now = Date.now();
+  const ids: string[] = [];
+  const startPrice = 1_000;
+  const increment = 10;
+  for (let i = 0; i < count; i += 1000) {
+    const messages = [];
+    for (let j = i; j < Math.min(count, i + 1000); j++) {
+      const auction_id = `${p.pipeline.metadata.name}-a${j}`;
+      ids.push(auction_id);
+      messages.push({
+        key: auction_id,
+        value: JSON.stringify({
+          schema: SCHEMA.auction,
+          auction_id,
+          item_id: `i${j}`,
+          seller_id: `seller${j % 97}`,
+          title: `Lot ${j}`,
+          category: "electronics",
+          currency: "EUR",
+          start_price: startPrice,
+          min_increment: increment,
+          starts_at: new Date(now - 3_600_000).toISOString(),
+          ends_at: new Date(now + 86_400_000).toISOString(),
+        }),
+      });
+    }
+    await ctx.producer.send([{ topic: p.topics.auctions.name, messages }]);
+  }
+  return { ids, startPrice, increment };
+}
+
+/**
+ * Bid n in send order: auction n mod A, its (n div A)-th bid, amounts rising
+ * by one increment each time (accepted when processed in order), bidders
+ * spread over many users (no velocity alerts).
+ */
+export function bidFor(a: Auctions, n: number, placedAtMs: number, runTag: string) {
+  const A = a.ids.length;
+  const k = Math.floor(n / A);
+  return {
+    bid_id: `${runTag}-${n}`,
+    auction_id: a.ids[n % A] as string,
+    bidder_id: `bidder${(n * 7919) % 50_000}`,
+    amount: a.startPrice + (k + 1) * a.increment * 2,
+    currency: "EUR",
+    placed_at: new Date(placedAtMs).toISOString(),
+  };
+}

@@ -1,0 +1,246 @@
+/**
+ * `npm run bench [-- --json FILE] [--only NAME,...] [--quick] [--profile]`
+ *
+ * Benchmarks on the real services of the test environment (started when
+ * not up): ingest HTTP, bid-processor, silver-writer, end to end at fixed
+ * offered rates and at saturation, kafkajs vs librdkafka, gold rollup.
+ * Prints the machine and each figure (median of several runs); `--json`
+ * writes a list of `{name, value, unit, runs}` with stable names. Measures,
+ * never asserts. See docs/benchmarks.md.
+ */
+
+import { writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { parseArgs } from "node:util";
+import { createLogger } from "../lib/log.ts";
+import { KAFKA_VERSION } from "../test/env/services.ts";
+import { envFile, paths, readEnvFile, statuses, up } from "../test/env/testenv.ts";
+import { type BenchContext, median, openContext, round } from "./lib.ts";
+import { benchE2e, benchIngest, benchStagesOnce, type Figure, type Sizes } from "./stages.ts";
+
+export const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup"] as const;
+type BenchName = (typeof BENCHES)[number];
+
+const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")}] [--quick] [--profile]
+  --json FILE   also write the figures as JSON: [{name, value, unit, runs, ...}]
+  --only LIST   run only these benchmarks (comma-separated)
+  --quick       small sizes and one run each (a smoke test, not figures to quote)
+  --profile     run the processors with --cpu-prof (profiles under .testenv/bench/<id>/profiles)`;
+
+interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  kafka: string;
+  postgres: string;
+  load1: number;
+}
+
+async function machine(ctx: BenchContext): Promise<Machine> {
+  const pgv = await ctx.pool.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+  const { loadavg } = await import("node:os");
+  return {
+    cpu: cpus()[0]?.model ?? "unknown",
+    cores: cpus().length,
+    memoryGiB: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+    kafka: `Apache Kafka ${KAFKA_VERSION} (KRaft, 1 broker, same machine)`,
+    postgres: `PostgreSQL ${pgv.rows[0]?.v ?? "?"} (same machine)`,
+    load1: round(loadavg()[0] ?? 0, 2),
+  };
+}
+
+function print(f: Figure): void {
+  const v = f.unit === "ms" ? f.value.toFixed(1) : f.value.toLocaleString("en-US");
+  const samples = Array.isArray(f.samples) ? ` (runs: ${(f.samples as number[]).join(", ")})` : "";
+  process.stdout.write(`  ${f.name.padEnd(34)} ${v.padStart(12)} ${f.unit}${samples}\n`);
+}
+
+async function ensureTestenv(): Promise<void> {
+  if (process.env.KAFKA_BOOTSTRAP_SERVERS && process.env.DATABASE_URL) return;
+  const down = (await statuses()).filter((s) => !s.up && ["kafka", "postgres", "s3"].includes(s.name));
+  if (down.length > 0) await up({ only: down.map((s) => s.name).join(",") });
+  Object.assign(process.env, readEnvFile(envFile(paths())));
+}
+
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  let args: ReturnType<typeof parse>;
+  const parse = (a: string[]) =>
+    parseArgs({
+      args: a,
+      options: {
+        json: { type: "string" },
+        only: { type: "string" },
+        quick: { type: "boolean", default: false },
+        profile: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    });
+  try {
+    args = parse(argv);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (args.values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const only = new Set<BenchName>(
+    (args.values.only?.split(",").map((s) => s.trim()) ?? [...BENCHES]).filter(Boolean) as BenchName[],
+  );
+  for (const o of only) {
+    if (!BENCHES.includes(o)) {
+      process.stderr.write(`unknown benchmark '${o}'\n${USAGE}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
+  const quick = args.values.quick;
+  const sizes: Sizes = quick
+    ? { seconds: 3, runs: 1, bids: 20_000, auctions: 500, partitions: 6 }
+    : { seconds: 10, runs: 3, bids: 200_000, auctions: 2_000, partitions: 6 };
+  const logger = createLogger("bench", process.env.LOG_LEVEL ?? "info");
+
+  await ensureTestenv();
+  const ctx = await openContext(logger, { profile: args.values.profile });
+  const figures: Figure[] = [];
+  const rss: Record<string, number> = {};
+  const add = (fs: readonly Figure[]) => {
+    for (const f of fs) {
+      figures.push(f);
+      print(f);
+    }
+  };
+  const noteRss = (r: Record<string, number>) => {
+    for (const [k, v] of Object.entries(r)) if (Number.isFinite(v)) rss[k] = Math.max(rss[k] ?? 0, v);
+  };
+  try {
+    const m = await machine(ctx);
+    process.stdout.write(
+      `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; node ${m.node}; ${m.kafka}; ${m.postgres}; load average ${m.load1} at start\n`,
+    );
+    process.stdout.write(
+      `sizes: ${sizes.runs} run(s) per figure, ${sizes.seconds} s per HTTP run, ${sizes.bids} pre-filled bids, ${sizes.auctions} auctions, ${sizes.partitions} partitions; work folder ${ctx.dir}\n`,
+    );
+
+    if (only.has("ingest")) {
+      process.stdout.write("ingest (HTTP -> Kafka, acks=all):\n");
+      const r = await benchIngest(ctx, sizes);
+      add(r.figures);
+      noteRss({ ingest: r.rssMiB });
+    }
+
+    const stageRuns = async (client: "kafkajs" | "confluent") => {
+      const bp: number[] = [];
+      const sw: number[] = [];
+      for (let run = 0; run < sizes.runs; run++) {
+        const r = await benchStagesOnce(ctx, sizes, client, run);
+        bp.push(r.bidProcessorPerS);
+        sw.push(r.silverRowsPerS);
+        noteRss(r.rss);
+      }
+      return { bp, sw };
+    };
+
+    let kafkajsStages: { bp: number[]; sw: number[] } | undefined;
+    if (only.has("stages") || only.has("clients")) {
+      process.stdout.write(
+        "bid-processor and silver-writer (one replica each, pre-filled topics, kafkajs):\n",
+      );
+      kafkajsStages = await stageRuns("kafkajs");
+      add([
+        { ...figOf("bid_processor_bids_per_s", kafkajsStages.bp, "bids/s"), replicas: 1, client: "kafkajs" },
+        { ...figOf("silver_writer_rows_per_s", kafkajsStages.sw, "rows/s"), replicas: 1, client: "kafkajs" },
+      ]);
+    }
+
+    if (only.has("e2e")) {
+      process.stdout.write("end to end (HTTP -> ingest -> bid-processor -> silver-writer -> PostgreSQL):\n");
+      const r = await benchE2e(ctx, sizes, {
+        rates: [1_000, 10_000, 50_000],
+        client: "kafkajs",
+        saturate: true,
+      });
+      add(r.figures);
+      noteRss(r.rss);
+    }
+
+    if (only.has("clients") && kafkajsStages) {
+      process.stdout.write("kafkajs vs @confluentinc/kafka-javascript (librdkafka), same stages:\n");
+      try {
+        const c = await stageRuns("confluent");
+        const kj = median(kafkajsStages.bp);
+        const cf = median(c.bp);
+        add([
+          figOf("bid_processor_bids_per_s_kafkajs", kafkajsStages.bp, "bids/s"),
+          figOf("bid_processor_bids_per_s_confluent", c.bp, "bids/s"),
+          figOf("silver_writer_rows_per_s_kafkajs", kafkajsStages.sw, "rows/s"),
+          figOf("silver_writer_rows_per_s_confluent", c.sw, "rows/s"),
+          {
+            name: "kafkajs_vs_confluent_ratio",
+            value: round(kj / cf, 2),
+            unit: "ratio",
+            runs: sizes.runs,
+            definition:
+              "bid_processor_bids_per_s with kafkajs divided by the same with confluent (> 1: kafkajs faster)",
+          },
+        ]);
+      } catch (err) {
+        process.stdout.write(`  skipped: ${(err as Error).message}\n`);
+      }
+    }
+
+    if (only.has("rollup")) {
+      process.stdout.write("gold rollup (silver -> DuckDB -> gold, Parquet to S3):\n");
+      const { runRollupBench } = await import("./rollup.ts");
+      const r = await runRollupBench(quick ? { bids: 100_000, auctions: 1_000, runs: 1 } : {});
+      add([r as Figure]);
+    }
+
+    if (Object.keys(rss).length > 0) {
+      process.stdout.write("memory (peak RSS per processor process):\n");
+      for (const [k, v] of Object.entries(rss))
+        process.stdout.write(`  ${k.padEnd(34)} ${v.toFixed(0).padStart(12)} MiB\n`);
+      add([
+        {
+          name: "processor_rss_mib",
+          value: round(Math.max(...Object.values(rss)), 0),
+          unit: "MiB",
+          runs: 1,
+          perProcess: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, round(v, 0)])),
+        },
+      ]);
+    }
+    const json = args.values.json;
+    if (json) {
+      writeFileSync(json, `${JSON.stringify(figures, null, 2)}\n`);
+      process.stdout.write(`wrote ${figures.length} figures to ${json}\n`);
+    }
+  } finally {
+    await ctx.close();
+  }
+}
+
+function figOf(name: string, values: readonly number[], unit: string): Figure {
+  return {
+    name,
+    value: round(median(values), 0),
+    unit,
+    runs: values.length,
+    samples: values.map((v) => round(v, 0)),
+  };
+}
+
+if (import.meta.main) {
+  main().then(
+    () => process.exit(process.exitCode ?? 0),
+    (err) => {
+      process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,418 @@
+/**
+ * The benchmarks themselves: ingest HTTP, bid-processor, silver-writer and
+ * end to end. Each returns figures; none asserts anything.
+ */
+import { SCHEMA } from "../processors/domain/events.ts";
+import type { KafkaClientName } from "../processors/kafka/client.ts";
+import {
+  type Auctions,
+  type BenchContext,
+  type BenchPipeline,
+  bidFor,
+  createPipeline,
+  median,
+  percentile,
+  produceAuctions,
+  type RunningChild,
+  round,
+  sleep,
+  startProcessor,
+  until,
+} from "./lib.ts";
+import { closedLoop, HttpClient, pacedLoop } from "./load.ts";
+
+export interface Sizes {
+  /** Seconds per timed HTTP run. */
+  readonly seconds: number;
+  /** Timed runs per figure (the median is reported). */
+  readonly runs: number;
+  /** Bids pre-filled for the bid-processor / silver-writer runs. */
+  readonly bids: number;
+  readonly auctions: number;
+  readonly partitions: number;
+}
+
+export interface Figure {
+  readonly name: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly runs: number;
+  readonly [extra: string]: unknown;
+}
+
+const fig = (
+  name: string,
+  values: readonly number[],
+  unit: string,
+  extra: Record<string, unknown> = {},
+): Figure => ({
+  name,
+  value: round(median(values), unit === "ms" ? 1 : 0),
+  unit,
+  runs: values.length,
+  samples: values.map((v) => round(v, 1)),
+  ...extra,
+});
+
+// ---------------------------------------------------------------------------
+// Ingest
+
+export async function benchIngest(
+  ctx: BenchContext,
+  s: Sizes,
+): Promise<{ figures: Figure[]; rssMiB: number }> {
+  const p = await createPipeline(ctx, "ingest", s.partitions);
+  const child = await startProcessor(ctx, "ingest", p);
+  const http = new HttpClient(child.url, 64);
+  const a: Auctions = {
+    ids: Array.from({ length: s.auctions }, (_, i) => `ingest-a${i}`),
+    startPrice: 1000,
+    increment: 10,
+  };
+  let n = 0;
+  const one = () => JSON.stringify(bidFor(a, n++, Date.now(), `ing-${ctx.id}`));
+  const batch = (count: number) => {
+    const bids = [];
+    for (let i = 0; i < count; i++) bids.push(bidFor(a, n++, Date.now(), `ingb-${ctx.id}`));
+    return JSON.stringify({ bids });
+  };
+  const ms = s.seconds * 1000;
+  try {
+    // Warm-up: JIT, connections, producer metadata.
+    await closedLoop(http, {
+      path: "/v1/bids",
+      concurrency: 8,
+      durationMs: 1000,
+      maxRequests: 20_000,
+      body: one,
+    });
+    const reqs: number[] = [];
+    const p50: number[] = [];
+    const p99: number[] = [];
+    for (let r = 0; r < s.runs; r++) {
+      const res = await closedLoop(http, {
+        path: "/v1/bids",
+        concurrency: 16,
+        durationMs: ms,
+        maxRequests: 2_000_000,
+        body: one,
+      });
+      reqs.push((res.ok / res.elapsedMs) * 1000);
+      p50.push(percentile(res.latencies, 50));
+      p99.push(percentile(res.latencies, 99));
+      if (res.errors > 0) ctx.logger.warn({ errors: res.errors }, "ingest single: non-2xx answers");
+    }
+    const bps: number[] = [];
+    const bp99: number[] = [];
+    for (let r = 0; r < s.runs; r++) {
+      const res = await closedLoop(http, {
+        path: "/v1/bids:batch",
+        concurrency: 4,
+        durationMs: ms,
+        maxRequests: 200_000,
+        body: () => batch(500),
+      });
+      bps.push((res.ok * 500 * 1000) / res.elapsedMs);
+      bp99.push(percentile(res.latencies, 99));
+      if (res.errors > 0) ctx.logger.warn({ errors: res.errors }, "ingest batch: non-2xx answers");
+    }
+    return {
+      figures: [
+        fig("ingest_single_req_per_s", reqs, "req/s", { concurrency: 16 }),
+        fig("ingest_p50_ms", p50, "ms", { endpoint: "/v1/bids", concurrency: 16 }),
+        fig("ingest_p99_ms", p99, "ms", { endpoint: "/v1/bids", concurrency: 16 }),
+        fig("ingest_batch_bids_per_s", bps, "bids/s", { batch: 500, concurrency: 4 }),
+        fig("ingest_batch_p99_ms", bp99, "ms", { batch: 500, concurrency: 4 }),
+      ],
+      rssMiB: child.peakRssMiB(),
+    };
+  } finally {
+    http.close();
+    await child.stop();
+    await p.drop();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Bid-processor and silver-writer on pre-filled topics
+
+/** Bids straight into the bids topic, as ingest writes them. */
+async function produceBids(ctx: BenchContext, p: BenchPipeline, a: Auctions, count: number): Promise<void> {
+  const tag = p.pipeline.metadata.name;
+  for (let i = 0; i < count; i += 2000) {
+    const now = Date.now();
+    const messages = [];
+    for (let n = i; n < Math.min(count, i + 2000); n++) {
+      const b = bidFor(a, n, now, tag);
+      messages.push({
+        key: b.auction_id,
+        value: JSON.stringify({
+          schema: SCHEMA.bid,
+          ...b,
+          received_at: new Date(now).toISOString(),
+          source: "api",
+        }),
+      });
+    }
+    await ctx.producer.send([{ topic: p.topics.bids.name, messages }]);
+  }
+}
+
+/**
+ * Throughput of a processor from its own counter: the rate between the first
+ * sample after it became ready and the sample that reached `target`
+ * (start-up and state rebuild are left out).
+ */
+async function rateFromMetric(
+  child: RunningChild,
+  metric: string,
+  labels: Readonly<Record<string, string>>,
+  target: number,
+  timeoutMs: number,
+  rateMetric = metric,
+): Promise<{ perS: number; done: number; seconds: number }> {
+  const t1 = performance.now();
+  const n1 = await child.metric(metric, labels);
+  const r1 = rateMetric === metric ? n1 : await child.metric(rateMetric);
+  let n = n1;
+  const ok = await until(
+    async () => {
+      n = await child.metric(metric, labels);
+      return n >= target;
+    },
+    timeoutMs,
+    50,
+  );
+  const t2 = performance.now();
+  const r2 = rateMetric === metric ? n : await child.metric(rateMetric);
+  if (!ok) throw new Error(`${child.name}: ${metric} reached ${n} of ${target} within ${timeoutMs} ms`);
+  const seconds = (t2 - t1) / 1000;
+  return { perS: seconds > 0 ? (r2 - r1) / seconds : Number.NaN, done: r2 - r1, seconds };
+}
+
+export interface StageRun {
+  readonly bidProcessorPerS: number;
+  readonly silverRowsPerS: number;
+  readonly rss: Record<string, number>;
+}
+
+/** One run: pre-fill, bid-processor to the end (measured), then silver-writer on its outputs (measured). */
+export async function benchStagesOnce(
+  ctx: BenchContext,
+  s: Sizes,
+  client: KafkaClientName,
+  run: number,
+): Promise<StageRun> {
+  const p = await createPipeline(ctx, `st-${client}-${run}`, s.partitions);
+  try {
+    const a = await produceAuctions(ctx, p, s.auctions);
+    await produceBids(ctx, p, a, s.bids);
+    const bp = await startProcessor(ctx, "bid-processor", p, { client });
+    let out: number;
+    let bpRate: number;
+    const rss: Record<string, number> = {};
+    try {
+      const r = await rateFromMetric(
+        bp,
+        "bid_processor_records_in_total",
+        { topic: p.topics.bids.name },
+        s.bids,
+        600_000,
+      );
+      bpRate = r.perS;
+      // Outputs are counted after their transaction committed.
+      await sleep(300);
+      out = await bp.metric("bid_processor_records_out_total");
+      rss["bid-processor"] = bp.peakRssMiB();
+    } finally {
+      await bp.stop();
+    }
+    const sw = await startProcessor(ctx, "silver-writer", p, { client });
+    try {
+      // Records it reads: the bid-processor's outputs plus the auctions.
+      const r = await rateFromMetric(
+        sw,
+        "silver_writer_records_total",
+        {},
+        out + s.auctions,
+        600_000,
+        "silver_writer_rows_total",
+      );
+      rss["silver-writer"] = sw.peakRssMiB();
+      return { bidProcessorPerS: bpRate, silverRowsPerS: r.perS, rss };
+    } finally {
+      await sw.stop();
+    }
+  } finally {
+    await p.drop();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// End to end: HTTP -> ingest -> Kafka -> bid-processor -> Kafka -> silver-writer -> PostgreSQL
+
+export interface E2eResult {
+  readonly figures: Figure[];
+  readonly rss: Record<string, number>;
+}
+
+interface Latency {
+  readonly rows: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+}
+
+/** Placed (the client's clock at send) to the silver row's write (written_at, the writer's transaction time). */
+async function latencyOf(ctx: BenchContext, tag: string): Promise<Latency> {
+  const r = await ctx.pool.query<{ n: string; p50: number; p95: number; p99: number }>(
+    `SELECT count(*) AS n,
+            percentile_disc(0.50) WITHIN GROUP (ORDER BY ms) AS p50,
+            percentile_disc(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
+            percentile_disc(0.99) WITHIN GROUP (ORDER BY ms) AS p99
+     FROM (SELECT extract(epoch FROM written_at - placed_at) * 1000 AS ms
+           FROM silver.bids WHERE bid_id LIKE $1) x`,
+    [`${tag}-%`],
+  );
+  const row = r.rows[0];
+  return { rows: Number(row?.n ?? 0), p50: Number(row?.p50), p95: Number(row?.p95), p99: Number(row?.p99) };
+}
+
+async function silverCount(ctx: BenchContext, tag: string): Promise<number> {
+  const r = await ctx.pool.query<{ n: string }>(
+    `SELECT (SELECT count(*) FROM silver.bids WHERE bid_id LIKE $1)
+          + (SELECT count(*) FROM silver.bid_rejections WHERE bid_id LIKE $1) AS n`,
+    [`${tag}-%`],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+export async function benchE2e(
+  ctx: BenchContext,
+  s: Sizes,
+  opts: { rates: readonly number[]; client: KafkaClientName; saturate: boolean },
+): Promise<E2eResult> {
+  const p = await createPipeline(ctx, `e2e-${opts.client}`, s.partitions);
+  const children: RunningChild[] = [];
+  const figures: Figure[] = [];
+  const rss: Record<string, number> = {};
+  try {
+    const a = await produceAuctions(ctx, p, s.auctions);
+    children.push(await startProcessor(ctx, "silver-writer", p, { client: opts.client }));
+    children.push(await startProcessor(ctx, "bid-processor", p, { client: opts.client }));
+    const ingest = await startProcessor(ctx, "ingest", p, { client: opts.client });
+    children.push(ingest);
+    const http = new HttpClient(ingest.url, 32);
+    // One counter across runs: each auction's amounts keep rising, so bids stay acceptable.
+    let n = 0;
+    const body = (tag: string) => (first: number, count: number, now: number) => {
+      const bids = [];
+      for (let i = 0; i < count; i++) bids.push(bidFor(a, n + first + i, now, tag));
+      return JSON.stringify({ bids });
+    };
+    const drain = async (tag: string, expected: number) => {
+      const ok = await until(async () => (await silverCount(ctx, tag)) >= expected, 120_000, 250);
+      if (!ok)
+        ctx.logger.warn({ tag, expected, got: await silverCount(ctx, tag) }, "e2e: not drained in 120 s");
+    };
+    // Warm-up at a low rate (JIT, connections, first transactions).
+    {
+      const tag = `w-${ctx.id}`;
+      const r = await pacedLoop(http, {
+        path: "/v1/bids:batch",
+        rate: 500,
+        durationMs: 2000,
+        batchSize: 100,
+        maxInFlight: 8,
+        body: body(tag),
+      });
+      n += r.sent;
+      await drain(tag, r.accepted);
+    }
+    try {
+      for (const rate of opts.rates) {
+        const p50: number[] = [];
+        const p95: number[] = [];
+        const p99: number[] = [];
+        const offered: number[] = [];
+        for (let run = 0; run < s.runs; run++) {
+          const tag = `e${rate}-${run}-${ctx.id}`;
+          const r = await pacedLoop(http, {
+            path: "/v1/bids:batch",
+            rate,
+            durationMs: s.seconds * 1000,
+            batchSize: 500,
+            maxInFlight: 16,
+            body: body(tag),
+          });
+          n += Math.round((rate * s.seconds * 1000) / 1000);
+          await drain(tag, r.accepted);
+          const l = await latencyOf(ctx, tag);
+          p50.push(l.p50);
+          p95.push(l.p95);
+          p99.push(l.p99);
+          offered.push(r.offeredPerS);
+          ctx.logger.info(
+            { rate, run, offered: Math.round(r.offeredPerS), accepted: r.accepted, ...l },
+            "e2e run",
+          );
+        }
+        const k = rate >= 1000 ? `${rate / 1000}k` : String(rate);
+        const extra = { offeredBidsPerS: offered.map((x) => Math.round(x)) };
+        figures.push(fig(`e2e_p50_ms_at_${k}`, p50, "ms", extra));
+        figures.push(fig(`e2e_p95_ms_at_${k}`, p95, "ms", extra));
+        figures.push(fig(`e2e_p99_ms_at_${k}`, p99, "ms", extra));
+      }
+      if (opts.saturate) {
+        // As fast as ingest takes them (closed loop of 500-bid batches), then the
+        // rate at which rows reached silver: the most the pipeline sustains.
+        const rates: number[] = [];
+        for (let run = 0; run < s.runs; run++) {
+          const tag = `sat-${run}-${ctx.id}`;
+          let m = 0;
+          const res = await closedLoop(http, {
+            path: "/v1/bids:batch",
+            concurrency: 6,
+            durationMs: s.seconds * 1000,
+            maxRequests: 20_000,
+            body: () => {
+              const b = body(tag)(m, 500, Date.now());
+              m += 500;
+              return b;
+            },
+          });
+          n += m;
+          await drain(tag, res.ok * 500);
+          const r = await ctx.pool.query<{ n: string; s: number }>(
+            `SELECT count(*) AS n, extract(epoch FROM max(written_at) - min(placed_at)) AS s
+             FROM silver.bids WHERE bid_id LIKE $1`,
+            [`${tag}-%`],
+          );
+          const row = r.rows[0];
+          rates.push(Number(row?.n ?? 0) / Number(row?.s ?? Number.NaN));
+          ctx.logger.info(
+            {
+              run,
+              offeredPerS: Math.round((res.ok * 500 * 1000) / res.elapsedMs),
+              rows: row?.n,
+              seconds: row?.s,
+            },
+            "e2e saturation run",
+          );
+        }
+        figures.push(
+          fig("e2e_max_sustained_bids_per_s", rates, "bids/s", {
+            method: "closed loop, accepted rows / (last written_at - first placed_at)",
+          }),
+        );
+      }
+    } finally {
+      http.close();
+    }
+    for (const c of children) rss[c.name] = c.peakRssMiB();
+    return { figures, rss };
+  } finally {
+    for (const c of children.reverse()) await c.stop().catch(() => undefined);
+    await p.drop();
+  }
+}
