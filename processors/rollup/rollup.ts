@@ -50,6 +50,11 @@ import { type GoldLake, goldObjectKey } from "./lake.ts";
  * the upload, S3 already holds the new day and a re-run converges both.
  */
 
+/** A DuckDB string literal. */
+function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
 /** First key of the two-key advisory lock of a day ("gold" in ASCII). */
 export const ROLLUP_LOCK_NS = 0x676f6c64;
 
@@ -208,13 +213,22 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
     );
   };
 
-  const client = await pool.connect();
+  let client: pg.PoolClient | undefined;
+  let tmp: string | undefined;
+  let duck: Awaited<ReturnType<typeof openDuck>> | undefined;
   let locked = false;
   let inTx = false;
   let releaseErr: Error | undefined;
-  const tmp = await mkdtemp(join(deps.tmpDir ?? tmpdir(), `gavel-rollup-${day}-`));
-  const duck = await openDuck(deps.threads ?? 2);
+  const onClientError = (err: Error) => {
+    releaseErr = err;
+    log.error({ err }, "PostgreSQL connection lost during the rollup");
+  };
   try {
+    client = await pool.connect();
+    // A connection lost mid-run fails the query in flight; without a listener it would also crash the process.
+    client.on("error", onClientError);
+    tmp = await mkdtemp(join(deps.tmpDir ?? tmpdir(), `gavel-rollup-${day}-`));
+    duck = await openDuck(deps.threads ?? 2);
     await client.query("SELECT pg_advisory_lock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)]);
     locked = true;
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
@@ -246,7 +260,7 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
       extracted[e.table] = Number((n.getRowObjectsJS()[0] as { n: bigint }).n);
       for (const k of e.keys ?? []) {
         const keyFile = join(tmp, `${k.table}.csv`);
-        await duck.conn.run(`COPY (${k.duckSql}) TO '${keyFile}' (FORMAT csv, HEADER true)`);
+        await duck.conn.run(`COPY (${k.duckSql}) TO ${sqlString(keyFile)} (FORMAT csv, HEADER true)`);
         await loadKeyTable(client, k, keyFile);
       }
     }
@@ -274,7 +288,7 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
 
     for (const t of GOLD_TABLES) {
       const file = join(tmp, `gold_${t}.csv`);
-      await duck.conn.run(`COPY g_${t} TO '${file}' (FORMAT csv, HEADER true)`);
+      await duck.conn.run(`COPY g_${t} TO ${sqlString(file)} (FORMAT csv, HEADER true)`);
       const cols = await duckColumns(duck.conn, `g_${t}`);
       await client.query(`DELETE FROM gold.${t} WHERE day = $1`, [day]);
       await copyIn(client, `gold.${t}`, cols, file);
@@ -299,7 +313,7 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
         const file = join(tmp, `${t}.parquet`);
         // `day` is the Hive partition (day=...) of the key, not a column of the file.
         await duck.conn.run(
-          `COPY (SELECT * EXCLUDE (day) FROM g_${t}) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`,
+          `COPY (SELECT * EXCLUDE (day) FROM g_${t}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`,
         );
         const key = goldObjectKey(deps.lake.prefix, t, day);
         await deps.lake.put(key, file);
@@ -316,22 +330,25 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if (inTx) await client.query("ROLLBACK").catch(() => {});
+    if (inTx) await client?.query("ROLLBACK").catch(() => {});
     const r = result("failed", msg);
     await finish(pool, r).catch((e: unknown) => log.error({ err: e }, "could not record the failed run"));
     throw err;
   } finally {
-    if (locked) {
-      await client
-        .query("SELECT pg_advisory_unlock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)])
-        .catch((e: Error) => {
-          // Destroying the connection releases a session lock we could not release.
-          releaseErr = e;
-        });
+    if (client) {
+      if (locked) {
+        await client
+          .query("SELECT pg_advisory_unlock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)])
+          .catch((e: Error) => {
+            // Destroying the connection releases a session lock we could not release.
+            releaseErr = e;
+          });
+      }
+      client.off("error", onClientError);
+      client.release(releaseErr);
     }
-    client.release(releaseErr);
-    closeDuck(duck);
-    await rm(tmp, { recursive: true, force: true });
+    if (duck) closeDuck(duck);
+    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 }
 
