@@ -18,6 +18,7 @@ import {
 } from "@kubernetes/client-node";
 import { MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL } from "../../cdk8s/names.ts";
 import type { Logger } from "../../lib/log.ts";
+import { withSpan } from "../../lib/telemetry.ts";
 import type { OperatorMetrics } from "../../processors/runtime/instrument.ts";
 import { GROUP, PLURAL, VERSION } from "../api/v1alpha1/types.ts";
 import { TerminalError } from "./errors.ts";
@@ -276,7 +277,13 @@ export class Manager {
       const started = Date.now();
       let result = "error";
       try {
-        const res = await reconciler.reconcile(key);
+        // One span per reconcile, made here rather than inside the business code.
+        const [namespace = "", name = ""] = key.split("/");
+        const res = await withSpan(
+          "reconcile AuctionPipeline",
+          { attributes: { "k8s.namespace.name": namespace, "gavel.pipeline": name } },
+          () => reconciler.reconcile(key),
+        );
         queue.forget(key);
         if (res.requeueAfterMs !== undefined) queue.addAfter(key, res.requeueAfterMs);
         result = res.requeueAfterMs !== undefined ? "requeue" : "success";
