@@ -3,6 +3,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../../lib/log.ts";
 import type { Admin, BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
 import { tpKey } from "../kafka/transport.ts";
+import { instrumentBatches } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
 import { type ObjectStore, s3ObjectStore } from "../storage/objects.ts";
@@ -88,10 +89,16 @@ export class BronzeArchiver {
 
   async start(): Promise<void> {
     this.#consumer = this.#o.transport.consumer({ groupId: this.#o.groupId, fromBeginning: true });
-    await this.#consumer.run(this.#o.topics, {
-      onAssignment: (assigned) => this.#onAssignment(assigned),
-      eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
-    });
+    await this.#consumer.run(
+      this.#o.topics,
+      instrumentBatches(
+        {
+          onAssignment: (assigned) => this.#onAssignment(assigned),
+          eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
+        },
+        { metrics: this.#o.metrics, processor: "bronze-archiver", groupId: this.#o.groupId },
+      ),
+    );
     this.#running = true;
     this.#timer = setInterval(
       () => void this.#flushAged(),

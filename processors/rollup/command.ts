@@ -2,6 +2,8 @@ import { SingleBar } from "cli-progress";
 import pg from "pg";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
+import { recordRollup, rollupMetrics } from "../runtime/instrument.ts";
+import { Registry } from "../runtime/metrics.ts";
 import { annotateLastRollup, lastRollup, parsePipelineRef, pipelineRefFrom } from "./annotate.ts";
 import { formatCheckReport } from "./checks.ts";
 import type { RollupCliOptions } from "./cli.ts";
@@ -46,6 +48,9 @@ export function resolveDays(
 
 export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: string) => never): Promise<void> {
   const logger = createLogger("rollup");
+  // A Job: its metrics leave through OTLP (OTEL_EXPORTER_OTLP_ENDPOINT), flushed before exit.
+  const registry = new Registry("gavel_", { serviceName: "gavel-rollup" });
+  const metrics = rollupMetrics(registry);
   let days: string[];
   let timeZone: string;
   let settings: PipelineSettings;
@@ -88,6 +93,7 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
         skipPartial: opts.skipPartial,
         keepGoing: opts.keepGoing,
         onDay: (r, i) => {
+          recordRollup(metrics, r);
           bar?.update(i + 1, { day: r.day, status: r.status });
           if (!opts.json && !bar) process.stdout.write(`${formatSummary(r)}\n`);
         },
@@ -96,6 +102,7 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
   } finally {
     bar?.stop();
     await pool.end();
+    await registry.shutdown().catch((err) => logger.warn({ err }, "exporting rollup metrics failed"));
   }
   if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else if (bar) for (const r of results) process.stdout.write(`${formatSummary(r)}\n`);
