@@ -53,7 +53,7 @@ step_install() {
 
 step_build() {
   log "type-check (tsc)"
-  npx --no-install tsc -p tsconfig.json
+  npx --no-install tsc -p tsconfig.json >&2
   log "npm prune --omit=dev"
   npm prune --omit=dev --no-audit --no-fund --loglevel=error
   log "removing tests, docs and dev-only files"
