@@ -25,7 +25,7 @@ import {
 export interface AuctionBookOptions {
   /** Bid ids remembered per auction to detect duplicates (oldest forgotten first). Default 4096. */
   readonly maxSeenBidIds?: number;
-  /** Bid ids carried in a price update's `state` snapshot (restored after a rebalance). Default 64. */
+  /** Bid ids carried in a price update's `state` snapshot (restored after a rebalance). Default 16. */
   readonly snapshotSeenBidIds?: number;
   /** Bids held across all auctions while their auction record has not arrived. Default 10,000. */
   readonly pendingMaxBids?: number;
@@ -50,7 +50,7 @@ export interface AuctionBookOptions {
 
 const DEFAULTS = {
   maxSeenBidIds: 4096,
-  snapshotSeenBidIds: 64,
+  snapshotSeenBidIds: 16,
   pendingMaxBids: 10_000,
   pendingMaxAgeMs: 30_000,
   closeGraceMs: 2_000,
@@ -171,8 +171,11 @@ export class AuctionBook {
   private readonly opts: Required<AuctionBookOptions>;
   private readonly auctions = new Map<string, Entry>();
   private readonly ends = new EndHeap();
-  /** Held bids by auction id; insertion order of `pendingQueue` is arrival order. */
+  /** Held bids by auction id, each list in arrival order. */
   private readonly pending = new Map<string, HeldBid[]>();
+  /** Every held bid in arrival order (released ones are skipped when reached). */
+  private heldQueue: HeldBid[] = [];
+  private heldHead = 0;
   /** Closed auctions whose state was evicted: id -> effective end (ms). */
   private readonly tombstones = new Map<string, number>();
   /** Closed auctions in closing order, for eviction. */
@@ -312,6 +315,7 @@ export class AuctionBook {
         const h: HeldBid = { bid, ref, heldAtMs: nowMs };
         if (held) held.push(h);
         else this.pending.set(bid.auction_id, [h]);
+        this.heldQueue.push(h);
         this.pendingCount += 1;
         return { kind: "pending" };
       }
@@ -418,24 +422,43 @@ export class AuctionBook {
   private remember(e: Entry, bidId: string): void {
     e.seen.add(bidId);
     e.seenOrder.push(bidId);
-    if (e.seenOrder.length > this.opts.maxSeenBidIds) {
-      // Drop the oldest half-batch at once: amortised O(1), bounded memory.
-      const drop = e.seenOrder.splice(0, Math.max(1, e.seenOrder.length - this.opts.maxSeenBidIds));
+    const max = this.opts.maxSeenBidIds;
+    if (e.seenOrder.length > max + (max >> 2)) {
+      // Drop a quarter at once (amortised O(1)); memory stays under 1.25 x max.
+      const drop = e.seenOrder.splice(0, e.seenOrder.length - max);
       for (const id of drop) e.seen.delete(id);
     }
   }
 
-  /** Held bids older than the hold time, removed from the hold (to be rejected auction_not_found). */
+  /**
+   * Held bids older than the hold time, removed from the hold (to be
+   * rejected auction_not_found). Cost is proportional to what expires: the
+   * hold is also kept as a queue in arrival order.
+   */
   expirePending(nowMs: number): HeldBid[] {
     const out: HeldBid[] = [];
-    for (const [id, held] of this.pending) {
-      const keep = held.filter((h) => nowMs - h.heldAtMs < this.opts.pendingMaxAgeMs);
-      if (keep.length === held.length) continue;
-      out.push(...held.filter((h) => nowMs - h.heldAtMs >= this.opts.pendingMaxAgeMs));
-      if (keep.length === 0) this.pending.delete(id);
-      else this.pending.set(id, keep);
+    const q = this.heldQueue;
+    while (this.heldHead < q.length && nowMs - q[this.heldHead]!.heldAtMs >= this.opts.pendingMaxAgeMs) {
+      const h = q[this.heldHead]!;
+      this.heldHead += 1;
+      const list = this.pending.get(h.bid.auction_id);
+      const i = list ? list.indexOf(h) : -1;
+      if (!list || i < 0) continue; // released when its auction arrived
+      list.splice(i, 1);
+      if (list.length === 0) this.pending.delete(h.bid.auction_id);
+      this.pendingCount -= 1;
+      out.push(h);
     }
-    this.pendingCount -= out.length;
+    // Compact: drop the consumed head and entries of released bids.
+    if (this.heldHead > 1024 && this.heldHead * 2 > q.length) {
+      this.heldQueue = q.slice(this.heldHead);
+      this.heldHead = 0;
+    } else if (q.length - this.heldHead > 2 * this.pendingCount + 1024) {
+      const live = new Set<HeldBid>();
+      for (const l of this.pending.values()) for (const h of l) live.add(h);
+      this.heldQueue = q.slice(this.heldHead).filter((h) => live.has(h));
+      this.heldHead = 0;
+    }
     return out;
   }
 

@@ -518,6 +518,8 @@ export function toIso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 function normaliseTimes(
   obj: Record<string, unknown>,
   fields: readonly string[],
@@ -525,6 +527,11 @@ function normaliseTimes(
   for (const f of fields) {
     const v = obj[f];
     if (typeof v !== "string") continue;
+    // Fast path: already canonical UTC; valid iff formatting it back gives the same text.
+    if (CANONICAL.test(v)) {
+      const ms = Date.parse(v);
+      if (!Number.isNaN(ms) && toIso(ms) === v) continue;
+    }
     const ms = parseTime(v);
     if (Number.isNaN(ms))
       return { ok: false, detail: `${f}: ${JSON.stringify(v)} is not a valid calendar date-time` };

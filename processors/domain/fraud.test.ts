@@ -241,12 +241,18 @@ describe("FraudScorer signals", () => {
     const internals = s as unknown as Record<string, Lru<string, unknown>>;
     for (const k of ["users", "bidTimes", "pairs", "recent"])
       expect(internals[k]!.size).toBeLessThanOrEqual(10);
-    const lru = new Lru<string, number>(2);
+    const lru = new Lru<string, number>(4);
     lru.set("a", 1);
     lru.set("b", 2);
-    lru.get("a");
-    lru.set("c", 3);
+    lru.set("c", 3); // a, b move to the old generation
+    lru.get("a"); // promoted: recently used
+    lru.set("d", 4); // young full (c, a): c, a become old, b is dropped
+    lru.set("e", 5);
     expect(lru.peek("b")).toBeUndefined();
     expect(lru.peek("a")).toBe(1);
+    expect(lru.size).toBeLessThanOrEqual(4);
+    for (let i = 0; i < 100; i++) lru.set(`k${i}`, i);
+    expect(lru.size).toBeLessThanOrEqual(4);
+    expect(lru.peek("k99")).toBe(99);
   });
 });

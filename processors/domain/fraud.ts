@@ -109,34 +109,51 @@ export interface FraudAssessment {
   readonly quarantine: boolean;
 }
 
-/** A Map with a size bound that forgets the least recently used key. */
+/**
+ * A Map with a size bound that forgets keys not used recently: two
+ * generations of at most max/2 entries each; a hit in the old generation is
+ * promoted, and when the young one is full the old one is dropped whole.
+ * No per-access deletes (cheaper than a strict LRU), at most `max` entries.
+ */
 export class Lru<K, V> {
-  private readonly m = new Map<K, V>();
-  private readonly max: number;
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+  private readonly half: number;
   constructor(max: number) {
-    this.max = max;
+    this.half = Math.max(1, Math.floor(max / 2));
   }
   get size(): number {
-    return this.m.size;
+    return this.young.size + this.old.size;
   }
+  /** Reads and marks as recently used. */
   get(k: K): V | undefined {
-    const v = this.m.get(k);
-    if (v !== undefined) {
-      this.m.delete(k);
-      this.m.set(k, v);
+    const v = this.young.get(k);
+    if (v !== undefined) return v;
+    const o = this.old.get(k);
+    if (o !== undefined) {
+      this.old.delete(k);
+      this.insert(k, o);
     }
-    return v;
+    return o;
   }
+  /** Reads without changing recency. */
   peek(k: K): V | undefined {
-    return this.m.get(k);
+    return this.young.get(k) ?? this.old.get(k);
   }
   set(k: K, v: V): void {
-    this.m.delete(k);
-    this.m.set(k, v);
-    if (this.m.size > this.max) {
-      const oldest = this.m.keys().next();
-      if (!oldest.done) this.m.delete(oldest.value);
+    if (this.young.has(k)) {
+      this.young.set(k, v);
+      return;
     }
+    this.old.delete(k);
+    this.insert(k, v);
+  }
+  private insert(k: K, v: V): void {
+    if (this.young.size >= this.half) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(k, v);
   }
 }
 
@@ -214,7 +231,8 @@ export class FraudScorer {
 
     // velocity: this bid plus the bidder's earlier bids inside the window.
     const times = this.bidTimes.peek(bid.bidder_id) ?? [];
-    const inWindow = 1 + times.filter((t) => t <= placed && placed - t < this.o.velocityWindowMs).length;
+    let inWindow = 1;
+    for (const t of times) if (t <= placed && placed - t < this.o.velocityWindowMs) inWindow++;
     raw.push({
       name: "velocity",
       strength: clamp01((inWindow - this.o.velocityNormal) / (this.o.velocityMax - this.o.velocityNormal)),
