@@ -34,10 +34,20 @@ export interface BenchResult {
   readonly [extra: string]: unknown;
 }
 
-const DAY = "2026-01-15";
+export const BENCH_DAY = "2026-01-15";
+const DAY = BENCH_DAY;
 
-/** Silver for DAY: users, auctions, bids, transactions, fraud alerts and rejections, all in SQL. */
-async function generate(pool: pg.Pool, bids: number, auctions: number): Promise<void> {
+/**
+ * Silver for one UTC day: users, auctions, bids, transactions, fraud alerts
+ * and rejections, all generated in SQL. Every auction closes on the day, so
+ * the day is complete; the data passes the rollup's quality checks.
+ */
+export async function generateSilver(
+  pool: pg.Pool,
+  bids: number,
+  auctions: number,
+  day = BENCH_DAY,
+): Promise<void> {
   const users = Math.max(1000, Math.round(bids / 50));
   const perAuction = Math.ceil(bids / auctions);
   const cats = "ARRAY['electronics','art','books','fashion','home','sports','toys','collectibles']";
@@ -52,8 +62,8 @@ async function generate(pool: pg.Pool, bids: number, auctions: number): Promise<
        reserve_price, min_increment, starts_at, ends_at)
      SELECT 'a' || g, 'i' || g, 's' || (g % 500), 'Lot ' || g, (${cats})[1 + g % 8], 'EUR', 1000 + (g % 50) * 100,
             CASE WHEN g % 4 = 0 THEN 1000 + (g % 50) * 100 + ${perAuction} * 60 ELSE NULL END, 50,
-            timestamptz '${DAY}T00:00:00Z' + (g % 600) * interval '1 second',
-            timestamptz '${DAY}T20:00:00Z' + (g % 7200) * interval '1 second'
+            timestamptz '${day}T00:00:00Z' + (g % 600) * interval '1 second',
+            timestamptz '${day}T20:00:00Z' + (g % 7200) * interval '1 second'
      FROM generate_series(0, ${auctions - 1}) g`,
   );
   // Bid n goes to auction n % auctions as its (n / auctions)-th bid; amounts rise by 50 each time.
@@ -61,8 +71,8 @@ async function generate(pool: pg.Pool, bids: number, auctions: number): Promise<
     `INSERT INTO silver.bids (bid_id, auction_id, bidder_id, amount, currency, placed_at, received_at, fraud_score, source)
      SELECT 'b' || n, 'a' || (n % ${auctions}), 'u' || (1 + (n::bigint * 7919) % ${users}),
             1000 + ((n % ${auctions}) % 50) * 100 + (n / ${auctions}) * 50, 'EUR',
-            timestamptz '${DAY}T00:10:00Z' + (n / ${auctions}) * (interval '19 hours' / ${perAuction}) + (n % 60) * interval '1 second',
-            timestamptz '${DAY}T00:10:00.05Z' + (n / ${auctions}) * (interval '19 hours' / ${perAuction}) + (n % 60) * interval '1 second',
+            timestamptz '${day}T00:10:00Z' + (n / ${auctions}) * (interval '19 hours' / ${perAuction}) + (n % 60) * interval '1 second',
+            timestamptz '${day}T00:10:00.05Z' + (n / ${auctions}) * (interval '19 hours' / ${perAuction}) + (n % 60) * interval '1 second',
             (n % 100) / 200.0, 'api'
      FROM generate_series(0, ${bids - 1}) n`,
   );
@@ -84,7 +94,7 @@ async function generate(pool: pg.Pool, bids: number, auctions: number): Promise<
     `INSERT INTO silver.bid_rejections (bid_id, auction_id, bidder_id, reason, placed_at, received_at)
      SELECT 'r' || n, 'a' || (n % ${auctions}), 'u' || (1 + n % ${users}),
             (ARRAY['below_minimum','duplicate','fraud_quarantine','auction_closed'])[1 + n % 4],
-            timestamptz '${DAY}T12:00:00Z', timestamptz '${DAY}T12:00:00Z'
+            timestamptz '${day}T12:00:00Z', timestamptz '${day}T12:00:00Z'
      FROM generate_series(0, ${Math.round(bids / 50) - 1}) n`,
   );
   await pool.query("ANALYZE");
@@ -119,7 +129,7 @@ export async function runRollupBench(opts: RollupBenchOptions = {}): Promise<Ben
   try {
     await migrate(pool);
     const g0 = performance.now();
-    await generate(pool, bids, auctions);
+    await generateSilver(pool, bids, auctions);
     const generateMs = Math.round(performance.now() - g0);
     const durations: number[] = [];
     let silverRows = 0;
