@@ -201,6 +201,25 @@ describe("gold rollup on real PostgreSQL and S3", () => {
     }
   });
 
+  it("rolls the day back when the Parquet upload fails (a bucket that does not exist)", async () => {
+    await db.pool.query("UPDATE silver.transactions SET final_price = 6001 WHERE auction_id = 'A1'");
+    await db.pool.query("UPDATE silver.bids SET amount = 6001 WHERE bid_id = 'b3'");
+    try {
+      const broken = { ...deps, lake: s3Lake(s3, `no-such-bucket-${randomUUID().slice(0, 8)}`, prefix) };
+      await expect(rollupDay(broken, { day: DAY, timeZone: "UTC" })).rejects.toThrow();
+      await expectExpectedGold();
+      const { rows } = await db.pool.query(
+        "SELECT status, error FROM gold.rollup_runs WHERE day = $1 ORDER BY run_id DESC LIMIT 1",
+        [DAY],
+      );
+      expect(rows[0].status).toBe("failed");
+      expect(rows[0].error).toMatch(/bucket/i);
+    } finally {
+      await db.pool.query("UPDATE silver.transactions SET final_price = 6000 WHERE auction_id = 'A1'");
+      await db.pool.query("UPDATE silver.bids SET amount = 6000 WHERE bid_id = 'b3'");
+    }
+  });
+
   it("marks a day with open auctions partial, or skips it with skipPartial", async () => {
     const day = "2026-04-02";
     const f = fixture("p-");
