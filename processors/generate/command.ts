@@ -38,6 +38,7 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateSum
     startMs,
     rate: opts.rate,
     prefix,
+    lean: true,
     ...(opts.users === undefined ? {} : { users: opts.users }),
   });
   const bar = new SingleBar({
