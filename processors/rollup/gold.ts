@@ -25,9 +25,19 @@ export function duckTimestamp(iso: string): string {
   return `TIMESTAMP '${d.toISOString().replace("T", " ").replace("Z", "")}'`;
 }
 
-/** An in-memory DuckDB with the (empty) extract tables. Close with `closeDuck`. */
-export async function openDuck(threads = 2): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {
-  const instance = await DuckDBInstance.create(":memory:", { threads: String(threads) });
+/**
+ * An in-memory DuckDB with the (empty) extract tables. Close with `closeDuck`.
+ * `tempDir` is where DuckDB spills when a day does not fit in memory (its
+ * default, `.tmp` in the working directory, is read-only in the pods).
+ */
+export async function openDuck(
+  threads = 2,
+  tempDir?: string,
+): Promise<{ instance: DuckDBInstance; conn: DuckDBConnection }> {
+  const instance = await DuckDBInstance.create(":memory:", {
+    threads: String(threads),
+    ...(tempDir ? { temp_directory: tempDir } : {}),
+  });
   const conn = await instance.connect();
   for (const e of SILVER_EXTRACTS) await conn.run(duckCreateSql(e));
   return { instance, conn };

@@ -228,7 +228,7 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
     // A connection lost mid-run fails the query in flight; without a listener it would also crash the process.
     client.on("error", onClientError);
     tmp = await mkdtemp(join(deps.tmpDir ?? tmpdir(), `gavel-rollup-${day}-`));
-    duck = await openDuck(deps.threads ?? 2);
+    duck = await openDuck(deps.threads ?? 2, join(tmp, "duckdb"));
     await client.query("SELECT pg_advisory_lock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)]);
     locked = true;
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
