@@ -3,6 +3,7 @@ import { registerSynth } from "../cdk8s/cli.ts";
 import { registerOperator } from "../operator/cli.ts";
 import { registerProcessors } from "../processors/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
+import { registerDev } from "../processors/dev/cli.ts";
 import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerTestenv } from "../test/env/cli.ts";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerRollup(program);
   registerGenerate(program);
+  registerDev(program);
   return program;
 }
 

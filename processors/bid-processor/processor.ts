@@ -348,6 +348,10 @@ export class BidProcessor {
     await this.#withLock(st, async () => {
       const epoch = st.epoch;
       const outputs: OutputRecord[] = [];
+      // A held bid makes the consumer fetch the same records again; such a
+      // batch (everything skipped) is not activity, or the idle tick that
+      // expires the held bid and closes due auctions would never run.
+      let progressed = false;
       for (const r of batch.records) {
         // Time passes with the records: close due auctions and expire held
         // bids before deciding the next record.
@@ -361,6 +365,7 @@ export class BidProcessor {
             continue;
           }
           st.replayHeld.delete(r.offset);
+          progressed = true;
           const ref: Ref = { p: st.p, offset: r.offset };
           const res = st.core.onBid(r.value ?? Buffer.alloc(0), st.clock, ref);
           outputs.push(...deriveFrom(res.outputs, r));
@@ -370,6 +375,7 @@ export class BidProcessor {
             this.#m.skipped.inc({ topic: r.topic });
             continue;
           }
+          progressed = true;
           if (r.value !== null) {
             const res = st.core.onAuction(r.value, st.clock);
             if (!res.ok) {
@@ -390,7 +396,7 @@ export class BidProcessor {
         await this.#commit(st, epoch, outputs, offsets);
       const last = batch.records.at(-1);
       st.caughtUp.set(batch.topic, last !== undefined && last.offset + 1 >= batch.highWatermark);
-      st.lastActivity = this.#now();
+      if (progressed) st.lastActivity = this.#now();
       // Let the consumer move past what is committed; a held bid keeps its
       // partition's position (it is fetched again and skipped until decided).
       const commitOffset = isBids ? offsets.find((o) => o.topic === batch.topic)?.offset : st.auctionsNext;

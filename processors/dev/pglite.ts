@@ -135,6 +135,10 @@ export class PglitePool {
     return this;
   }
 
+  off(_event: string, _listener: (...args: unknown[]) => void): this {
+    return this;
+  }
+
   async end(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -154,6 +158,15 @@ export class PgliteClient {
   query<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResultLike<R>> {
     if (this.#released) return Promise.reject(new Error("client was released"));
     return this.#pool.run<R>(this, text, values);
+  }
+
+  /** node-postgres clients emit "error" when their connection dies; the in-process one cannot. */
+  on(_event: string, _listener: (...args: unknown[]) => void): this {
+    return this;
+  }
+
+  off(_event: string, _listener: (...args: unknown[]) => void): this {
+    return this;
   }
 
   /** Returns the client; an open transaction is rolled back (a real pool would destroy or reset the connection). */

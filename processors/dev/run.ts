@@ -1,0 +1,361 @@
+/**
+ * `gavel dev`: the whole pipeline in one process. The processors are the
+ * production classes (ingest app, BidProcessor, SilverWriter,
+ * BronzeArchiver, the gold rollup); only their I/O is chosen here (see
+ * backends.ts): embedded log, PGlite and a folder unless the environment
+ * names real services.
+ *
+ * Time: nothing is simulated. The generator schedules a compressed auction
+ * day in real time: auctions start around now and end within the bid
+ * schedule (`bids / rate` seconds, at least 5 s), late records arrive a few
+ * seconds after their auction's end. The bid-processor closes each auction
+ * when its effective end passes, exactly as in production; so a run takes
+ * the schedule's length plus about 15 seconds.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { ConnectionConfig } from "../../lib/config.ts";
+import { createLogger, type Logger } from "../../lib/log.ts";
+import {
+  type AuctionPipeline,
+  allTopics,
+  loadPipelineFile,
+  parsePipeline,
+  s3Prefix,
+  topicNames,
+} from "../../operator/api/v1alpha1/pipeline.ts";
+import { BidProcessor } from "../bid-processor/processor.ts";
+import { BronzeArchiver } from "../bronze/archiver.ts";
+import { migrate } from "../db/migrate.ts";
+import { generateDataset } from "../generate/dataset.ts";
+import { sendToHttp } from "../generate/sinks.ts";
+import { buildIngestApp } from "../ingest/app.ts";
+import { parseApiKeys } from "../ingest/auth.ts";
+import { BatchingProducer } from "../ingest/batcher.ts";
+import { applyTopics } from "../kafka/topics.ts";
+import { type RollupResult, rollupRange } from "../rollup/rollup.ts";
+import { Registry } from "../runtime/metrics.ts";
+import { SilverWriter } from "../silver/writer.ts";
+import { goldLakeOn } from "../storage/objects.ts";
+import { type Backends, openBackends } from "./backends.ts";
+import { collectSummary, type DevSummary, formatSummary, silverProgress } from "./summary.ts";
+
+export interface DevOptions {
+  /** AuctionPipeline file; default: the built-in `dev` pipeline. */
+  readonly file?: string;
+  readonly once: boolean;
+  readonly auctions: number;
+  readonly bids: number;
+  readonly seed: number;
+  /** Bids per second of the schedule. */
+  readonly rate: number;
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  /** Longest wait for every auction to close and every record to land, after the schedule. */
+  readonly settleTimeoutMs?: number;
+}
+
+/** The built-in pipeline: small partition counts suit one process. */
+export const DEV_PIPELINE = {
+  apiVersion: "gavel.dev/v1alpha1",
+  kind: "AuctionPipeline",
+  metadata: { name: "dev" },
+  spec: {
+    kafka: { clusterName: "embedded", bootstrapServers: "embedded:9092" },
+    topics: { partitions: 4, replicas: 1 },
+    storage: {
+      postgres: { secretRef: { name: "embedded" } },
+      s3: { bucket: "gavel-dev", credentialsSecretRef: { name: "embedded" } },
+    },
+  },
+};
+
+export async function loadDevPipeline(file: string | undefined): Promise<AuctionPipeline> {
+  return file ? loadPipelineFile(file) : parsePipeline(DEV_PIPELINE, "built-in dev pipeline");
+}
+
+interface Running {
+  readonly backends: Backends;
+  readonly ingestUrl: string;
+  readonly apiKey: string;
+  close(): Promise<void>;
+}
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Starts the processors on the chosen backends; returns once ingest listens and consumers run. */
+async function startPipeline(
+  pipeline: AuctionPipeline,
+  backends: Backends,
+  opts: DevOptions,
+  env: NodeJS.ProcessEnv,
+  log: (name: string) => Logger,
+): Promise<Running & { bronzeMetrics: Registry }> {
+  const topics = topicNames(pipeline);
+  const { transport, pool, store } = backends;
+  const admin = await transport.admin();
+  const plan = await applyTopics(
+    admin,
+    allTopics(pipeline).map((t) => ({
+      name: t.name,
+      partitions: t.partitions,
+      replicationFactor: t.replicas,
+      configs: t.config,
+    })),
+  );
+  log("dev").info({ created: plan.create.map((t) => t.name) }, "topics ready");
+  await migrate(pool, { logger: log("migrate") });
+
+  const bidProcessor = new BidProcessor({
+    transport,
+    admin,
+    pipeline,
+    topics,
+    logger: log("bid-processor"),
+    metrics: new Registry(),
+  });
+  const silver = new SilverWriter({
+    transport,
+    pool,
+    pipeline,
+    topics,
+    logger: log("silver-writer"),
+    metrics: new Registry(),
+  });
+  const bronzeMetrics = new Registry();
+  const bronze = new BronzeArchiver({
+    transport,
+    admin,
+    store,
+    prefix: s3Prefix(pipeline),
+    topics: allTopics(pipeline)
+      .filter((t) => !t.key.startsWith("extra:"))
+      .map((t) => t.name),
+    groupId: `${pipeline.metadata.name}.bronze-archiver`,
+    logger: log("bronze-archiver"),
+    metrics: bronzeMetrics,
+    // Small objects, written soon: a dev run is short and you want to see the files.
+    maxAgeMs: 2_000,
+  });
+  await Promise.all([bidProcessor.start(), silver.start(), bronze.start()]);
+
+  const apiKey = env.GAVEL_API_KEYS?.split(",")[0]?.split("=")[0] || `dev-${randomBytes(12).toString("hex")}`;
+  const producer = await transport.producer();
+  const batcher = new BatchingProducer(producer, { maxInFlight: 20_000 });
+  let stopping = false;
+  const app = await buildIngestApp({
+    producer: batcher,
+    topics: { bids: topics.bids.name, auctions: topics.auctions.name, users: topics.users.name },
+    keys: parseApiKeys(apiKey),
+    logger: log("ingest"),
+    metrics: new Registry(),
+    health: { live: () => true, ready: () => (stopping ? { ok: false, reason: "stopping" } : { ok: true }) },
+  });
+  const listened = await app.listen({ port: opts.port, host: opts.host });
+  const ingestUrl = listened.replace("0.0.0.0", "127.0.0.1").replace("[::]", "127.0.0.1");
+  return {
+    backends,
+    ingestUrl,
+    apiKey,
+    bronzeMetrics,
+    async close() {
+      stopping = true;
+      await app.close();
+      await batcher.close();
+      await bidProcessor.close();
+      await silver.close();
+      await bronze.close();
+      await admin.close();
+    },
+  };
+}
+
+/** Bronze is done when nothing is buffered and its record count stopped moving. */
+function bronzeRecords(metrics: Registry, topicNamesList: readonly string[]): number {
+  const c = metrics.counter("bronze_records_total", "Records archived (uploaded and committed), by topic.");
+  return topicNamesList.reduce((n, topic) => n + c.get({ topic }), 0);
+}
+
+export async function runDev(
+  opts: DevOptions,
+  conn: ConnectionConfig,
+  env = process.env,
+): Promise<DevSummary> {
+  const level = env.LOG_LEVEL ?? "warn";
+  const log = (name: string) => createLogger(name, level);
+  const pipeline = await loadDevPipeline(opts.file);
+  const dataDir = resolve(opts.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  const started = Date.now();
+  say(`gavel dev: pipeline "${pipeline.metadata.name}"${opts.file ? ` from ${opts.file}` : " (built in)"}`);
+  const backends = await openBackends({
+    conn,
+    dataDir,
+    bucket: pipeline.spec.storage.s3.bucket,
+    logger: log("dev"),
+  });
+  for (const d of backends.describe) say(`  ${d}`);
+  const running = await startPipeline(pipeline, backends, opts, env, log);
+  const archivedTopics = allTopics(pipeline)
+    .filter((t) => !t.key.startsWith("extra:"))
+    .map((t) => t.name);
+  say(`  ingest:   ${running.ingestUrl}  (API key ${running.apiKey})`);
+  say(`  started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  // Ids of real services outlive the run: a random suffix keeps runs apart there.
+  const prefix = backends.embedded.db ? `g${opts.seed}` : `g${opts.seed}r${randomBytes(3).toString("hex")}`;
+  const ds = generateDataset({
+    seed: opts.seed,
+    auctions: opts.auctions,
+    bids: opts.bids,
+    startMs: Date.now() + 1_000,
+    rate: opts.rate,
+    prefix,
+  });
+  const lastEnd = Math.max(...ds.auctions.map((a) => Date.parse(a.ends_at)));
+  say(
+    `generating ${ds.auctions.length} auctions, ${ds.users.length} users, ${ds.bids.length} bid records over ${Math.round(
+      ds.durationMs / 1000,
+    )} s (seed ${opts.seed}); the last auction ends at ${new Date(lastEnd).toISOString()}`,
+  );
+
+  let sentBids = 0;
+  const progress = new ProgressLine();
+  const tick = async (phase: string) => {
+    const p = await silverProgress(backends.pool, prefix).catch(() => undefined);
+    const bronze = bronzeRecords(running.bronzeMetrics, archivedTopics);
+    progress.show(
+      `${phase} ${((Date.now() - started) / 1000).toFixed(0)}s | sent ${sentBids}/${ds.bids.length} bids | silver: ${
+        p
+          ? `${p.accepted} accepted, ${p.rejected} rejected, ${p.closed}/${ds.auctions.length} auctions closed`
+          : "..."
+      } | bronze ${bronze} records`,
+    );
+    return p;
+  };
+  const timer = setInterval(() => void tick("running"), 1_000);
+  let summary: DevSummary;
+  try {
+    const sent = await sendToHttp({ url: running.ingestUrl, apiKey: running.apiKey }, ds, {
+      progress: (n) => {
+        sentBids = n;
+      },
+    });
+    sentBids = ds.bids.length;
+    const refused = sent.rejectedAtIngest.length;
+    // Settle: every record decided and in silver, every auction closed, bronze flushed.
+    const deadline = Math.max(lastEnd, Date.now()) + (opts.settleTimeoutMs ?? 120_000);
+    let lastBronze = -1;
+    let stableSince = Date.now();
+    for (;;) {
+      const p = await silverProgress(backends.pool, prefix);
+      const b = bronzeRecords(running.bronzeMetrics, archivedTopics);
+      if (b !== lastBronze) {
+        lastBronze = b;
+        stableSince = Date.now();
+      }
+      const decided = p.accepted + p.rejected + refused >= ds.bids.length;
+      const closed = p.closed >= ds.auctions.length;
+      if (decided && closed && Date.now() - stableSince > 3_000) break;
+      if (Date.now() > deadline) {
+        progress.done();
+        say(
+          `warning: gave up waiting after the deadline: ${p.accepted + p.rejected + refused}/${ds.bids.length} bid records decided, ${p.closed}/${ds.auctions.length} auctions closed`,
+        );
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    clearInterval(timer);
+    await tick("settled");
+    progress.done();
+
+    say("running the gold rollup (DuckDB)...");
+    const timeZone = pipeline.spec.rollup.timeZone;
+    const days = await closedDays(backends.pool, prefix, timeZone);
+    const lake = goldLakeOn(backends.store, s3Prefix(pipeline));
+    const rollups: RollupResult[] = await rollupRange(
+      { pool: backends.pool, logger: log("rollup"), lake },
+      { days, timeZone, keepGoing: true },
+    );
+    summary = await collectSummary({
+      pool: backends.pool,
+      store: backends.store,
+      prefix,
+      dataset: ds,
+      refusedAtIngest: refused,
+      rollups,
+      ingestUrl: running.ingestUrl,
+      apiKey: running.apiKey,
+      lakePrefix: s3Prefix(pipeline),
+      bronzeRecords: bronzeRecords(running.bronzeMetrics, archivedTopics),
+      backends: backends.describe,
+      elapsedMs: Date.now() - started,
+      topics: topicNames(pipeline),
+      dataDir,
+    });
+  } catch (err) {
+    clearInterval(timer);
+    progress.done();
+    await running.close().catch(() => undefined);
+    await backends.close().catch(() => undefined);
+    throw err;
+  }
+  await writeFile(join(dataDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  process.stdout.write(`${formatSummary(summary)}\n`);
+  process.stdout.write(`Summary as JSON: ${join(dataDir, "summary.json")}\n`);
+
+  if (opts.once) {
+    await running.close();
+    await backends.close();
+    return summary;
+  }
+  process.stdout.write(
+    "\nStill serving: send your own bids with the curl above; they flow through the same processors. Ctrl-C stops.\n",
+  );
+  await new Promise<void>((resolveStop) => {
+    const stop = () => resolveStop();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  say("stopping...");
+  const hard = setTimeout(() => process.exit(1), 20_000);
+  hard.unref();
+  await running.close();
+  await backends.close();
+  return summary;
+}
+
+/** Days (in the rollup's zone) on which this run's auctions closed. */
+async function closedDays(pool: Backends["pool"], prefix: string, timeZone: string): Promise<string[]> {
+  const { rows } = await pool.query<{ day: string }>(
+    `SELECT DISTINCT to_char(closed_at AT TIME ZONE $2, 'YYYY-MM-DD') AS day
+     FROM silver.transactions WHERE auction_id LIKE $1 ORDER BY 1`,
+    [`${prefix}-%`, timeZone],
+  );
+  return rows.map((r) => r.day);
+}
+
+/** One status line: rewritten in place on a terminal, printed every few seconds otherwise. */
+class ProgressLine {
+  readonly #tty = process.stderr.isTTY === true;
+  #last = 0;
+  #shown = false;
+
+  show(line: string): void {
+    if (this.#tty) {
+      process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 160) - 1)}`);
+      this.#shown = true;
+    } else if (Date.now() - this.#last >= 5_000) {
+      this.#last = Date.now();
+      process.stderr.write(`${line}\n`);
+    }
+  }
+
+  done(): void {
+    if (this.#tty && this.#shown) process.stderr.write("\n");
+    this.#shown = false;
+  }
+}
