@@ -18,6 +18,13 @@ command -v java >/dev/null || need+=(default-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v prometheus >/dev/null || need+=(prometheus)
 compgen -G "/usr/lib/postgresql/1[5-9]/bin/postgres" >/dev/null || need+=(postgresql)
+# Build dependencies of the optional librdkafka client (scripts/install-native.sh).
+command -v g++ >/dev/null || need+=(g++ make)
+if command -v dpkg >/dev/null; then
+  for p in libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  done
+fi
 if ((${#need[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     log "installing ${need[*]} with apt-get"
@@ -39,7 +46,9 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   # that the reachable registry does not serve, which `npm ci` rejects as
   # "Missing from lock file".
   log "npm install (from package-lock.json)"
-  npm install --no-save --no-audit --no-fund --loglevel=error
+  # CKJS_LINKING=dynamic: the librdkafka client links the system libraries.
+  CKJS_LINKING=dynamic npm install --no-save --no-audit --no-fund --loglevel=error
+  bash scripts/install-native.sh || log "warning: the optional librdkafka client did not build (GAVEL_KAFKA_CLIENT=confluent unavailable)"
   echo "$want" >"$stamp"
 fi
 export PATH="$repo/node_modules/.bin:$PATH"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the optional librdkafka client (@confluentinc/kafka-javascript, used
+# with GAVEL_KAFKA_CLIENT=confluent) for the project's Node 24 when it is
+# installed but does not load. Its prebuilt binaries come from GitHub, so npm
+# builds it from source; npm runs on the system Node and may build it for
+# that Node's ABI (or fail to fetch headers offline). This rebuilds it
+# against Node 24's headers (from the node-<platform>-<arch> npm package that
+# the `node` devDependency installs, else fetched once into ~/.cache/gavel)
+# and the system libraries (CKJS_LINKING=dynamic: libssl, zlib, zstd, lz4,
+# sasl, curl dev packages). Takes a few minutes; a no-op when it loads.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+log() { printf '[native] %s\n' "$*" >&2; }
+node=$repo/node_modules/.bin/node
+pkg=node_modules/@confluentinc/kafka-javascript
+if [[ ! -d $pkg ]]; then
+  log "$pkg is not installed (optional); GAVEL_KAFKA_CLIENT=confluent is unavailable"
+  exit 0
+fi
+loads() { "$node" -e 'require("@confluentinc/kafka-javascript")' 2>/dev/null; }
+loads && exit 0
+
+ver=$("$node" -p process.versions.node)
+platform=$("$node" -p '`${process.platform}-${process.arch}`')
+# A header folder matches when its node_version.h is exactly this version.
+matches() {
+  local h=$1/include/node/node_version.h
+  [[ -f $h ]] && [[ $(awk '/define NODE_(MAJOR|MINOR|PATCH)_VERSION /{printf "%s.", $3}' "$h") == "$ver." ]]
+}
+headers=""
+for d in "$repo/node_modules/node/node_modules/node-$platform" "$repo/node_modules/node-$platform" "$HOME/.cache/gavel/node-headers/v$ver"; do
+  if matches "$d"; then
+    headers=$d
+    break
+  fi
+done
+if [[ -z $headers ]]; then
+  headers=$HOME/.cache/gavel/node-headers/v$ver
+  log "fetching Node $ver headers (npm package node-$platform@$ver)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-$platform@$ver" >/dev/null && tar -xzf ./*.tgz package/include)
+  mkdir -p "$headers"
+  rm -rf "$headers/include"
+  mv "$tmp/package/include" "$headers/include"
+  rm -rf "$tmp"
+fi
+gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
+log "building @confluentinc/kafka-javascript for Node $ver (a few minutes on 2 cores)"
+(cd "$pkg" && CKJS_LINKING=dynamic PATH="$repo/node_modules/.bin:$PATH" "$node" "$gyp" rebuild --nodedir="$headers" >/dev/null)
+loads || {
+  log "built, but it still does not load"
+  exit 1
+}
+log "done"
