@@ -66,6 +66,15 @@ describe("files and names of the quick start agree", () => {
     for (const f of await readdir(QS)) expect(commands(), f).toContain(`deploy/quickstart/${f}`);
   });
 
+  it("every bash block of the doc is valid bash (bash -n)", () => {
+    const blocks = [...doc.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThanOrEqual(10);
+    for (const b of blocks) {
+      const r = run("bash", ["-n", "-c", b.replace(/^> ?/gm, "")]);
+      expect(r.stderr, b).toBe("");
+    }
+  });
+
   it("kind-config.yaml: 1 control plane + 2 workers, host ports for every NodePort the doc uses", async () => {
     const kind = parse(await readFile(join(REPO, "kind-config.yaml"), "utf8"));
     expect(kind.nodes.map((n: Manifest) => n.role)).toEqual(["control-plane", "worker", "worker"]);
