@@ -73,6 +73,9 @@ describe("alert rules", () => {
   });
 });
 
+/** The operator board selects its Prometheus with a `datasource` template variable. */
+const DATASOURCE_VARIABLE = ["$", "{datasource}"].join("");
+
 interface Panel {
   type: string;
   title: string;
@@ -114,7 +117,7 @@ describe("dashboards", () => {
         for (const t of p.targets ?? []) {
           const ds = t.datasource ?? p.datasource;
           // Fixed uid "prometheus", or the operator board's ${datasource} variable (a Prometheus datasource).
-          if (ds?.uid === "prometheus" || ds?.uid === "${datasource}") {
+          if (ds?.uid === "prometheus" || ds?.uid === DATASOURCE_VARIABLE) {
             expect(ds.type).toBe("prometheus");
             expect(t.expr, p.title).toMatch(/gavel_/);
           } else {
