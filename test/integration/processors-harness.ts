@@ -238,8 +238,10 @@ export function spawnProcessor(env: Env, name: string): ChildProcess {
 
 export async function until(what: string, cond: () => Promise<boolean>, ms = 120_000): Promise<void> {
   const end = Date.now() + ms;
+  let n = 0;
   for (;;) {
     if (await cond()) return;
+    if (process.env.TEST_PROGRESS && ++n % 10 === 0) process.stderr.write(`still waiting for ${what}\n`);
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -418,6 +420,8 @@ export async function bronzeLines(
 export async function assertPipelineResult(env: Env, ds: Dataset, exp: Expected): Promise<void> {
   await until("silver to hold every bid record and every auction's transaction", async () => {
     const c = await silverCounts(env);
+    if (process.env.TEST_PROGRESS)
+      process.stderr.write(`silver ${JSON.stringify(c)} of ${ds.bids.length}/${ds.auctions.length}\n`);
     return c.bids + c.rejections >= ds.bids.length && c.transactions >= ds.auctions.length;
   });
   const c = await silverCounts(env);

@@ -1,0 +1,119 @@
+import type { ChildProcess } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Dataset, generateDataset } from "../../processors/generate/dataset.ts";
+import { sendToKafka } from "../../processors/generate/sinks.ts";
+import {
+  assertPipelineResult,
+  type Env,
+  expectedOutcome,
+  type Running,
+  setupEnv,
+  silverCounts,
+  spawnProcessor,
+  startBidProcessor,
+  startBronze,
+  startSilverWriter,
+  transport,
+  until,
+} from "./processors-harness.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function kill9(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
+}
+
+function dataset(seed: number): Dataset {
+  return generateDataset({ seed, auctions: 20, bids: 1500, rate: 300, startMs: Date.now() + 3_000 });
+}
+
+async function send(env: Env, ds: Dataset): Promise<void> {
+  const producer = await transport().producer();
+  try {
+    await sendToKafka(
+      producer,
+      { auctions: env.topics.auctions.name, users: env.topics.users.name, bids: env.topics.bids.name },
+      ds,
+    );
+  } finally {
+    await producer.close();
+  }
+}
+
+describe("stream processors under faults", () => {
+  let env: Env | undefined;
+  const running: Running[] = [];
+  const children: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const c of children.splice(0)) await kill9(c);
+    for (const r of running.splice(0)) await r.close().catch(() => undefined);
+    await env?.cleanup();
+    env = undefined;
+  });
+
+  it("kill -9 of the bid-processor mid-stream, twice, and restart: nothing lost, nothing doubled", async () => {
+    env = await setupEnv("kill-bp");
+    const e = env;
+    const ds = dataset(11);
+    const exp = expectedOutcome(ds);
+    running.push(await startSilverWriter(e), await startBronze(e));
+    let bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    const sending = send(e, ds);
+    for (const fraction of [0.3, 0.6]) {
+      const at = ds.startMs + ds.durationMs * fraction;
+      await sleep(Math.max(0, at - Date.now()));
+      const before = await silverCounts(e);
+      await kill9(bp);
+      await sleep(500);
+      bp = spawnProcessor(e, "bid-processor");
+      children.push(bp);
+      // The kill happened while records were flowing.
+      expect(before.bids + before.rejections).toBeLessThan(ds.bids.length);
+    }
+    await sending;
+    await assertPipelineResult(e, ds, exp);
+  }, 300_000);
+
+  it("two bid-processor replicas with forced rebalances (join, then leave mid-stream)", async () => {
+    env = await setupEnv("rebalance");
+    const e = env;
+    const ds = dataset(12);
+    const exp = expectedOutcome(ds);
+    running.push(await startSilverWriter(e), await startBronze(e));
+    const first = await startBidProcessor(e, "bp-1");
+    const sending = send(e, ds);
+    await sleep(Math.max(0, ds.startMs + ds.durationMs * 0.25 - Date.now()));
+    const second = await startBidProcessor(e, "bp-2");
+    running.push(second);
+    await sleep(Math.max(0, ds.startMs + ds.durationMs * 0.6 - Date.now()));
+    await first.close();
+    await sending;
+    await assertPipelineResult(e, ds, exp);
+  }, 300_000);
+
+  it("kill -9 of the silver-writer mid-stream and restart: silver still has every record exactly once", async () => {
+    env = await setupEnv("kill-sw");
+    const e = env;
+    const ds = dataset(13);
+    const exp = expectedOutcome(ds);
+    running.push(await startBidProcessor(e), await startBronze(e));
+    let sw = spawnProcessor(e, "silver-writer");
+    children.push(sw);
+    const sending = send(e, ds);
+    await until("silver-writer to write", async () => {
+      const c = await silverCounts(e);
+      return c.bids + c.rejections > 100;
+    });
+    await kill9(sw);
+    await sleep(500);
+    sw = spawnProcessor(e, "silver-writer");
+    children.push(sw);
+    await sending;
+    await assertPipelineResult(e, ds, exp);
+  }, 300_000);
+});
