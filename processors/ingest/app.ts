@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
+import { context, trace } from "@opentelemetry/api";
 import { type TSchema, Type } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "../../lib/log.ts";
-import { traceHeaders } from "../../lib/telemetry.ts";
+import { SpanKind, SpanStatusCode, traceHeaders, tracer } from "../../lib/telemetry.ts";
 import {
   AuctionEventSchema,
   type BidEvent,
@@ -181,9 +182,22 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
     records: { topic: string; message: OutMessage }[],
     ok: () => unknown,
   ): Promise<unknown> {
+    // A PRODUCER span per request (messaging semantic conventions); its context
+    // travels in every record's headers, so each bid's trace continues downstream.
+    const span = tracer().startSpan(`send ${records[0]?.topic ?? ""}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": records[0]?.topic ?? "",
+        "messaging.batch.message_count": records.length,
+      },
+    });
+    const headers = traceHeaders(trace.setSpan(context.active(), span));
+    const traced = records.map((r) => ({ topic: r.topic, message: { ...r.message, headers } }));
     try {
       inflight.set({}, deps.producer.inFlight + records.length);
-      await deps.producer.produce(records);
+      await deps.producer.produce(traced);
       for (const r of records) {
         produced.inc({ topic: r.topic });
         const source = bidSources.get(r);
@@ -195,6 +209,7 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
         reply.header("retry-after", String(limits.retryAfterSeconds));
         return fail(reply, 503, "overloaded", `${err.message}; retry after ${limits.retryAfterSeconds}s`);
       }
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       deps.logger.error({ err }, "produce failed");
       reply.header("retry-after", String(limits.retryAfterSeconds));
       return fail(
@@ -205,14 +220,14 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
       );
     } finally {
       inflight.set({}, deps.producer.inFlight);
+      span.end();
     }
   }
 
-  // The request span's trace context travels in the record headers (one bid, one trace).
   const bidRecord = (bid: BidEvent) => {
     const r = {
       topic: deps.topics.bids,
-      message: { key: bid.auction_id, value: JSON.stringify(bid), headers: traceHeaders() },
+      message: { key: bid.auction_id, value: JSON.stringify(bid) },
     };
     bidSources.set(r, bid.source);
     return r;
