@@ -41,6 +41,13 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateSum
     lean: true,
     ...(opts.users === undefined ? {} : { users: opts.users }),
   });
+  // Brokers refuse record timestamps more than log.message.timestamp.after.max.ms (default 1 h)
+  // ahead of their clock; a paced run waits for each record's time, an unpaced one does not.
+  if (opts.to === "kafka" && opts.rate === 0 && ds.startMs + ds.durationMs > Date.now() + 3_300_000) {
+    throw new Error(
+      `--rate 0 would write record timestamps up to ${new Date(ds.startMs + ds.durationMs).toISOString()}, more than an hour ahead: Kafka refuses them. Use a --start closer to now or a --rate`,
+    );
+  }
   const bar = new SingleBar({
     stream: process.stderr,
     format: "bids {bar} {percentage}% {value}/{total} | {eta_formatted} left",
