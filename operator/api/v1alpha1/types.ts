@@ -534,7 +534,7 @@ export const RollupSpec = Type.Object(
     }),
     timeZone: Type.String({
       description:
-        "IANA time zone of the schedule, e.g. `UTC` or `Europe/Berlin`. Days in gold are UTC days.",
+        "IANA time zone of the schedule, e.g. `UTC` or `Europe/Berlin`. Gold days are calendar days in this time zone (midnight to midnight local time).",
       minLength: 1,
       maxLength: 64,
       default: "UTC",
@@ -568,7 +568,7 @@ export const RollupSpec = Type.Object(
     }),
     backfillDays: Type.Integer({
       description:
-        "Each run rebuilds this many past UTC days besides yesterday, picking up late data (0 = yesterday only).",
+        "Each run rebuilds this many past days (in timeZone) besides yesterday, picking up late data (0 = yesterday only).",
       minimum: 0,
       maximum: 90,
       default: 2,
@@ -674,7 +674,10 @@ export const RollupStatus = Type.Object({
   time: Type.String({ description: "When the last rollup finished (RFC 3339).", maxLength: 64 }),
   result: StringEnum(["Succeeded", "Failed"] as const, { description: "Succeeded or Failed." }),
   days: Type.Optional(
-    Type.Array(Type.String({ maxLength: 10 }), { description: "UTC days rebuilt.", maxItems: 100 }),
+    Type.Array(Type.String({ maxLength: 10 }), {
+      description: "Days rebuilt (calendar days in spec.rollup.timeZone).",
+      maxItems: 100,
+    }),
   ),
   message: Type.Optional(Type.String({ description: "Error or summary.", maxLength: 4096 })),
 });
