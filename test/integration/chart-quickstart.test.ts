@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { LAG_METRIC } from "../../cdk8s/autoscaler.ts";
 import { find, type Manifest, parseManifests, REPO, run } from "../chart/helm.ts";
 
 // docs/quickstart.md cannot run here (no Docker, no internet). What can be
@@ -73,6 +74,15 @@ describe("files and names of the quick start agree", () => {
       const r = run("bash", ["-n", "-c", b.replace(/^> ?/gm, "")]);
       expect(r.stderr, b).toBe("");
     }
+  });
+
+  it("the Prometheus metric names of the doc are the ones the code registers", async () => {
+    const src = await readFile(join(REPO, "processors", "runtime", "instrument.ts"), "utf8");
+    const names = new Set([...doc.matchAll(/\bgavel_([a-z_]+)/g)].map((m) => m[1]!));
+    // the HPA's external metric is served by a metrics adapter under the autoscaler's name
+    names.delete(LAG_METRIC.replace(/^gavel_/, ""));
+    expect(names.size).toBeGreaterThanOrEqual(4);
+    for (const n of names) expect(src, `gavel_${n}`).toContain(`"${n}"`);
   });
 
   it("kind-config.yaml: 1 control plane + 2 workers, host ports for every NodePort the doc uses", async () => {
@@ -256,7 +266,7 @@ describe("step 9's curl commands against a real ingest", () => {
     await writeFile(file, JSON.stringify(p));
     const gavel = join(REPO, "bin", "gavel");
     const topics = run(process.execPath, [gavel, "topics", "apply", "-f", file], undefined, 120_000);
-    expect(topics.status, topics.stderr).toBe(0);
+    expect(topics.status, `gavel topics apply failed:\n${topics.stderr.slice(-3000)}`).toBe(0);
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     ingest = spawn(process.execPath, [gavel, "processor", "ingest", "-f", file], {
