@@ -56,7 +56,11 @@ export interface GenerateOptions {
   readonly startMs: number;
   /** Bids per second of the schedule. Default 1000. */
   readonly rate?: number;
-  /** Number of ordinary users (fraud rings and bots are added). Default max(10, 1.5 x auctions). */
+  /**
+   * Number of ordinary users (fraud rings and bots are added). Default
+   * max(10, 1.5 x auctions, bids / 4): ordinary bidders place a few bids
+   * each, so bid velocity singles out the bots.
+   */
   readonly users?: number;
   /** Prefix of every id, so runs do not collide. Default `g<seed>`. */
   readonly prefix?: string;
@@ -210,7 +214,7 @@ export function generateDataset(opts: GenerateOptions): Dataset {
   counts.normal = opts.bids - special;
 
   // --- users
-  const nUsers = opts.users ?? Math.max(10, Math.ceil(opts.auctions * 1.5));
+  const nUsers = opts.users ?? Math.max(10, Math.ceil(opts.auctions * 1.5), Math.ceil(opts.bids / 4));
   const users: UserEvent[] = [];
   const countryWeights = COUNTRIES.map(([c, , w]) => [c, w] as const);
   const newUser = (id: string, createdMs: number, country: string): UserEvent => {
@@ -331,7 +335,7 @@ export function generateDataset(opts: GenerateOptions): Dataset {
   const nBots = counts.velocity > 0 ? Math.max(1, Math.ceil(counts.velocity / 20)) : 0;
   const bots: string[] = [];
   for (let b = 0; b < nBots; b++) {
-    bots.push(newUser(`${prefix}-bot-${b + 1}`, Math.round(t0 - rng.uniform(0.5, 5) * DAY), "US").user_id);
+    bots.push(newUser(`${prefix}-bot-${b + 1}`, Math.round(t0 - rng.uniform(0.1, 2) * DAY), "US").user_id);
   }
 
   // --- intents (loop bounds are fixed here: fallbacks move counts between kinds)
@@ -468,6 +472,9 @@ export function generateDataset(opts: GenerateOptions): Dataset {
         continue;
       }
       it.amount = Math.max(next, auc.start_price);
+      // bots sometimes jump far above the price (amount outlier on top of velocity)
+      if (it.kind === "velocity" && rng.chance(0.25))
+        it.amount = nice(Math.max(next, auc.start_price) * rng.uniform(3, 5));
       const advances = ["normal", "snipe", "velocity", "shill", "burst"].includes(it.kind);
       if (advances) level = it.amount;
     }
