@@ -85,6 +85,27 @@ describe("files and names of the quick start agree", () => {
     for (const n of names) expect(src, `gavel_${n}`).toContain(`"${n}"`);
   });
 
+  it("Grafana provides every data source uid the chart's dashboards use", async () => {
+    const provided = new Set(
+      qs["grafana-values.yaml"]![0]!.datasources["datasources.yaml"].datasources.map((d: Manifest) => d.uid),
+    );
+    const dir = join(REPO, "charts", "gavel", "files", "dashboards");
+    const used = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (node && typeof node === "object") {
+        const ds = (node as Manifest).datasource;
+        if (ds && typeof ds === "object" && typeof ds.uid === "string" && !ds.uid.startsWith("$"))
+          used.add(ds.uid);
+        Object.values(node).forEach(walk);
+      }
+    };
+    for (const f of (await readdir(dir)).filter((f) => f.endsWith(".json")))
+      walk(JSON.parse(await readFile(join(dir, f), "utf8")));
+    expect(used.size).toBeGreaterThan(0);
+    for (const uid of used) expect(provided, uid).toContain(uid);
+  });
+
   it("kind-config.yaml: 1 control plane + 2 workers, host ports for every NodePort the doc uses", async () => {
     const kind = parse(await readFile(join(REPO, "kind-config.yaml"), "utf8"));
     expect(kind.nodes.map((n: Manifest) => n.role)).toEqual(["control-plane", "worker", "worker"]);
