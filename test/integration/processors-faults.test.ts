@@ -2,6 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Dataset, generateDataset } from "../../processors/generate/dataset.ts";
 import { sendToKafka } from "../../processors/generate/sinks.ts";
+import { restart } from "../env/testenv.ts";
 import {
   assertPipelineResult,
   type Env,
@@ -113,6 +114,41 @@ describe("stream processors under faults", () => {
     await sleep(500);
     sw = spawnProcessor(e, "silver-writer");
     children.push(sw);
+    await sending;
+    await assertPipelineResult(e, ds, exp);
+  }, 300_000);
+
+  it("kill -9 of the bronze-archiver mid-stream and restart: every record in bronze exactly once", async () => {
+    env = await setupEnv("kill-br");
+    const e = env;
+    const ds = dataset(14);
+    const exp = expectedOutcome(ds);
+    running.push(await startBidProcessor(e), await startSilverWriter(e));
+    let br = spawnProcessor(e, "bronze-archiver");
+    children.push(br);
+    const sending = send(e, ds);
+    for (const fraction of [0.3, 0.7]) {
+      await sleep(Math.max(0, ds.startMs + ds.durationMs * fraction - Date.now()));
+      await kill9(br);
+      br = spawnProcessor(e, "bronze-archiver");
+      children.push(br);
+    }
+    await sending;
+    await assertPipelineResult(e, ds, exp);
+  }, 300_000);
+
+  it("PostgreSQL restart mid-stream: the silver-writer retries and silver ends complete and exact", async () => {
+    env = await setupEnv("pg-restart");
+    const e = env;
+    const ds = dataset(15);
+    const exp = expectedOutcome(ds);
+    running.push(await startBidProcessor(e), await startSilverWriter(e), await startBronze(e));
+    const sending = send(e, ds);
+    await until("silver-writer to write", async () => {
+      const c = await silverCounts(e);
+      return c.bids + c.rejections > 100;
+    });
+    await restart("postgres", { downMs: 3_000 });
     await sending;
     await assertPipelineResult(e, ds, exp);
   }, 300_000);
