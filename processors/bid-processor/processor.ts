@@ -397,11 +397,14 @@ export class BidProcessor {
       const last = batch.records.at(-1);
       st.caughtUp.set(batch.topic, last !== undefined && last.offset + 1 >= batch.highWatermark);
       if (progressed) st.lastActivity = this.#now();
-      // Let the consumer move past what is committed; a held bid keeps its
-      // partition's position (it is fetched again and skipped until decided).
-      const commitOffset = isBids ? offsets.find((o) => o.topic === batch.topic)?.offset : st.auctionsNext;
-      if (commitOffset !== undefined && commitOffset > (batch.records[0]?.offset ?? 0))
-        ctx.markProcessed(commitOffset - 1);
+      // The consumer moves on past everything decided or held. Held bids are
+      // in the committed offset's metadata (replayed after a restart or a
+      // rebalance, see replayHeld), so the in-memory position need not stay
+      // on them: fetching again from a held bid pins the partition to one
+      // fetch window (maxBytes) once more than that arrived behind it, and
+      // then its clock, hold expiry and auction closing stop for good.
+      const next = isBids ? st.bidsNext : st.auctionsNext;
+      if (next !== undefined && next > (batch.records[0]?.offset ?? 0)) ctx.markProcessed(next - 1);
       else if (isBids) await new Promise((r) => setTimeout(r, 50));
     });
   }
