@@ -33,7 +33,7 @@ export function registerDev(program: Command): void {
       "AuctionPipeline YAML or JSON file (default: a built-in pipeline named dev)",
     )
     .option("--once", "exit after the summary instead of serving ingest until Ctrl-C", false)
-    .option("--auctions <n>", "auctions to generate", int("--auctions", 1, 1_000_000), 200)
+    .option("--auctions <n>", "auctions to generate", int("--auctions", 1, 1_000_000), 100)
     .option(
       "--bids <n>",
       "bid records to generate, malformed ones included",
@@ -41,7 +41,7 @@ export function registerDev(program: Command): void {
       20_000,
     )
     .option("--seed <s>", "generator seed (same seed, same records)", int("--seed", 0), 1)
-    .option("--rate <r>", "bids per second of the generated schedule", int("--rate", 1, 1_000_000), 1_000)
+    .option("--rate <r>", "bids per second of the generated schedule", int("--rate", 1, 1_000_000), 500)
     .option("--port <p>", "ingest HTTP port (0: any free port)", int("--port", 0, 65_535), 8080)
     .addOption(new Option("--host <addr>", "ingest listen address").default("127.0.0.1"))
     .option(

@@ -206,17 +206,27 @@ export async function runDev(
 
   // Ids of real services outlive the run: a random suffix keeps runs apart there.
   const prefix = backends.embedded.db ? `g${opts.seed}` : `g${opts.seed}r${randomBytes(3).toString("hex")}`;
-  const ds = generateDataset({
-    seed: opts.seed,
-    auctions: opts.auctions,
-    bids: opts.bids,
-    startMs: Date.now() + 1_000,
-    rate: opts.rate,
-    prefix,
-  });
+  const generate = (startMs: number) =>
+    generateDataset({
+      seed: opts.seed,
+      auctions: opts.auctions,
+      bids: opts.bids,
+      startMs,
+      rate: opts.rate,
+      prefix,
+    });
+  const target = { url: running.ingestUrl, apiKey: running.apiKey };
+  // Users first (thousands of single requests), then the day is generated
+  // again from now: the auctions' times and the bid schedule start when the
+  // users are in, not when sending them began. Same seed, same ids; only the
+  // users' created_at are older by the time their sending took.
+  const early = generate(Date.now());
+  say(`sending ${early.users.length} users through ingest...`);
+  await sendToHttp(target, { ...early, auctions: [], bids: [] });
+  const ds = generate(Date.now() + 1_000);
   const lastEnd = Math.max(...ds.auctions.map((a) => Date.parse(a.ends_at)));
   say(
-    `generating ${ds.auctions.length} auctions, ${ds.users.length} users, ${ds.bids.length} bid records over ${Math.round(
+    `generating ${ds.auctions.length} auctions and ${ds.bids.length} bid records over ${Math.round(
       ds.durationMs / 1000,
     )} s (seed ${opts.seed}); the last auction ends at ${new Date(lastEnd).toISOString()}`,
   );
@@ -238,11 +248,15 @@ export async function runDev(
   const timer = setInterval(() => void tick("running"), 1_000);
   let summary: DevSummary;
   try {
-    const sent = await sendToHttp({ url: running.ingestUrl, apiKey: running.apiKey }, ds, {
-      progress: (n) => {
-        sentBids = n;
+    const sent = await sendToHttp(
+      target,
+      { ...ds, users: [] },
+      {
+        progress: (n) => {
+          sentBids = n;
+        },
       },
-    });
+    );
     sentBids = ds.bids.length;
     const refused = sent.rejectedAtIngest.length;
     // Settle: every record decided and in silver, every auction closed, bronze flushed.
@@ -286,6 +300,7 @@ export async function runDev(
       prefix,
       dataset: ds,
       refusedAtIngest: refused,
+      senderMaxLagMs: sent.maxLagMs,
       rollups,
       ingestUrl: running.ingestUrl,
       apiKey: running.apiKey,

@@ -57,6 +57,8 @@ export interface DevSummary {
     readonly rejectedByReason: Readonly<Record<string, number>>;
     /** generated - refused - accepted - rejected: 0 when every record is accounted for. */
     readonly unaccounted: number;
+    /** How far the sender fell behind the schedule at worst (a busy machine): late bids meet closed auctions. */
+    readonly senderMaxLagMs: number;
     /** What the generator meant each record to be. */
     readonly generatedByKind: Readonly<Record<BidKind, number>>;
   };
@@ -127,6 +129,7 @@ export async function collectSummary(o: {
   prefix: string;
   dataset: Dataset;
   refusedAtIngest: number;
+  senderMaxLagMs: number;
   rollups: readonly RollupResult[];
   ingestUrl: string;
   apiKey: string;
@@ -213,6 +216,7 @@ export async function collectSummary(o: {
       rejected: progress.rejected,
       rejectedByReason: Object.fromEntries(reasons.rows.map((r) => [r.reason, Number(r.n)])),
       unaccounted: generated - o.refusedAtIngest - progress.accepted - progress.rejected,
+      senderMaxLagMs: o.senderMaxLagMs,
       generatedByKind: o.dataset.counts,
     },
     auctions: {
@@ -302,6 +306,10 @@ export function formatSummary(s: DevSummary): string {
       ? "  every generated record is accounted for (refused + accepted + rejected = generated)"
       : `  UNACCOUNTED          ${b.unaccounted}   (refused + accepted + rejected != generated)`,
   );
+  if (b.senderMaxLagMs > 1_000)
+    line(
+      `  note: the sender fell up to ${(b.senderMaxLagMs / 1000).toFixed(1)} s behind the schedule (busy machine); bids sent after their auction's end are rejected as auction_closed (try a lower --rate)`,
+    );
   line();
   const a = s.auctions;
   line("Auctions");
