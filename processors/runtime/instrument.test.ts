@@ -71,6 +71,27 @@ describe("instrumentBatches", () => {
     expect(text).toContain('gavel_batch_records_count{processor="bid-processor",topic="p.bids"} 1');
   });
 
+  it("passes an unsampled trace through without making spans", async () => {
+    spans.reset();
+    const unsampled = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00" };
+    const r = record(7, unsampled);
+    let derived: Record<string, string> = {};
+    const h = instrumentBatches(
+      {
+        eachBatch: async (b) => {
+          const out = deriveFrom([{ topic: "bidsAccepted", value: {} }], b.records[0] as KafkaRecord);
+          derived = outputHeaders(out[0] as object);
+        },
+      },
+      { metrics: new Registry("gavel_", { env: {} }), processor: "bid-processor" },
+    );
+    await h.eachBatch({ topic: "p.bids", partition: 0, records: [r], highWatermark: 8 }, ctx);
+    expect(derived.traceparent).toBe(unsampled.traceparent);
+    expect(
+      spans.getFinishedSpans().filter((s) => s.attributes["messaging.kafka.offset"] !== undefined),
+    ).toEqual([]);
+  });
+
   it("counts failed batches and marks their spans as errors", async () => {
     spans.reset();
     const reg = new Registry("gavel_", { env: {} });

@@ -12,11 +12,18 @@
  *   latency) and `countOutputs` / `observeEndToEnd` feed them from the
  *   records the processors already produce or write.
  */
-import { type Context, context, type Span, trace } from "@opentelemetry/api";
+import {
+  type Context,
+  context,
+  isSpanContextValid,
+  type Link,
+  type Span,
+  TraceFlags,
+  trace,
+} from "@opentelemetry/api";
 import {
   contextFromHeaders,
   type Headers,
-  linkFromHeaders,
   SpanKind,
   SpanStatusCode,
   traceHeaders,
@@ -29,6 +36,9 @@ import { type Counter, type Gauge, type Histogram, type Registry, SIZE_BUCKETS }
 export const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 const recordSpans = new WeakMap<KafkaRecord, Span>();
+const recordParents = new WeakMap<KafkaRecord, Context>();
+/** The SDK keeps at most 128 links per span by default; extracting more is wasted work. */
+const MAX_LINKS = 128;
 const outputParents = new WeakMap<object, KafkaRecord>();
 
 export interface InstrumentOptions {
@@ -83,45 +93,45 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
       // A zero series from the first batch on, so error ratios exist before the first error.
       failures.inc(labels, 0);
       const started = performance.now();
-      const links = [];
+      // Extract each record's context once: it parents the record's span and links the batch span.
+      const root = context.active();
+      const parents: (Context | undefined)[] = [];
+      const links: Link[] = [];
       for (const r of batch.records) {
-        const l = linkFromHeaders(r.headers);
-        if (l) links.push(l);
+        const parent = r.headers?.traceparent ? contextFromHeaders(r.headers, root) : undefined;
+        const sc = parent && trace.getSpanContext(parent);
+        parents.push(sc && isSpanContextValid(sc) ? parent : undefined);
+        if (sc && isSpanContextValid(sc) && links.length < MAX_LINKS) links.push({ context: sc });
       }
       const attrs = {
         "messaging.system": "kafka",
         "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
         "messaging.destination.name": batch.topic,
         "messaging.destination.partition.id": String(batch.partition),
-        "messaging.batch.message_count": batch.records.length,
         ...(o.groupId ? { "messaging.consumer.group.name": o.groupId } : {}),
       };
       const batchSpan = tracer().startSpan(`process ${batch.topic}`, {
         kind: SpanKind.CONSUMER,
-        attributes: attrs,
+        attributes: { ...attrs, "messaging.batch.message_count": batch.records.length },
         links,
       });
       const spans: Span[] = [];
-      for (const r of batch.records) {
-        const parent = contextFromHeaders(r.headers, context.active());
-        if (!trace.getSpanContext(parent)) continue;
+      batch.records.forEach((r, i) => {
+        const parent = parents[i];
+        if (!parent) return;
+        // An unsampled trace (ratio sampling at high rates) gets no span: its context passes through.
+        if (((trace.getSpanContext(parent)?.traceFlags ?? 0) & TraceFlags.SAMPLED) === 0) {
+          recordParents.set(r, parent);
+          return;
+        }
         const s = tracer().startSpan(
           `process ${batch.topic}`,
-          {
-            kind: SpanKind.CONSUMER,
-            attributes: {
-              ...attrs,
-              "messaging.batch.message_count": 1,
-              "messaging.kafka.offset": r.offset,
-              ...(r.key !== null ? { "messaging.kafka.message.key": r.key } : {}),
-            },
-          },
+          { kind: SpanKind.CONSUMER, attributes: { ...attrs, "messaging.kafka.offset": r.offset } },
           parent,
         );
         recordSpans.set(r, s);
         spans.push(s);
-      }
+      });
       let error: Error | undefined;
       try {
         await context.with(trace.setSpan(context.active(), batchSpan), () => handlers.eachBatch(batch, ctx));
@@ -160,7 +170,8 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
 /** The context of a record's span (while its batch runs), else the context in its headers. */
 export function recordContext(r: KafkaRecord): Context {
   const s = recordSpans.get(r);
-  return s ? trace.setSpan(context.active(), s) : contextFromHeaders(r.headers);
+  if (s) return trace.setSpan(context.active(), s);
+  return recordParents.get(r) ?? contextFromHeaders(r.headers);
 }
 
 /** Headers for a record produced because of `r`: continues `r`'s trace. */
