@@ -328,19 +328,60 @@ export async function runDev(
     return summary;
   }
   process.stdout.write(
-    "\nStill serving: send your own bids with the curl above; they flow through the same processors. Ctrl-C stops.\n",
+    "\nStill serving: send your own auctions and bids (the curl commands above); they flow through the same processors into silver. Ctrl-C stops.\n",
   );
+  // Show what arrives after the summary, so a curl's effect is visible.
+  const base = await silverTotals(backends.pool);
+  let shown = base;
+  const watch = setInterval(() => {
+    void silverTotals(backends.pool)
+      .then((t) => {
+        if (t.bids === shown.bids && t.rejections === shown.rejections && t.closed === shown.closed) return;
+        shown = t;
+        process.stdout.write(
+          `since the summary: +${t.bids - base.bids} accepted, +${t.rejections - base.rejections} rejected, +${
+            t.closed - base.closed
+          } auctions closed${t.lastBid ? ` (latest accepted bid ${t.lastBid})` : ""}\n`,
+        );
+      })
+      .catch(() => undefined);
+  }, 2_000);
   await new Promise<void>((resolveStop) => {
     const stop = () => resolveStop();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  clearInterval(watch);
   say("stopping...");
   const hard = setTimeout(() => process.exit(1), 20_000);
   hard.unref();
   await running.close();
   await backends.close();
   return summary;
+}
+
+/** Row counts of all of silver (serving mode shows what your own requests added). */
+async function silverTotals(
+  pool: Backends["pool"],
+): Promise<{ bids: number; rejections: number; closed: number; lastBid: string | null }> {
+  const { rows } = await pool.query<{
+    bids: string;
+    rejections: string;
+    closed: string;
+    last: string | null;
+  }>(
+    `SELECT (SELECT count(*) FROM silver.bids) AS bids,
+            (SELECT count(*) FROM silver.bid_rejections) AS rejections,
+            (SELECT count(*) FROM silver.transactions) AS closed,
+            (SELECT bid_id FROM silver.bids ORDER BY received_at DESC, bid_id DESC LIMIT 1) AS last`,
+  );
+  const r = rows[0]!;
+  return {
+    bids: Number(r.bids),
+    rejections: Number(r.rejections),
+    closed: Number(r.closed),
+    lastBid: r.last,
+  };
 }
 
 /** Days (in the rollup's zone) on which this run's auctions closed. */
