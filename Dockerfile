@@ -15,6 +15,9 @@ RUN apt-get update \
       ca-certificates python3 make g++ pkg-config \
       libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
+# node-gyp builds native addons against this image's own Node headers
+# (/usr/local/include/node), not a download.
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 # Dependencies first: this layer is reused until the lock file changes.
 COPY package.json package-lock.json ./
