@@ -56,6 +56,16 @@ step_build() {
   npx --no-install tsc -p tsconfig.json >&2
   log "npm prune --omit=dev"
   npm prune --omit=dev --no-audit --no-fund --loglevel=error
+  # The native Kafka client keeps its librdkafka sources and static archives
+  # after the build (~250 MB); at run time it needs only its .node file and
+  # the shared libraries next to it (RUNPATH $ORIGIN/../deps). The smoke test
+  # below loads it, so a needed file removed here fails the build.
+  local ckjs=node_modules/@confluentinc/kafka-javascript
+  if [[ -d $ckjs/build ]]; then
+    log "trimming the native Kafka client's build tree"
+    rm -rf "$ckjs/deps/librdkafka" "$ckjs/build/Release/obj.target"
+    find "$ckjs/build/deps" -mindepth 1 -maxdepth 1 ! -name 'librdkafka*.so*' -exec rm -rf {} +
+  fi
   log "removing tests, docs and dev-only files"
   find . -path ./node_modules -prune -o -name '*.test.ts' -type f -print0 | xargs -0 rm -f
   rm -rf test/integration docs charts deploy .github .vscode coverage .testenv kind-config.yaml \
