@@ -32,7 +32,7 @@ describe("scripts/build-image.sh --dry-run", () => {
       "bash",
       [join(REPO, "scripts", "build-image.sh"), "--dry-run", "--ref", "HEAD"],
       undefined,
-      900_000,
+      1_500_000,
     );
     const log = r.stderr;
     const tail = `${r.stdout}\n${log}`
@@ -44,7 +44,7 @@ describe("scripts/build-image.sh --dry-run", () => {
     expect(r.status).toBe(0);
     for (const step of ["npm ci", "type-check (tsc)", "npm prune --omit=dev", "gavel --help with v24."])
       expect(log).toContain(`[build-image] ${step}`);
-  }, 1_000_000);
+  }, 1_600_000);
 
   it("fails on an unknown argument with usage", () => {
     const r = run("bash", [join(REPO, "scripts", "build-image.sh"), "--frobnicate"]);
