@@ -12,7 +12,7 @@ import type { DevSummary } from "../../processors/dev/summary.ts";
 import { generateDataset } from "../../processors/generate/dataset.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { folderObjectStore } from "../../processors/storage/objects.ts";
-import { embeddedEnv, runGavelDev } from "./dev-helpers.ts";
+import { embeddedEnv, runGavelDev, startGavelDev } from "./dev-helpers.ts";
 
 describe("gavel dev --once on embedded defaults", () => {
   let dir: string | undefined;
@@ -76,5 +76,61 @@ describe("gavel dev --once on embedded defaults", () => {
     expect(gold.every((k) => k.endsWith("/part-0.parquet"))).toBe(true);
     expect(s.ingest.curl).toHaveLength(2);
     expect(r.stdout).toContain(`Bearer ${s.ingest.apiKey}`);
+  });
+
+  it("keeps serving after the summary: the printed curl commands land in silver, Ctrl-C exits 0", {
+    timeout: 400_000,
+  }, async () => {
+    const serveDir = await mkdtemp(join(tmpdir(), "gavel-dev-serve-"));
+    const dev = startGavelDev(
+      ["--auctions", "5", "--bids", "100", "--seed", "3", "--port", "0", "--data-dir", serveDir],
+      embeddedEnv(),
+    );
+    try {
+      const until = async (cond: () => boolean, what: string, ms = 300_000) => {
+        const deadline = Date.now() + ms;
+        while (!cond()) {
+          if (Date.now() > deadline || dev.child.exitCode !== null)
+            throw new Error(
+              `${what}\nstdout:\n${dev.out.stdout.slice(-2000)}\nstderr:\n${dev.out.stderr.slice(-2000)}`,
+            );
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      };
+      await until(() => dev.out.stdout.includes("Still serving"), "no summary");
+      const s = JSON.parse(await readFile(join(serveDir, "summary.json"), "utf8")) as DevSummary;
+      expect(s.bids.unaccounted).toBe(0);
+      // The two printed commands, run as printed (open an auction, bid on it).
+      const curls = dev.out.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith("curl "));
+      expect(curls).toHaveLength(2);
+      for (const c of curls) {
+        const m =
+          /^curl -sS -X POST (\S+) -H 'authorization: Bearer (\S+)' -H 'content-type: application\/json' -d '(.*)'$/.exec(
+            c,
+          );
+        expect(m, c).not.toBeNull();
+        const res = await fetch(m![1]!, {
+          method: "POST",
+          headers: { authorization: `Bearer ${m![2]}`, "content-type": "application/json" },
+          body: m![3],
+        });
+        expect(res.status, await res.text()).toBe(202);
+      }
+      await until(
+        () =>
+          dev.out.stdout.includes("+1 accepted") &&
+          dev.out.stdout.includes("latest accepted bid g3-b-yours-1"),
+        "the curl bid did not reach silver",
+        60_000,
+      );
+      dev.child.kill("SIGINT");
+      expect(await dev.exited).toBe(0);
+    } finally {
+      if (dev.child.exitCode === null) dev.child.kill("SIGKILL");
+      await rm(serveDir, { recursive: true, force: true });
+    }
   });
 });

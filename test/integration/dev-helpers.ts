@@ -35,3 +35,21 @@ export function embeddedEnv(): NodeJS.ProcessEnv {
   for (const n of Object.keys(env)) if (n.startsWith("S3_") || n.startsWith("AWS_")) delete env[n];
   return env;
 }
+
+/** Starts `gavel dev` (serving mode) and collects its output as it comes. */
+export function startGavelDev(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(join(REPO, "node_modules/.bin/node"), [join(REPO, "bin/gavel"), "dev", ...args], {
+    cwd: REPO,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const out = { stdout: "", stderr: "" };
+  child.stdout.on("data", (d: Buffer) => {
+    out.stdout += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out.stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  return { child, out, exited };
+}
