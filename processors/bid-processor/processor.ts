@@ -43,6 +43,12 @@ interface Ref {
   readonly offset: number;
 }
 
+/** The parts of a price update the rebuild touches. */
+interface PriceRecord {
+  version?: number;
+  state?: { seen_bid_ids?: string[] };
+}
+
 /** Offset metadata stored with the bids offset while bids are held: processed-up-to and held offsets. */
 interface HeldMeta {
   readonly u: number;
@@ -67,6 +73,8 @@ interface Part {
   /** Resolves when the partition's state is rebuilt; batches wait for it. */
   ready: Promise<void>;
   restoring: boolean;
+  /** False from the start of a rebuild until it succeeded: a half-built book must decide nothing. */
+  valid: boolean;
   /** Bumped whenever in-memory state is discarded; queued work of an older epoch is dropped. */
   epoch: number;
   lock: Promise<void>;
@@ -256,6 +264,7 @@ export class BidProcessor {
           caughtUp: new Map(),
           ready: Promise.resolve(),
           restoring: false,
+          valid: false,
           epoch: 0,
           lock: Promise.resolve(),
           replayHeld: new Set(),
@@ -270,7 +279,22 @@ export class BidProcessor {
     // the previous generation may have left uncommitted effects in memory.
     const done = this.#restore(fresh);
     for (const st of fresh) st.ready = done;
-    await done;
+    // A failed rebuild (broker unavailable) is retried by the partition's next batch.
+    await done.catch((err) =>
+      this.#o.logger.warn({ err }, "rebuilding partition state failed; retrying with the next batch"),
+    );
+  }
+
+  /** Waits for the partition's rebuild; when the last attempt failed, tries again. */
+  async #ensureReady(st: Part): Promise<void> {
+    try {
+      await st.ready;
+      if (!st.valid) throw new Error("partition state is not valid");
+    } catch {
+      const again = this.#restore([st]);
+      st.ready = again;
+      await again;
+    }
   }
 
   async #restore(parts: readonly Part[]): Promise<void> {
@@ -279,6 +303,7 @@ export class BidProcessor {
     const ps = new Set(parts.map((s) => s.p));
     for (const st of parts) {
       st.restoring = true;
+      st.valid = false;
       st.epoch++;
     }
     try {
@@ -297,7 +322,40 @@ export class BidProcessor {
         st.caughtUp = new Map();
         st.lastOffsets = undefined;
       }
-      let restored = 0;
+      // The price snapshots carry only the latest bid ids of an auction, and
+      // only as of its last price change; duplicate detection needs every id
+      // the book had remembered. The decided bids of these partitions are in
+      // the accepted and dead-letter topics, committed in the same
+      // transactions as the snapshots.
+      const seen = new Map<string, Set<string>>();
+      for (const topic of [this.#outTopic.bidsAccepted, this.#outTopic.bidsRejected]) {
+        await readToEnd({
+          transport: this.#o.transport,
+          admin: this.#o.admin,
+          topic,
+          partitions: ps,
+          groupPrefix: this.#groupId,
+          onRecord: (r) => {
+            if (r.value === null) return;
+            try {
+              const v = JSON.parse(r.value.toString("utf8")) as {
+                bid_id?: unknown;
+                auction_id?: unknown;
+                reason?: unknown;
+              };
+              // Malformed and auction_not_found bids never reached an auction's book.
+              if (v.reason === "malformed" || v.reason === "auction_not_found") return;
+              if (typeof v.bid_id !== "string" || typeof v.auction_id !== "string") return;
+              const set = seen.get(v.auction_id) ?? new Set<string>();
+              set.add(v.bid_id);
+              seen.set(v.auction_id, set);
+            } catch {
+              // not ours to judge here; the silver-writer counts unusable records
+            }
+          },
+        });
+      }
+      const latest = new Map<string, { p: number; version: number; v: PriceRecord }>();
       await readToEnd({
         transport: this.#o.transport,
         admin: this.#o.admin,
@@ -305,11 +363,29 @@ export class BidProcessor {
         partitions: ps,
         groupPrefix: this.#groupId,
         onRecord: (r) => {
-          const st = this.#parts.get(r.partition);
-          if (r.value === null || !st) return;
-          if (st.core.onPriceSnapshot(r.value).ok) restored++;
+          if (r.value === null || r.key === null) return;
+          try {
+            const v = JSON.parse(r.value.toString("utf8")) as PriceRecord;
+            const version = typeof v.version === "number" ? v.version : 0;
+            const cur = latest.get(r.key);
+            if (!cur || version > cur.version) latest.set(r.key, { p: r.partition, version, v });
+          } catch {
+            this.#m.bad.inc({ topic: r.topic });
+          }
         },
       });
+      let restored = 0;
+      for (const [auctionId, { p, v }] of latest) {
+        const st = this.#parts.get(p);
+        if (!st) continue;
+        const ids = seen.get(auctionId);
+        if (ids && v.state && Array.isArray(v.state.seen_bid_ids)) {
+          for (const id of v.state.seen_bid_ids) ids.add(id);
+          v.state.seen_bid_ids = [...ids];
+        }
+        if (st.core.onPriceSnapshot(JSON.stringify(v)).ok) restored++;
+        else this.#m.bad.inc({ topic: this.#o.topics.prices.name });
+      }
       // 3. Where to continue: committed offsets, plus bids held at the last commit.
       const bids = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.bids.name);
       const auctions = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.auctions.name);
@@ -321,6 +397,7 @@ export class BidProcessor {
         st.replayHeld = new Set(meta?.h ?? []);
         st.auctionsNext = a && a.offset >= 0 ? a.offset : undefined;
       }
+      for (const st of parts) st.valid = true;
       this.#m.restore.observe({}, (this.#now() - started) / 1000);
       this.#o.logger.info(
         { partitions: [...ps], auctions: restored, ms: this.#now() - started },
@@ -343,7 +420,7 @@ export class BidProcessor {
   async #eachBatch(batch: RecordBatch, ctx: BatchContext): Promise<void> {
     const st = this.#parts.get(batch.partition);
     if (!st) throw new Error(`batch for unassigned partition ${batch.partition}`);
-    await st.ready;
+    await this.#ensureReady(st);
     const isBids = batch.topic === this.#o.topics.bids.name;
     await this.#withLock(st, async () => {
       const epoch = st.epoch;
@@ -499,12 +576,12 @@ export class BidProcessor {
     if (this.#stopping) return;
     const now = this.#now();
     for (const st of this.#parts.values()) {
-      if (st.restoring || now - st.lastActivity < 300) continue;
+      if (st.restoring || !st.valid || now - st.lastActivity < 300) continue;
       if ([...st.caughtUp.values()].some((c) => !c)) continue;
       if (now <= st.clock) continue;
       const epoch = st.epoch;
       this.#withLock(st, async () => {
-        if (st.epoch !== epoch || st.restoring) return; // rebuilt meanwhile: the new book decides
+        if (st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile: the new book decides
         st.clock = Math.max(st.clock, this.#now());
         const outputs = st.core.tick(st.clock);
         if (outputs.length === 0) return;

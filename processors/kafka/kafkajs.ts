@@ -272,9 +272,12 @@ class KafkajsGroupConsumer implements GroupConsumer {
       const prev = this.#pendingAssignment;
       // Batches of the new generation wait for this promise (see eachBatch below),
       // so state is rebuilt before the first record of a newly assigned partition.
-      this.#pendingAssignment = prev.then(async () => {
-        await handlers.onAssignment?.(next, revoked);
-      });
+      // A failed previous handler must not block this one (catch first).
+      this.#pendingAssignment = prev
+        .catch(() => undefined)
+        .then(async () => {
+          await handlers.onAssignment?.(next, revoked);
+        });
       this.#pendingAssignment.catch((err) =>
         this.#logger.error({ err }, "partition assignment handler failed"),
       );
