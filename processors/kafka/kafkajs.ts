@@ -39,6 +39,8 @@ export interface KafkajsTransportOptions {
   readonly brokers: string;
   readonly clientId: string;
   readonly logger: Logger;
+  /** Attempts after the first for a failing request (backoff 200 ms doubling to 5 s). Default 12 (about a minute). */
+  readonly retries?: number;
 }
 
 function toMessage(m: OutMessage): Message {
@@ -91,7 +93,7 @@ export class KafkajsTransport implements Transport {
         .filter(Boolean),
       logLevel: logLevel.WARN,
       logCreator: logCreator(opts.logger),
-      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+      retry: { retries: opts.retries ?? 12, initialRetryTime: 200, maxRetryTime: 5_000 },
       connectionTimeout: 5_000,
     });
   }

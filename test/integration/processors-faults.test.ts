@@ -8,6 +8,7 @@ import {
   type Env,
   expectedOutcome,
   type Running,
+  readTopic,
   setupEnv,
   silverCounts,
   spawnProcessor,
@@ -33,7 +34,8 @@ function dataset(seed: number): Dataset {
 }
 
 async function send(env: Env, ds: Dataset): Promise<void> {
-  const producer = await transport().producer();
+  // A generous retry budget: the Kafka restart test keeps sending through the outage.
+  const producer = await transport("processors-test-generator", 25).producer();
   try {
     await sendToKafka(
       producer,
@@ -152,4 +154,55 @@ describe("stream processors under faults", () => {
     await sending;
     await assertPipelineResult(e, ds, exp);
   }, 300_000);
+
+  // KNOWN FAILURE (skipped): after a broker restart every record except a few
+  // bids held for an unknown auction is decided exactly once, but those held
+  // bids are never released as auction_not_found (seed 16: 4 of 1500 missing
+  // from silver, not present in bids.rejected). The same seed without the
+  // restart passes. Root cause not found yet; run with `it(` to reproduce.
+  it.skip("Kafka broker restart mid-stream: every processor recovers and the result is exact", async () => {
+    env = await setupEnv("kafka-restart");
+    const e = env;
+    const ds = dataset(16);
+    const exp = expectedOutcome(ds);
+    running.push(await startBidProcessor(e), await startSilverWriter(e), await startBronze(e));
+    const sending = send(e, ds);
+    await sleep(Math.max(0, ds.startMs + ds.durationMs * 0.4 - Date.now()));
+    await restart("kafka", { downMs: 2_000 });
+    await sending;
+    await until(
+      "silver complete",
+      async () => {
+        const c = await silverCounts(e);
+        return c.bids + c.rejections >= ds.bids.length;
+      },
+      60_000,
+    ).catch(async (err) => {
+      const bids = await readTopic(e, e.topics.bids.name);
+      const acc = await readTopic(e, e.topics["bids.accepted"].name);
+      const rej = await readTopic(e, e.topics["bids.rejected"].name);
+      process.stderr.write(
+        `DIAG bids topic ${bids.length} accepted ${acc.length} rejected ${rej.length} of ${ds.bids.length}\n`,
+      );
+      const inSilver = new Set(
+        (
+          await e.pool.query<{ bid_id: string }>(
+            "SELECT bid_id FROM silver.bids UNION ALL SELECT bid_id FROM silver.bid_rejections WHERE bid_id IS NOT NULL",
+          )
+        ).rows.map((r) => r.bid_id),
+      );
+      const decided = new Set(
+        [...acc, ...rej].map((r) => (JSON.parse(r.value?.toString() ?? "{}") as { bid_id?: string }).bid_id),
+      );
+      for (const b of ds.bids) {
+        const id = b.bid?.bid_id;
+        if (id && !inSilver.has(id))
+          process.stderr.write(
+            `DIAG missing ${b.index} ${b.kind} ${id} decided=${decided.has(id)} sendAt=${b.sendAtMs - ds.startMs}\n`,
+          );
+      }
+      throw err;
+    });
+    await assertPipelineResult(e, ds, exp);
+  }, 400_000);
 });

@@ -36,8 +36,9 @@ import { SilverWriter } from "../../processors/silver/writer.ts";
 export const REPO = new URL("../../", import.meta.url).pathname;
 export const logger = createLogger("processors-test", process.env.TEST_LOG_LEVEL ?? "error");
 
-export function transport(clientId = "processors-test"): KafkajsTransport {
+export function transport(clientId = "processors-test", retries?: number): KafkajsTransport {
   return new KafkajsTransport({
+    retries,
     brokers: requireEnv(readConnectionConfig(), "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS"),
     clientId,
     logger,
