@@ -23,7 +23,7 @@ import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";
 import { KafkajsTransport } from "../processors/kafka/kafkajs.ts";
 import { applyTopics } from "../processors/kafka/topics.ts";
-import type { Admin, Producer } from "../processors/kafka/transport.ts";
+import type { Admin, OutMessage, Producer } from "../processors/kafka/transport.ts";
 
 export type { BenchResult } from "./rollup.ts";
 
@@ -88,7 +88,10 @@ export interface BenchContext {
   readonly databaseUrl: string;
   readonly pool: pg.Pool;
   readonly admin: Admin;
-  readonly producer: Producer;
+  /** The bench's own producer (replaced after a failed send). */
+  producer: Producer;
+  /** Closes the producer and connects a new one (fresh metadata after a broker restart). */
+  resetProducer(): Promise<void>;
   readonly logger: Logger;
   /** Folder for pipeline files, processor logs and CPU profiles. */
   readonly dir: string;
@@ -116,7 +119,7 @@ export async function openContext(logger: Logger, opts: { profile: boolean }): P
   await migrate(pool);
   const transport = new KafkajsTransport({ brokers, clientId: `gavel-bench-${id}`, logger });
   const admin = await transport.admin();
-  const producer = await transport.producer();
+  let producer = await transport.producer();
   const dir = join(REPO, ".testenv", "bench", id);
   mkdirSync(join(dir, "profiles"), { recursive: true });
   return {
@@ -124,7 +127,16 @@ export async function openContext(logger: Logger, opts: { profile: boolean }): P
     databaseUrl,
     pool,
     admin,
-    producer,
+    get producer() {
+      return producer;
+    },
+    set producer(p: Producer) {
+      producer = p;
+    },
+    async resetProducer() {
+      await producer.close().catch(() => undefined);
+      producer = await transport.producer();
+    },
     logger,
     dir,
     id,
@@ -167,7 +179,10 @@ export async function createPipeline(
         postgres: { secretRef: { name: "unused" } },
         s3: { bucket: "unused", credentialsSecretRef: { name: "unused" } },
       },
-      topics: { partitions, replicas: 1 },
+      // Larger records allowed than the broker's 1 MiB default: the bid-processor
+      // sends a batch's outputs as one record batch per partition, which passes
+      // 1 MiB when it works through a backlog (see docs/benchmarks.md, findings).
+      topics: { partitions, replicas: 1, config: { "max.message.bytes": String(16 * 1024 * 1024) } },
     },
   });
   const file = join(ctx.dir, `${name}.json`);
@@ -216,9 +231,10 @@ export function peakRssMiB(pid: number): number {
 export function sumMetric(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
   let sum = 0;
   for (const line of text.split("\n")) {
-    if (!line.startsWith(name)) continue;
+    if (!line.startsWith(name) && !line.startsWith(`gavel_${name}`)) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
+    // The registry prefixes every metric with `gavel_`.
+    if (!m || (m[1] !== name && m[1] !== `gavel_${name}`)) continue;
     const lbl = m[2] ?? "";
     if (Object.entries(labels).some(([k, v]) => !lbl.includes(`${k}="${v}"`))) continue;
     const v = Number(m[3]);
@@ -318,6 +334,21 @@ export async function startProcessor(
 // ---------------------------------------------------------------------------
 // Data
 
+/** Produces with a few retries: right after topic creation (or a broker restart) metadata can lag. */
+export async function send(ctx: BenchContext, topic: string, messages: OutMessage[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ctx.producer.send([{ topic, messages }]);
+      return;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      ctx.logger.warn({ err: (err as Error).message, attempt }, "bench produce failed; retrying");
+      await sleep(1000 * attempt);
+      await ctx.resetProducer();
+    }
+  }
+}
+
 export interface Auctions {
   readonly ids: readonly string[];
   readonly startPrice: number;
@@ -331,7 +362,7 @@ export async function produceAuctions(ctx: BenchContext, p: BenchPipeline, count
   const startPrice = 1_000;
   const increment = 10;
   for (let i = 0; i < count; i += 1000) {
-    const messages = [];
+    const messages: OutMessage[] = [];
     for (let j = i; j < Math.min(count, i + 1000); j++) {
       const auction_id = `${p.pipeline.metadata.name}-a${j}`;
       ids.push(auction_id);
@@ -352,7 +383,7 @@ export async function produceAuctions(ctx: BenchContext, p: BenchPipeline, count
         }),
       });
     }
-    await ctx.producer.send([{ topic: p.topics.auctions.name, messages }]);
+    await send(ctx, p.topics.auctions.name, messages);
   }
   return { ids, startPrice, increment };
 }

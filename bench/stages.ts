@@ -4,6 +4,7 @@
  */
 import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";
+import type { OutMessage } from "../processors/kafka/transport.ts";
 import {
   type Auctions,
   type BenchContext,
@@ -15,6 +16,7 @@ import {
   produceAuctions,
   type RunningChild,
   round,
+  send,
   sleep,
   startProcessor,
   until,
@@ -141,7 +143,7 @@ async function produceBids(ctx: BenchContext, p: BenchPipeline, a: Auctions, cou
   const tag = p.pipeline.metadata.name;
   for (let i = 0; i < count; i += 2000) {
     const now = Date.now();
-    const messages = [];
+    const messages: OutMessage[] = [];
     for (let n = i; n < Math.min(count, i + 2000); n++) {
       const b = bidFor(a, n, now, tag);
       messages.push({
@@ -154,7 +156,7 @@ async function produceBids(ctx: BenchContext, p: BenchPipeline, a: Auctions, cou
         }),
       });
     }
-    await ctx.producer.send([{ topic: p.topics.bids.name, messages }]);
+    await send(ctx, p.topics.bids.name, messages);
   }
 }
 
@@ -206,6 +208,21 @@ export async function benchStagesOnce(
   const p = await createPipeline(ctx, `st-${client}-${run}`, s.partitions);
   try {
     const a = await produceAuctions(ctx, p, s.auctions);
+    // The auctions are known before the bids arrive (as in production): a first
+    // start takes them in (their price snapshots are its state), then the bids
+    // are written and a second start is timed on them.
+    const first = await startProcessor(ctx, "bid-processor", p, { client });
+    try {
+      const ok = await until(
+        async () =>
+          (await first.metric("bid_processor_records_out_total", { topic: p.topics.prices.name })) >=
+          s.auctions,
+        120_000,
+      );
+      if (!ok) throw new Error("bid-processor did not take in the auctions within 120 s");
+    } finally {
+      await first.stop();
+    }
     await produceBids(ctx, p, a, s.bids);
     const bp = await startProcessor(ctx, "bid-processor", p, { client });
     let out: number;
