@@ -370,7 +370,8 @@ export class ConfluentTransport implements Transport {
     return {
       async describeTopics(names) {
         const existing = new Set(await a.listTopics());
-        const wanted = names.filter((n) => existing.has(n));
+        // Deduplicated: librdkafka rejects a topic named twice (kafkajs does not).
+        const wanted = [...new Set(names)].filter((n) => existing.has(n));
         const out = new Map<string, TopicDescription>();
         if (wanted.length === 0) return out;
         const md = await a.fetchTopicMetadata({ topics: wanted });

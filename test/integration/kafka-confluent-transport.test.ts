@@ -59,7 +59,7 @@ describe("librdkafka transport (@confluentinc/kafka-javascript)", () => {
     expect(p1.create.map((t) => t.name)).toEqual([a, b, out]);
     const p2 = await applyTopics(admin, [{ name: a, partitions: 4, replicationFactor: 1 }]);
     expect(p2.grow).toEqual([{ name: a, from: 2, to: 4 }]);
-    const described = await admin.describeTopics([a, b, `kc-${sfx}.missing`]);
+    const described = await admin.describeTopics([a, b, a, `kc-${sfx}.missing`]);
     expect(described.get(a)?.partitions).toBe(4);
     expect(described.get(b)?.partitions).toBe(4);
     expect(described.has(`kc-${sfx}.missing`)).toBe(false);
