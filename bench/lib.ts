@@ -192,6 +192,8 @@ export async function createPipeline(
     ctx.admin,
     topics.map((t) => ({ name: t.name, partitions: t.partitions, replicationFactor: 1, configs: t.config })),
   );
+  // A fresh producer: the old one's metadata can lag behind the new topics.
+  await ctx.resetProducer();
   return {
     pipeline,
     file,

@@ -36,6 +36,14 @@ export function moduleOf(url: string, functionName: string): string {
   return path.startsWith("/") ? relative(REPO, path) : path;
 }
 
+/** The file: inside node_modules from the package on, else repository-relative. */
+function fileOf(url: string): string {
+  const path = url.replace(/^file:\/\//, "");
+  const nm = path.lastIndexOf("node_modules/");
+  if (nm >= 0) return path.slice(nm + "node_modules/".length);
+  return path.startsWith("/") ? relative(REPO, path) : path;
+}
+
 export interface ProfileSummary {
   readonly totalMs: number;
   readonly byFunction: { name: string; ms: number; pct: number }[];
@@ -57,7 +65,9 @@ export function summarize(p: CpuProfile, top = 25): ProfileSummary {
     if (!n) continue;
     const { functionName, url, lineNumber } = n.callFrame;
     const m = moduleOf(url, functionName);
-    const key = url ? `${functionName || "(anonymous)"} ${m}:${lineNumber + 1}` : `(${functionName})`;
+    const key = url
+      ? `${functionName || "(anonymous)"} ${fileOf(url)}:${lineNumber + 1}`
+      : `(${functionName})`;
     fn.set(key, (fn.get(key) ?? 0) + us);
     mod.set(m, (mod.get(m) ?? 0) + us);
     total += us;
