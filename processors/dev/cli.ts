@@ -52,8 +52,16 @@ export function registerDev(program: Command): void {
     .action(async (opts: DevCliOptions) => {
       const { runDev } = await import("./run.ts");
       const { readConnectionConfig } = await import("../../lib/config.ts");
-      const summary = await runDev(opts, readConnectionConfig());
-      if (summary.bids.unaccounted !== 0 || summary.gold.some((g) => g.status === "failed"))
-        process.exitCode = 2;
+      // The whole process is this command: once it is done (or failed), a
+      // client that still holds a handle (a consumer, the embedded database)
+      // must not keep it alive. The grace period lets stdout drain.
+      const exitSoon = () => setTimeout(() => process.exit(process.exitCode ?? 0), 5_000).unref();
+      try {
+        const summary = await runDev(opts, readConnectionConfig());
+        if (summary.bids.unaccounted !== 0 || summary.gold.some((g) => g.status === "failed"))
+          process.exitCode = 2;
+      } finally {
+        exitSoon();
+      }
     });
 }

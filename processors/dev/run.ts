@@ -197,7 +197,10 @@ export async function runDev(
     logger: log("dev"),
   });
   for (const d of backends.describe) say(`  ${d}`);
-  const running = await startPipeline(pipeline, backends, opts, env, log);
+  const running = await startPipeline(pipeline, backends, opts, env, log).catch(async (err: unknown) => {
+    await backends.close().catch(() => undefined);
+    throw err;
+  });
   const archivedTopics = allTopics(pipeline)
     .filter((t) => !t.key.startsWith("extra:"))
     .map((t) => t.name);
