@@ -458,3 +458,73 @@ describe("MemoryTransport: compacted topics", () => {
     expect(got.length).toBeLessThan(10);
   });
 });
+
+describe("MemoryTransport: read-process-write exactly once across a rebalance", () => {
+  it("transactional outputs with their input offsets: no loss, no duplicate when members come and go", async () => {
+    const t = await setup({ in: 4, out: 4 });
+    const p = await t.producer();
+    const produce = (from: number, n: number) =>
+      p.send([
+        {
+          topic: "in",
+          messages: Array.from({ length: n }, (_, i) => ({ key: `k${from + i}`, value: String(from + i) })),
+        },
+      ]);
+    await produce(0, 400);
+
+    /** A bid-processor-shaped member: one transactional producer per owned partition (fencing the previous owner). */
+    const member = () => {
+      const producers = new Map<number, Awaited<ReturnType<Transport["transactionalProducer"]>>>();
+      const c = t.consumer({ groupId: "proc" });
+      const started = c.run(["in"], {
+        onAssignment: async (assigned) => {
+          for (const [part, prod] of producers) {
+            if (!assigned.some((a) => a.partition === part)) {
+              await prod.close();
+              producers.delete(part);
+            }
+          }
+          for (const a of assigned)
+            if (!producers.has(a.partition))
+              producers.set(a.partition, await t.transactionalProducer(`proc-${a.partition}`));
+        },
+        eachBatch: async (b, ctx) => {
+          const prod = producers.get(b.partition)!;
+          const tx = await prod.begin();
+          await tx.send([
+            {
+              topic: "out",
+              messages: b.records.map((r) => ({ key: r.key, value: r.value, partition: b.partition })),
+            },
+          ]);
+          const last = b.records.at(-1)!.offset;
+          await tx.sendOffsets("proc", [{ topic: "in", partition: b.partition, offset: last + 1 }]);
+          await tx.commit();
+          ctx.markProcessed(last);
+        },
+      });
+      return { c, started };
+    };
+
+    const a = member();
+    await a.started;
+    const b = member();
+    await b.started;
+    await produce(400, 200);
+    await a.c.stop();
+    await produce(600, 200);
+    const reader = collector(t, "check", { commit: false });
+    await reader.c.run(["out"], reader.handlers);
+    await until(() => reader.seen.length >= 800);
+    await new Promise((r) => setTimeout(r, 200));
+    await b.c.stop();
+    await reader.c.stop();
+    const got = values(reader.seen);
+    expect(got).toHaveLength(800);
+    expect(new Set(got).size).toBe(800);
+    const admin = await t.admin();
+    const committed = await admin.groupOffsets("proc", "in");
+    const highs = await admin.topicOffsets("in");
+    expect(committed.map((c) => c.offset)).toEqual(highs.map((h) => h.high));
+  });
+});
