@@ -85,6 +85,23 @@ describe("desired", () => {
     expect(cm.data["pipeline.yaml"]).toContain("bidProcessor");
     expect(cm.data["pipeline.yaml"]).not.toContain("ingest");
     expect(d.spec.template.metadata.annotations["gavel.dev/config-hash"]).toMatch(/^[0-9a-f]{16}$/);
+    const ingestEnv = Object.fromEntries(
+      find(objs, "Deployment", "demo-ingest").spec.template.spec.containers[0].env.map((e: Any) => [
+        e.name,
+        e,
+      ]),
+    );
+    expect(ingestEnv.GAVEL_API_KEYS.valueFrom.secretKeyRef).toEqual({
+      name: "demo-ingest-keys",
+      key: "keys",
+    });
+    expect(env.GAVEL_API_KEYS).toBeUndefined(); // only ingest sees the keys
+    const custom = desired(spec({ ingestAuth: { apiKeysSecretRef: { name: "my-keys" } } }));
+    expect(
+      find(custom, "Deployment", "demo-ingest").spec.template.spec.containers[0].env.find(
+        (e: Any) => e.name === "GAVEL_API_KEYS",
+      ).valueFrom.secretKeyRef,
+    ).toEqual({ name: "my-keys", key: "keys" });
     expect(find(objs, "Service", "demo-ingest").spec.ports[0]).toMatchObject({
       port: 80,
       targetPort: "http",

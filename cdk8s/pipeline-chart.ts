@@ -41,7 +41,8 @@ export interface PipelineChartProps {
  * out: pausing scales to zero, it does not change the config.
  */
 function renderedConfig(p: AuctionPipeline, namespace: string, only?: ResolvedProcessor): unknown {
-  const { processors: _all, suspend: _suspend, ...spec } = p.spec;
+  // ingestAuth is delivered as a secretKeyRef env var (ingest only); the rendered file carries no secret names it does not need.
+  const { processors: _all, suspend: _suspend, ingestAuth: _auth, ...spec } = p.spec;
   return {
     apiVersion: p.apiVersion,
     kind: p.kind,
@@ -112,6 +113,14 @@ export class PipelineChart extends Chart {
       });
       // processors/runtime/config.ts reads the port from GAVEL_HTTP_PORT.
       podSpec.containers[0]!.env!.push({ name: "GAVEL_HTTP_PORT", value: String(HTTP_PORT) });
+      if (proc.key === "ingest") {
+        // API keys by reference only: processors/ingest/auth.ts reads GAVEL_API_KEYS.
+        const ref = p.spec.ingestAuth.apiKeysSecretRef;
+        podSpec.containers[0]!.env!.push({
+          name: "GAVEL_API_KEYS",
+          valueFrom: { secretKeyRef: { name: ref?.name ?? `${name}-ingest-keys`, key: ref?.key ?? "keys" } },
+        });
+      }
       new ProcessorDeployment(this, `${proc.name}-deployment`, {
         name: objName,
         selector,

@@ -189,7 +189,12 @@ describe("files and names of the quick start agree", () => {
       (p: Manifest) => p.name === svc.spec.ports[0].targetPort,
     );
     expect(port?.containerPort).toBe(8080);
-    expect(commands()).toContain(`deployment/${dep.metadata.name} --from=secret/gavel-ingest-keys`);
+    // The API keys reach ingest through spec.ingestAuth: the Secret the doc creates, by reference.
+    const keys = dep.spec.template.spec.containers[0].env.find((e: Manifest) => e.name === "GAVEL_API_KEYS");
+    expect(keys.valueFrom.secretKeyRef).toEqual({ name: "gavel-ingest-keys", key: "keys" });
+    expect(commands()).toContain(
+      'kubectl create secret generic gavel-ingest-keys --from-literal=keys="$GAVEL_API_KEY"',
+    );
     expect(commands()).toContain(`cronjob/${find(synth, "CronJob").metadata.name}`);
   });
 });

@@ -586,6 +586,39 @@ export const RollupSpec = Type.Object(
 export type RollupSpec = Static<typeof RollupSpec>;
 
 // ---------------------------------------------------------------------------
+// Ingest authentication
+// ---------------------------------------------------------------------------
+
+export const IngestAuthSpec = Type.Object(
+  {
+    apiKeysSecretRef: Type.Optional(
+      Type.Object(
+        {
+          name: SecretRef.properties.name,
+          key: Type.String({
+            description:
+              "Key in the Secret holding the API keys: comma- or newline-separated, each `key` or `name:key`.",
+            minLength: 1,
+            maxLength: 253,
+            default: "keys",
+          }),
+        },
+        {
+          description:
+            "Secret with the ingest API keys (default: Secret `<pipeline-name>-ingest-keys`, key `keys`). Given to the ingest pods as `GAVEL_API_KEYS`; clients send one as `Authorization: Bearer <key>`.",
+        },
+      ),
+    ),
+  },
+  {
+    default: {},
+    description:
+      "Authentication of the ingest API. Ingest refuses to start without at least one key, so create the Secret before the pipeline.",
+  },
+);
+export type IngestAuthSpec = Static<typeof IngestAuthSpec>;
+
+// ---------------------------------------------------------------------------
 // Spec
 // ---------------------------------------------------------------------------
 
@@ -609,6 +642,7 @@ export const AuctionPipelineSpec = Type.Object(
     kafka: KafkaSpec,
     topics: TopicsSpec,
     processors: Type.Optional(ProcessorsSpec),
+    ingestAuth: IngestAuthSpec,
     fraud: FraudSpec,
     storage: StorageSpec,
     rollup: RollupSpec,
