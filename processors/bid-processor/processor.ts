@@ -204,6 +204,9 @@ export class BidProcessor {
       groupId: this.#groupId,
       coPartitioned: true,
       fromBeginning: true,
+      // Each partition has its own transactional producer and lock: their
+      // transactions overlap instead of queueing behind each other.
+      partitionsConcurrently: 8,
     });
     await this.#consumer.run(
       [t.auctions.name, t.bids.name],
@@ -277,7 +280,7 @@ export class BidProcessor {
     this.#o.logger.info({ partitions: [...owned].sort((a, b) => a - b) }, "partitions assigned");
     // Every owned partition is rebuilt from committed state after a rebalance:
     // the previous generation may have left uncommitted effects in memory.
-    const done = this.#restore(fresh);
+    const done = this.#boundedRestore(fresh);
     for (const st of fresh) st.ready = done;
     // A failed rebuild (broker unavailable) is retried by the partition's next batch.
     await done.catch((err) =>
@@ -291,10 +294,19 @@ export class BidProcessor {
       await st.ready;
       if (!st.valid) throw new Error("partition state is not valid");
     } catch {
-      const again = this.#restore([st]);
+      const again = this.#boundedRestore([st]);
       st.ready = again;
       await again;
     }
+  }
+
+  /** A rebuild with a deadline: a hung one (broker just restarted) is given up and retried by the next batch. */
+  #boundedRestore(parts: readonly Part[]): Promise<void> {
+    return withTimeout(
+      this.#restore(parts),
+      RESTORE_TIMEOUT_MS,
+      `rebuilding partitions ${parts.map((p) => p.p).join(",")}`,
+    );
   }
 
   async #restore(parts: readonly Part[]): Promise<void> {
@@ -306,6 +318,10 @@ export class BidProcessor {
       st.valid = false;
       st.epoch++;
     }
+    // A rebuild that hangs (a broker that just restarted) is superseded by the
+    // next one; its late results must then not overwrite the newer state.
+    const epochs = new Map(parts.map((st) => [st.p, st.epoch]));
+    const cores = new Map(parts.map((st) => [st.p, this.#newCore()]));
     try {
       // 1. Fence: a producer with this partition's transactional id aborts the
       //    previous owner's open transaction, so the read below sees final state.
@@ -315,13 +331,7 @@ export class BidProcessor {
             st.producer = await this.#o.transport.transactionalProducer(`${this.#groupId}-${st.p}`);
         }),
       );
-      // 2. Rebuild the book from the compacted prices topic.
-      for (const st of parts) {
-        st.core = this.#newCore();
-        st.clock = 0;
-        st.caughtUp = new Map();
-        st.lastOffsets = undefined;
-      }
+      // 2. Rebuild the book from the compacted prices topic (into fresh cores).
       // The price snapshots carry only the latest bid ids of an auction, and
       // only as of its last price change; duplicate detection needs every id
       // the book had remembered. The decided bids of these partitions are in
@@ -376,20 +386,27 @@ export class BidProcessor {
       });
       let restored = 0;
       for (const [auctionId, { p, v }] of latest) {
-        const st = this.#parts.get(p);
-        if (!st) continue;
+        const core = cores.get(p);
+        if (!core) continue;
         const ids = seen.get(auctionId);
         if (ids && v.state && Array.isArray(v.state.seen_bid_ids)) {
           for (const id of v.state.seen_bid_ids) ids.add(id);
           v.state.seen_bid_ids = [...ids];
         }
-        if (st.core.onPriceSnapshot(JSON.stringify(v)).ok) restored++;
+        if (core.onPriceSnapshot(JSON.stringify(v)).ok) restored++;
         else this.#m.bad.inc({ topic: this.#o.topics.prices.name });
       }
       // 3. Where to continue: committed offsets, plus bids held at the last commit.
       const bids = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.bids.name);
       const auctions = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.auctions.name);
       for (const st of parts) {
+        if (st.epoch !== epochs.get(st.p)) throw new Error(`rebuild of partition ${st.p} was superseded`);
+      }
+      for (const st of parts) {
+        st.core = cores.get(st.p) ?? this.#newCore();
+        st.clock = 0;
+        st.caughtUp = new Map();
+        st.lastOffsets = undefined;
         const b = bids.find((c) => c.partition === st.p);
         const a = auctions.find((c) => c.partition === st.p);
         const meta = parseHeldMeta(b?.metadata ?? null);
@@ -405,6 +422,7 @@ export class BidProcessor {
       );
     } finally {
       for (const st of parts) {
+        if (st.epoch !== epochs.get(st.p)) continue; // a newer rebuild owns these flags
         st.restoring = false;
         st.lastActivity = this.#now();
       }
@@ -536,18 +554,28 @@ export class BidProcessor {
       byTopic.set(topic, list);
     }
     const batches: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-    const tx = await st.producer.begin();
+    // kafkajs can leave a request waiting forever on a connection that died
+    // with its broker; a bounded transaction turns that into an abort and a
+    // rebuild instead of a partition that never moves again.
+    const producer = st.producer;
+    const tx = await withTimeout(producer.begin(), TX_TIMEOUT_MS, "begin transaction");
     try {
-      await tx.send(batches);
-      await tx.sendOffsets(this.#groupId, offsets);
-      await tx.commit();
+      await withTimeout(
+        (async () => {
+          await tx.send(batches);
+          await tx.sendOffsets(this.#groupId, offsets);
+          await tx.commit();
+        })(),
+        TX_TIMEOUT_MS,
+        "transaction",
+      );
       st.lastOffsets = JSON.stringify(offsets);
       this.#m.tx.inc({ result: "commit" });
       for (const b of batches) this.#m.out.inc({ topic: b.topic }, b.messages.length);
       countOutputs(this.#m.business, outputs);
     } catch (err) {
       this.#m.tx.inc({ result: "abort" });
-      await tx.abort().catch(() => undefined);
+      await withTimeout(tx.abort(), 5_000, "abort").catch(() => undefined);
       // In-memory state now holds effects that were not committed: rebuild
       // from the committed state before this partition's next batch.
       this.#markStale(st);
@@ -562,7 +590,7 @@ export class BidProcessor {
     const done = (async () => {
       await st.producer?.close().catch(() => undefined);
       st.producer = undefined;
-      await this.#restore([st]);
+      await this.#boundedRestore([st]);
     })();
     st.ready = done;
     done.catch((err) => this.#o.logger.error({ err, partition: st.p }, "rebuilding partition state failed"));
@@ -576,6 +604,21 @@ export class BidProcessor {
     if (this.#stopping) return;
     const now = this.#now();
     for (const st of this.#parts.values()) {
+      const held = st.core.heldRefs().length;
+      if (held > 0 && this.#o.logger.isLevelEnabled("debug"))
+        this.#o.logger.debug(
+          {
+            partition: st.p,
+            held,
+            restoring: st.restoring,
+            valid: st.valid,
+            idleMs: now - st.lastActivity,
+            caughtUp: Object.fromEntries(st.caughtUp),
+            clock: st.clock,
+            now,
+          },
+          "tick with held bids",
+        );
       if (st.restoring || !st.valid || now - st.lastActivity < 300) continue;
       if ([...st.caughtUp.values()].some((c) => !c)) continue;
       if (now <= st.clock) continue;
@@ -602,6 +645,19 @@ export class BidProcessor {
     }
     await this.#usersConsumer?.stop();
   }
+}
+
+/** Longest a Kafka transaction may take before it is given up (aborted, partition rebuilt). */
+const TX_TIMEOUT_MS = 30_000;
+/** Longest a partition rebuild may take before it is retried. */
+const RESTORE_TIMEOUT_MS = 150_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function parseHeldMeta(s: string | null): HeldMeta | undefined {

@@ -30,29 +30,44 @@ export async function readToEnd(opts: {
   let records = 0;
   const done = () =>
     pending.every((p) => (consumer.positions().get(tpKey(opts.topic, p.partition)) ?? 0) >= p.high);
+  const limit = opts.timeoutMs ?? 120_000;
+  const deadline = Date.now() + limit;
+  // Joining can hang on a broker that just restarted: the whole read is bounded.
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`reading ${opts.topic} to its end took longer than ${limit} ms`)),
+      limit,
+    );
+  });
+  expired.catch(() => undefined);
   try {
-    await consumer.run([opts.topic], {
-      eachBatch: async (batch, ctx) => {
-        if (opts.partitions === undefined || opts.partitions.has(batch.partition)) {
-          const target = pending.find((p) => p.partition === batch.partition)?.high ?? 0;
-          for (const r of batch.records) {
-            if (r.offset >= target) break;
-            opts.onRecord(r);
-            records++;
+    await Promise.race([
+      expired,
+      consumer.run([opts.topic], {
+        eachBatch: async (batch, ctx) => {
+          if (opts.partitions === undefined || opts.partitions.has(batch.partition)) {
+            const target = pending.find((p) => p.partition === batch.partition)?.high ?? 0;
+            for (const r of batch.records) {
+              if (r.offset >= target) break;
+              opts.onRecord(r);
+              records++;
+            }
           }
-        }
-        const last = batch.records.at(-1);
-        if (last) ctx.markProcessed(last.offset);
-      },
-    });
-    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+          const last = batch.records.at(-1);
+          if (last) ctx.markProcessed(last.offset);
+        },
+      }),
+    ]);
     while (!done()) {
       if (Date.now() > deadline)
-        throw new Error(`reading ${opts.topic} to its end took longer than ${opts.timeoutMs ?? 120_000} ms`);
+        throw new Error(`reading ${opts.topic} to its end took longer than ${limit} ms`);
       await new Promise((r) => setTimeout(r, 25));
     }
   } finally {
-    await consumer.stop();
+    clearTimeout(timer);
+    // Leaving the throw-away group must not hang the caller either.
+    await Promise.race([consumer.stop().catch(() => undefined), new Promise((r) => setTimeout(r, 10_000))]);
   }
   return { records };
 }
