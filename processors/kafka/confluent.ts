@@ -198,7 +198,9 @@ export async function loadConfluent(): Promise<CkModule> {
       `GAVEL_KAFKA_CLIENT=confluent needs the optional package ${CONFLUENT_PACKAGE}, which is built from source: install libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev, then run 'CKJS_LINKING=dynamic npm install' (${(err as Error).message})`,
     );
   }
-  const m = (mod.KafkaJS ? mod : mod.default) as CkModule | undefined;
+  // module.exports (the default export of a CommonJS module) has every
+  // export; Node's named-export detection finds only some of them.
+  const m = (mod.default?.KafkaJS ? mod.default : mod) as CkModule | undefined;
   if (!m?.KafkaJS) throw new Error(`${CONFLUENT_PACKAGE} has no KafkaJS API`);
   return m;
 }
@@ -540,7 +542,7 @@ class ConfluentGroupConsumer implements GroupConsumer {
     this.#running = true;
     await c.run({
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: o.partitionsConcurrently ?? 1,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         await this.#pendingAssignment;
         if (!isRunning() || isStale() || batch.messages.length === 0) return;

@@ -119,6 +119,14 @@ export interface ConsumerOptions {
    * partition counts). Default: round-robin.
    */
   readonly coPartitioned?: boolean;
+  /**
+   * How many partitions' batches are handled at the same time (default 1).
+   * Batches of one partition always come one after the other, in order; raise
+   * it only when the handler's per-partition work is independent (one
+   * transaction or one database write per partition), so their round trips
+   * overlap instead of queueing.
+   */
+  readonly partitionsConcurrently?: number;
 }
 
 /** A consumer-group member with manual offset commits. */

@@ -78,7 +78,13 @@ export class SilverWriter {
   }
 
   async start(): Promise<void> {
-    this.#consumer = this.#o.transport.consumer({ groupId: this.#groupId, fromBeginning: true });
+    // Partitions write concurrently (one database transaction each, up to the
+    // pool's 4 connections); a partition's batches stay in order.
+    this.#consumer = this.#o.transport.consumer({
+      groupId: this.#groupId,
+      fromBeginning: true,
+      partitionsConcurrently: 4,
+    });
     await this.#consumer.run(
       [...this.#kindOf.keys()],
       instrumentBatches(
