@@ -25,7 +25,8 @@ const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")
   --json FILE   also write the figures as JSON: [{name, value, unit, runs, ...}]
   --only LIST   run only these benchmarks (comma-separated)
   --quick       small sizes and one run each (a smoke test, not figures to quote)
-  --profile     run the processors with --cpu-prof (profiles under .testenv/bench/<id>/profiles)`;
+  --profile     run the processors with --cpu-prof (profiles under .testenv/bench/<id>/profiles)
+  --rates LIST  end-to-end offered rates in bids/s (default 1000,10000,50000)`;
 
 interface Machine {
   cpu: string;
@@ -74,6 +75,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         only: { type: "string" },
         quick: { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
+        rates: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -100,6 +102,12 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     }
   }
   const quick = args.values.quick;
+  const rates = (args.values.rates ?? "1000,10000,50000").split(",").map(Number);
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0)) {
+    process.stderr.write(`--rates: positive numbers, comma-separated\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const sizes: Sizes = quick
     ? { seconds: 3, runs: 1, bids: 20_000, auctions: 500, partitions: 6 }
     : { seconds: 10, runs: 3, bids: 200_000, auctions: 2_000, partitions: 6 };
@@ -161,7 +169,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     if (only.has("e2e")) {
       process.stdout.write("end to end (HTTP -> ingest -> bid-processor -> silver-writer -> PostgreSQL):\n");
       const r = await benchE2e(ctx, sizes, {
-        rates: [1_000, 10_000, 50_000],
+        rates,
         client: "kafkajs",
         saturate: true,
       });

@@ -278,21 +278,43 @@ interface Latency {
   readonly p50: number;
   readonly p95: number;
   readonly p99: number;
+  /** Medians of the legs, ms: placed -> received (HTTP + ingest), received -> accepted (Kafka + bid-processor decision), accepted -> written (transaction commit + Kafka + silver-writer). */
+  readonly legs: { ingest: number; decide: number; write: number };
 }
 
 /** Placed (the client's clock at send) to the silver row's write (written_at, the writer's transaction time). */
 async function latencyOf(ctx: BenchContext, tag: string): Promise<Latency> {
-  const r = await ctx.pool.query<{ n: string; p50: number; p95: number; p99: number }>(
+  const r = await ctx.pool.query<{
+    n: string;
+    p50: number;
+    p95: number;
+    p99: number;
+    ingest: number;
+    decide: number;
+    write: number;
+  }>(
     `SELECT count(*) AS n,
             percentile_disc(0.50) WITHIN GROUP (ORDER BY ms) AS p50,
             percentile_disc(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
-            percentile_disc(0.99) WITHIN GROUP (ORDER BY ms) AS p99
-     FROM (SELECT extract(epoch FROM written_at - placed_at) * 1000 AS ms
+            percentile_disc(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+            percentile_disc(0.50) WITHIN GROUP (ORDER BY ingest) AS ingest,
+            percentile_disc(0.50) WITHIN GROUP (ORDER BY decide) AS decide,
+            percentile_disc(0.50) WITHIN GROUP (ORDER BY write) AS write
+     FROM (SELECT extract(epoch FROM written_at - placed_at) * 1000 AS ms,
+                  extract(epoch FROM received_at - placed_at) * 1000 AS ingest,
+                  extract(epoch FROM accepted_at - received_at) * 1000 AS decide,
+                  extract(epoch FROM written_at - accepted_at) * 1000 AS write
            FROM silver.bids WHERE bid_id LIKE $1) x`,
     [`${tag}-%`],
   );
   const row = r.rows[0];
-  return { rows: Number(row?.n ?? 0), p50: Number(row?.p50), p95: Number(row?.p95), p99: Number(row?.p99) };
+  return {
+    rows: Number(row?.n ?? 0),
+    p50: Number(row?.p50),
+    p95: Number(row?.p95),
+    p99: Number(row?.p99),
+    legs: { ingest: Number(row?.ingest), decide: Number(row?.decide), write: Number(row?.write) },
+  };
 }
 
 async function silverCount(ctx: BenchContext, tag: string): Promise<number> {
@@ -352,6 +374,7 @@ export async function benchE2e(
         const p95: number[] = [];
         const p99: number[] = [];
         const offered: number[] = [];
+        const legs: Latency["legs"][] = [];
         for (let run = 0; run < s.runs; run++) {
           const tag = `e${rate}-${run}-${ctx.id}`;
           const r = await pacedLoop(http, {
@@ -369,13 +392,21 @@ export async function benchE2e(
           p95.push(l.p95);
           p99.push(l.p99);
           offered.push(r.offeredPerS);
+          legs.push(l.legs);
           ctx.logger.info(
             { rate, run, offered: Math.round(r.offeredPerS), accepted: r.accepted, ...l },
             "e2e run",
           );
         }
         const k = rate >= 1000 ? `${rate / 1000}k` : String(rate);
-        const extra = { offeredBidsPerS: offered.map((x) => Math.round(x)) };
+        const extra = {
+          offeredBidsPerS: offered.map((x) => Math.round(x)),
+          medianLegsMs: legs.map((g) => ({
+            ingest: round(g.ingest),
+            decide: round(g.decide),
+            write: round(g.write),
+          })),
+        };
         figures.push(fig(`e2e_p50_ms_at_${k}`, p50, "ms", extra));
         figures.push(fig(`e2e_p95_ms_at_${k}`, p95, "ms", extra));
         figures.push(fig(`e2e_p99_ms_at_${k}`, p99, "ms", extra));
