@@ -621,11 +621,14 @@ export class BidProcessor {
         );
       if (st.restoring || !st.valid || now - st.lastActivity < 300) continue;
       if ([...st.caughtUp.values()].some((c) => !c)) continue;
-      if (now <= st.clock) continue;
+      if (now - IDLE_CLOCK_LAG_MS <= st.clock) continue;
       const epoch = st.epoch;
       this.#withLock(st, async () => {
         if (st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile: the new book decides
-        st.clock = Math.max(st.clock, this.#now());
+        // The idle clock trails the wall clock: a record stamped before an
+        // auction's end + grace but still on its way (a slow producer) is
+        // decided before the close, as a replay would decide it.
+        st.clock = Math.max(st.clock, this.#now() - IDLE_CLOCK_LAG_MS);
         const outputs = st.core.tick(st.clock);
         if (outputs.length === 0) return;
         await this.#commit(st, epoch, outputs, this.#offsets(st));
@@ -649,6 +652,8 @@ export class BidProcessor {
 
 /** Longest a Kafka transaction may take before it is given up (aborted, partition rebuilt). */
 const TX_TIMEOUT_MS = 30_000;
+/** How far an idle partition's clock trails the wall clock. */
+const IDLE_CLOCK_LAG_MS = 2_000;
 /** Longest a partition rebuild may take before it is retried. */
 const RESTORE_TIMEOUT_MS = 150_000;
 
