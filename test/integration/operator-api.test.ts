@@ -61,6 +61,16 @@ describe("AuctionPipeline API", () => {
     );
     expect(consumers).toContain("must not exceed the partitions of the bids topic");
 
+    const copart = await rejection(
+      createPipeline(
+        ns,
+        pipeline("cp", { topics: { partitions: 4, overrides: { bids: { partitions: 8 } } } }),
+      ),
+    );
+    expect(copart).toContain("spec.topics.overrides: Invalid value");
+    expect(copart).toContain("overrides of auctions and prices partitions must equal those of bids");
+    expect(copart).toContain("need at least as many partitions as bids");
+
     const cron = await rejection(
       createPipeline(ns, pipeline("c", { rollup: { schedule: "every night", timeZone: "Europe Berlin" } })),
     );

@@ -102,6 +102,23 @@ describe("parsePipeline", () => {
     expect(ps).toContain("spec.rollup.timeZone: unknown time zone");
   });
 
+  it("requires co-partitioned auction topics and enough output partitions", () => {
+    const withOverrides = (overrides: Record<string, unknown>) =>
+      problems({ ...base, spec: { ...base.spec, topics: { partitions: 6, overrides } } }).join("\n");
+    expect(withOverrides({ bids: { partitions: 12 } })).toContain(
+      "spec.topics.overrides: overrides of auctions and prices partitions must equal those of bids",
+    );
+    expect(
+      withOverrides({ bids: { partitions: 12 }, auctions: { partitions: 12 }, prices: { partitions: 12 } }),
+    ).toContain(
+      "spec.topics.overrides: bidsAccepted, bidsRejected, fraudAlerts and transactions need at least as many partitions as bids",
+    );
+    const ok = { bidsAccepted: { partitions: 12 }, users: { partitions: 1 } };
+    expect(() =>
+      parsePipeline({ ...base, spec: { ...base.spec, topics: { partitions: 6, overrides: ok } } }),
+    ).not.toThrow();
+  });
+
   it("resolves topic names, overrides and compaction", () => {
     const p = parsePipeline({
       ...base,

@@ -15,10 +15,12 @@ import {
   type AuctionPipeline,
   AuctionPipelineSchema,
   type AuctionPipelineSpec,
+  CO_PARTITIONED_MESSAGE,
   ExtraTopic,
   KIND,
   LOGICAL_TOPICS,
   type LogicalTopicKey,
+  OUTPUT_PARTITIONS_MESSAGE,
   PROCESSOR_KEYS,
   PROCESSORS,
   type ProcessorKey,
@@ -111,7 +113,17 @@ function crossFieldProblems(p: AuctionPipeline): string[] {
       );
   }
   const bp = s.processors?.bidProcessor;
-  const bidsPartitions = s.topics.overrides.bids?.partitions ?? s.topics.partitions;
+  const parts = (k: keyof typeof s.topics.overrides): number =>
+    s.topics.overrides[k]?.partitions ?? s.topics.partitions;
+  const bidsPartitions = parts("bids");
+  if (parts("auctions") !== bidsPartitions || parts("prices") !== bidsPartitions)
+    out.push(`spec.topics.overrides: ${CO_PARTITIONED_MESSAGE}`);
+  if (
+    (["bidsAccepted", "bidsRejected", "fraudAlerts", "transactions"] as const).some(
+      (k) => parts(k) < bidsPartitions,
+    )
+  )
+    out.push(`spec.topics.overrides: ${OUTPUT_PARTITIONS_MESSAGE}`);
   if (bp && bp.maxReplicas > bidsPartitions)
     out.push(
       `spec.processors.bidProcessor.maxReplicas: processors.bidProcessor.maxReplicas must not exceed the partitions of the bids topic (extra consumers would sit idle): lower maxReplicas or raise the partitions`,

@@ -259,6 +259,31 @@ export const TopicsSpec = Type.Object(
       "The pipeline's Kafka topics, `<pipeline-name>.auctions`, `.users`, `.bids`, `.bids.accepted`, `.bids.rejected`, `.prices`, `.fraud-alerts` and `.transactions`, created as Strimzi KafkaTopics.",
   },
 );
+// Effective partitions of a logical topic, in CEL (self = spec.topics).
+const celPartitions = (key: string): string =>
+  `(has(self.overrides.${key}) && has(self.overrides.${key}.partitions) ? self.overrides.${key}.partitions : self.partitions)`;
+export const CO_PARTITIONED_MESSAGE =
+  "overrides of auctions and prices partitions must equal those of bids: one partition owns an auction, so the bid-processor reads the three topics co-partitioned; set the same partitions on all three";
+export const OUTPUT_PARTITIONS_MESSAGE =
+  "bidsAccepted, bidsRejected, fraudAlerts and transactions need at least as many partitions as bids: the bid-processor writes each result to its input's partition number; raise their partitions";
+Object.assign(
+  TopicsSpec,
+  cel(
+    {
+      // The API server checks rules against the `{}` default too, before nested defaults exist.
+      rule: `!has(self.overrides) || (${celPartitions("auctions")} == ${celPartitions("bids")} && ${celPartitions("prices")} == ${celPartitions("bids")})`,
+      message: CO_PARTITIONED_MESSAGE,
+      fieldPath: ".overrides",
+    },
+    {
+      rule: `!has(self.overrides) || (${["bidsAccepted", "bidsRejected", "fraudAlerts", "transactions"]
+        .map((k) => `${celPartitions(k)} >= ${celPartitions("bids")}`)
+        .join(" && ")})`,
+      message: OUTPUT_PARTITIONS_MESSAGE,
+      fieldPath: ".overrides",
+    },
+  ),
+);
 // Defaults set here (not in the helper functions) so overrides stay unset.
 TopicsSpec.properties.partitions.default = 12;
 TopicsSpec.properties.replicas.default = 3;
