@@ -204,9 +204,6 @@ export class BidProcessor {
       groupId: this.#groupId,
       coPartitioned: true,
       fromBeginning: true,
-      // Each partition has its own transactional producer and lock: their
-      // transactions overlap instead of queueing behind each other.
-      partitionsConcurrently: 8,
     });
     await this.#consumer.run(
       [t.auctions.name, t.bids.name],
