@@ -192,15 +192,35 @@ export class KafkajsTransport implements Transport {
       },
       async createTopics(specs: readonly TopicSpec[]) {
         if (specs.length === 0) return;
-        await a.createTopics({
-          waitForLeaders: true,
-          topics: specs.map((s) => ({
-            topic: s.name,
-            numPartitions: s.partitions,
-            replicationFactor: s.replicationFactor ?? -1,
-            configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
-          })),
-        });
+        try {
+          await a.createTopics({
+            waitForLeaders: true,
+            topics: specs.map((s) => ({
+              topic: s.name,
+              numPartitions: s.partitions,
+              replicationFactor: s.replicationFactor ?? -1,
+              configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
+            })),
+          });
+        } catch (err) {
+          // The topics were created but kafkajs's leader wait raced the
+          // metadata propagation (seen under load): wait for them ourselves.
+          const type = (err as { type?: string }).type;
+          if (type !== "UNKNOWN_TOPIC_OR_PARTITION" && type !== "LEADER_NOT_AVAILABLE") throw err;
+          const deadline = Date.now() + 30_000;
+          for (;;) {
+            const have = new Set(await a.listTopics());
+            if (specs.every((s) => have.has(s.name))) {
+              try {
+                await a.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
+                break;
+              } catch (e) {
+                if (Date.now() > deadline) throw e;
+              }
+            } else if (Date.now() > deadline) throw err;
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
       },
       async createPartitions(name, partitions) {
         await a.createPartitions({ topicPartitions: [{ topic: name, count: partitions }] });
