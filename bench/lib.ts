@@ -245,6 +245,8 @@ export function sumMetric(text: string, name: string, labels: Readonly<Record<st
   return sum;
 }
 
+let started = 0;
+
 export async function startProcessor(
   ctx: BenchContext,
   name: ProcessorName,
@@ -252,7 +254,8 @@ export async function startProcessor(
   opts: { client?: KafkaClientName; env?: Readonly<Record<string, string>> } = {},
 ): Promise<RunningChild> {
   const port = await freePort();
-  const tag = `${p.pipeline.metadata.name}-${name}-${opts.client ?? "kafkajs"}`;
+  // Numbered: a processor started twice on one pipeline keeps both logs and profiles.
+  const tag = `${p.pipeline.metadata.name}-${name}-${opts.client ?? "kafkajs"}-${++started}`;
   const args = [
     ...(ctx.profile
       ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles")}`, `--cpu-prof-name=${tag}.cpuprofile`]
