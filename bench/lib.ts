@@ -179,10 +179,7 @@ export async function createPipeline(
         postgres: { secretRef: { name: "unused" } },
         s3: { bucket: "unused", credentialsSecretRef: { name: "unused" } },
       },
-      // Larger records allowed than the broker's 1 MiB default: the bid-processor
-      // sends a batch's outputs as one record batch per partition, which passes
-      // 1 MiB when it works through a backlog (see docs/benchmarks.md, findings).
-      topics: { partitions, replicas: 1, config: { "max.message.bytes": String(16 * 1024 * 1024) } },
+      topics: { partitions, replicas: 1 },
     },
   });
   const file = join(ctx.dir, `${name}.json`);

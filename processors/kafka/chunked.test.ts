@@ -24,6 +24,24 @@ describe("chunked kafkajs sends", () => {
     });
   });
 
+  it("splits by size too: about 512 KiB per send, a bigger record alone", () => {
+    const big = "x".repeat(200 * 1024);
+    const sends = chunked([
+      { topic: "a", messages: [0, 1, 2, 3, 4].map((i) => ({ key: `k${i}`, value: big })) },
+    ]);
+    expect(sends.map((s) => s[0]?.messages.length)).toEqual([2, 2, 1]);
+    const huge = chunked([
+      {
+        topic: "a",
+        messages: [
+          { key: "h", value: "y".repeat(600 * 1024) },
+          { key: "s", value: "z" },
+        ],
+      },
+    ]);
+    expect(huge.map((s) => s[0]?.messages.map((m) => m.key))).toEqual([["h"], ["s"]]);
+  });
+
   it("nothing to send for no records", () => {
     expect(chunked([])).toEqual([]);
     expect(chunked([{ topic: "a", messages: [] }])).toEqual([]);
