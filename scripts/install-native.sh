@@ -22,6 +22,19 @@ loads() { "$node" -e 'require("@confluentinc/kafka-javascript")' 2>/dev/null; }
 loads && exit 0
 
 ver=$("$node" -p process.versions.node)
+pkgver=$("$node" -p "require('./$pkg/package.json').version")
+# A built addon is kept per client and Node version, so a fresh clone on the
+# same machine (CI) copies it instead of compiling librdkafka again.
+cached=$HOME/.cache/gavel/native/kafka-javascript-$pkgver-node-$ver
+addon=$pkg/build/Release/confluent-kafka-javascript.node
+if [[ -f $cached/confluent-kafka-javascript.node ]]; then
+  mkdir -p "$(dirname "$addon")"
+  cp "$cached/confluent-kafka-javascript.node" "$addon"
+  if loads; then
+    log "using the cached build ($cached)"
+    exit 0
+  fi
+fi
 platform=$("$node" -p '`${process.platform}-${process.arch}`')
 # A header folder matches when its node_version.h is exactly this version.
 matches() {
@@ -47,9 +60,14 @@ if [[ -z $headers ]]; then
 fi
 gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
 log "building @confluentinc/kafka-javascript for Node $ver (a few minutes on 2 cores)"
-(cd "$pkg" && CKJS_LINKING=dynamic PATH="$repo/node_modules/.bin:$PATH" "$node" "$gyp" rebuild --nodedir="$headers" >/dev/null)
+# Under `npm test` npm exports its config (a user npmrc's nodedir, e.g. the
+# system Node 20's headers) as npm_config_*; node-gyp would build for that.
+(cd "$pkg" && env -u npm_config_nodedir -u NPM_CONFIG_NODEDIR CKJS_LINKING=dynamic \
+  PATH="$repo/node_modules/.bin:$PATH" "$node" "$gyp" rebuild --nodedir="$headers" >/dev/null)
 loads || {
-  log "built, but it still does not load"
+  log "built, but it still does not load: $("$node" -e 'require("@confluentinc/kafka-javascript")' 2>&1 | grep -m1 -E 'Error|MODULE_VERSION')"
   exit 1
 }
+mkdir -p "$cached"
+cp "$addon" "$cached/"
 log "done"
