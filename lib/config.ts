@@ -66,3 +66,51 @@ export function requireEnv(cfg: ConnectionConfig, key: keyof ConnectionConfig, n
   if (v === undefined || v === "") throw new MissingConfigError(name);
   return v;
 }
+
+/**
+ * Kafka authentication and encryption, from the environment the operator
+ * fills from `spec.kafka.authSecretRef` (envFrom): KAFKA_SASL_MECHANISM
+ * (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), KAFKA_SASL_USERNAME,
+ * KAFKA_SASL_PASSWORD, KAFKA_TLS (`true` to encrypt) and KAFKA_TLS_CA (PEM of
+ * the cluster CA; without it the system's trust store is used).
+ */
+export interface KafkaSecurity {
+  readonly sasl?: {
+    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+    readonly username: string;
+    readonly password: string;
+  };
+  readonly tls?: { readonly ca?: string };
+}
+
+const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
+
+export function readKafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSecurity | undefined {
+  const mech = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase();
+  const tlsFlag = env.KAFKA_TLS?.trim().toLowerCase();
+  if (tlsFlag !== undefined && tlsFlag !== "" && !["true", "false", "1", "0"].includes(tlsFlag)) {
+    throw new Error(`KAFKA_TLS must be 'true' or 'false', got '${env.KAFKA_TLS}'`);
+  }
+  const tls = tlsFlag === "true" || tlsFlag === "1" || (env.KAFKA_TLS_CA ?? "") !== "";
+  let sasl: KafkaSecurity["sasl"];
+  if (mech) {
+    if (!(SASL_MECHANISMS as readonly string[]).includes(mech)) {
+      throw new Error(
+        `KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got '${env.KAFKA_SASL_MECHANISM}'`,
+      );
+    }
+    const username = env.KAFKA_SASL_USERNAME ?? "";
+    const password = env.KAFKA_SASL_PASSWORD ?? "";
+    if (username === "" || password === "") {
+      throw new Error(
+        `KAFKA_SASL_MECHANISM is ${env.KAFKA_SASL_MECHANISM} but KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is empty: put both in the Secret named by spec.kafka.authSecretRef`,
+      );
+    }
+    sasl = { mechanism: mech as (typeof SASL_MECHANISMS)[number], username, password };
+  }
+  if (!sasl && !tls) return undefined;
+  return {
+    ...(sasl ? { sasl } : {}),
+    ...(tls ? { tls: env.KAFKA_TLS_CA ? { ca: env.KAFKA_TLS_CA } : {} } : {}),
+  };
+}

@@ -1,3 +1,4 @@
+import { type KafkaSecurity, readKafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { KafkajsTransport } from "./kafkajs.ts";
 import type { Transport } from "./transport.ts";
@@ -17,6 +18,8 @@ export interface TransportOptions {
   readonly brokers: string;
   readonly clientId: string;
   readonly logger: Logger;
+  /** SASL/TLS settings; default: from the KAFKA_SASL_* / KAFKA_TLS* environment (lib/config.ts). */
+  readonly security?: KafkaSecurity;
 }
 
 export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientName {
@@ -31,6 +34,13 @@ export async function createTransport(
   opts: TransportOptions,
   client: KafkaClientName = kafkaClientFromEnv(),
 ): Promise<Transport> {
-  if (client === "confluent") return (await import("./confluent.ts")).createConfluentTransport(opts);
-  return new KafkajsTransport(opts);
+  const security = opts.security ?? readKafkaSecurity();
+  if (client === "confluent") {
+    if (security)
+      throw new Error(
+        `${KAFKA_CLIENT_ENV}=confluent does not support SASL/TLS yet (KAFKA_SASL_* / KAFKA_TLS* are set): use the default kafkajs client`,
+      );
+    return (await import("./confluent.ts")).createConfluentTransport(opts);
+  }
+  return new KafkajsTransport({ ...opts, ...(security ? { security } : {}) });
 }

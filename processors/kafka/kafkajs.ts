@@ -10,6 +10,7 @@ import {
   type Message,
   Partitioners,
 } from "kafkajs";
+import type { KafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { CoPartitionedAssigner } from "./assigner.ts";
 import {
@@ -41,6 +42,24 @@ export interface KafkajsTransportOptions {
   readonly logger: Logger;
   /** Attempts after the first for a failing request (backoff 200 ms doubling to 5 s). Default 12 (about a minute). */
   readonly retries?: number;
+  /** SASL and TLS (lib/config.ts readKafkaSecurity); plaintext when unset. */
+  readonly security?: KafkaSecurity;
+}
+
+/** kafkajs' `ssl` and `sasl` client settings for a cluster's security settings. */
+export function kafkajsSecurityConfig(sec: KafkaSecurity | undefined): Pick<KafkaConfig, "ssl" | "sasl"> {
+  const out: Pick<KafkaConfig, "ssl" | "sasl"> = {};
+  if (sec?.tls) out.ssl = sec.tls.ca ? { ca: [sec.tls.ca] } : true;
+  if (sec?.sasl) {
+    const { username, password } = sec.sasl;
+    out.sasl =
+      sec.sasl.mechanism === "plain"
+        ? { mechanism: "plain", username, password }
+        : sec.sasl.mechanism === "scram-sha-256"
+          ? { mechanism: "scram-sha-256", username, password }
+          : { mechanism: "scram-sha-512", username, password };
+  }
+  return out;
 }
 
 function toMessage(m: OutMessage): Message {
@@ -149,6 +168,7 @@ export class KafkajsTransport implements Transport {
       logCreator: logCreator(opts.logger),
       retry: { retries: this.#retries, initialRetryTime: 200, maxRetryTime: 5_000 },
       connectionTimeout: 5_000,
+      ...kafkajsSecurityConfig(opts.security),
     });
   }
 
