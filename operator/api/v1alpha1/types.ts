@@ -622,7 +622,7 @@ export const IngestAuthSpec = Type.Object(
           name: SecretRef.properties.name,
           key: Type.String({
             description:
-              "Key in the Secret holding the API keys: comma- or newline-separated, each `key` or `name:key`.",
+              "Key in the Secret holding the API keys: comma- or newline-separated, each `KEY` (all scopes) or `KEY=bids+auctions+users`; at least 8 characters each.",
             minLength: 1,
             maxLength: 253,
             default: "keys",
