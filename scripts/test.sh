@@ -70,7 +70,12 @@ if [[ -f $report ]]; then
   node -e '
     const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
     const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+    // A file that failed outside any test (a beforeAll, an import) counts as one failure.
+    const fileFailures = r.testResults.filter(
+      (f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"),
+    ).length;
+    const failed = r.numFailedTests + fileFailures;
+    console.log(`${r.numPassedTests} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
   ' "$report"
 else
   echo "0 passed, 1 failed"
