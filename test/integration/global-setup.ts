@@ -18,7 +18,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const before = await statuses();
   const wasUp = new Set<ServiceName>(before.filter((s) => s.up).map((s) => s.name));
   const startedHere = before.filter((s) => !s.up).map((s) => s.name);
-  if (startedHere.length > 0) await up({ only: startedHere.join(",") });
+  if (startedHere.length > 0) {
+    try {
+      await up({ only: startedHere.join(",") });
+    } catch (err) {
+      // A failed start (a missing tool, a broken CRD) must not leave half an environment running.
+      for (const name of startedHere) await stop(name).catch(() => undefined);
+      throw err;
+    }
+  }
   const env = readEnvFile(envFile(paths()));
   Object.assign(process.env, env);
   project.provide("testenv", env);
