@@ -21,6 +21,7 @@ import {
   pipelineMetrics,
 } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
+import { encodeHeldMeta, fits, parseHeldMeta } from "./held-meta.ts";
 
 export interface BidProcessorOptions {
   readonly transport: Transport;
@@ -47,12 +48,6 @@ interface Ref {
 interface PriceRecord {
   version?: number;
   state?: { seen_bid_ids?: string[] };
-}
-
-/** Offset metadata stored with the bids offset while bids are held: processed-up-to and held offsets. */
-interface HeldMeta {
-  readonly u: number;
-  readonly h: number[];
 }
 
 interface Part {
@@ -143,6 +138,10 @@ export class BidProcessor {
       ),
       owned: m.gauge("bid_processor_partitions", "Partitions owned by this replica."),
       held: m.gauge("bid_processor_held_bids", "Bids held while their auction record has not arrived."),
+      evicted: m.counter(
+        "bid_processor_held_evicted_total",
+        "Held bids rejected early (auction_not_found) because the committed offset metadata had no room for them.",
+      ),
       business: pipelineMetrics(m),
       open: m.gauge("auctions_open", "Auctions open in the partitions this replica owns.", {
         unit: "{auction}",
@@ -172,6 +171,11 @@ export class BidProcessor {
     });
     for (const u of this.#users.values()) core.onUser(u);
     return core;
+  }
+
+  /** Set when a consumer stopped for good: the process should exit and be restarted. */
+  failure(): Error | undefined {
+    return this.#consumer?.failure() ?? this.#usersConsumer?.failure();
   }
 
   /** Ready: consuming, and no partition is being rebuilt. */
@@ -483,7 +487,7 @@ export class BidProcessor {
         }
         this.#m.in.inc({ topic: r.topic });
       }
-      const offsets = this.#offsets(st);
+      const offsets = this.#offsetsFitting(st, outputs);
       if (outputs.length > 0 || JSON.stringify(offsets) !== st.lastOffsets)
         await this.#commit(st, epoch, outputs, offsets);
       const last = batch.records.at(-1);
@@ -501,6 +505,30 @@ export class BidProcessor {
     });
   }
 
+  /**
+   * `#offsets`, after making room: when the held offsets do not fit Kafka's
+   * offset metadata limit (a scattered hold thousands of bids long), the
+   * oldest held bids are rejected auction_not_found now, their rejections
+   * appended to `outputs` (same transaction), until the rest fits.
+   */
+  #offsetsFitting(st: Part, outputs: OutputRecord[]): TopicPartitionOffset[] {
+    for (;;) {
+      const offsets = this.#offsets(st);
+      const meta = offsets[0]?.metadata ?? "";
+      if (fits(meta)) return offsets;
+      const held = st.core.heldRefs().length;
+      const evicted = st.core.evictHeld(
+        Math.max(1, Math.ceil(held / 10)),
+        st.clock,
+        "too many bids held at once to record in the committed offset",
+      );
+      // Nothing left to evict: only bids replayed from a committed record remain (it fitted then).
+      if (evicted.length === 0) return offsets;
+      outputs.push(...evicted);
+      this.#m.evicted.inc({ partition: String(st.p) }, evicted.length);
+    }
+  }
+
   /** Offsets to commit for partition p: bids up to the oldest held bid (with metadata), auctions as processed. */
   #offsets(st: Part): TopicPartitionOffset[] {
     const out: TopicPartitionOffset[] = [];
@@ -511,13 +539,13 @@ export class BidProcessor {
       if (held.size === 0) {
         out.push({ topic: this.#o.topics.bids.name, partition: st.p, offset: st.bidsNext, metadata: "" });
       } else {
-        const h = [...held].sort((a, b) => a - b);
-        const meta: HeldMeta = { u: st.bidsNext, h };
+        let oldest = st.bidsNext;
+        for (const o of held) if (o < oldest) oldest = o;
         out.push({
           topic: this.#o.topics.bids.name,
           partition: st.p,
-          offset: h[0] ?? st.bidsNext,
-          metadata: JSON.stringify(meta),
+          offset: oldest,
+          metadata: encodeHeldMeta({ u: st.bidsNext, h: [...held] }),
         });
       }
     }
@@ -628,7 +656,7 @@ export class BidProcessor {
         st.clock = Math.max(st.clock, this.#now() - IDLE_CLOCK_LAG_MS);
         const outputs = st.core.tick(st.clock);
         if (outputs.length === 0) return;
-        await this.#commit(st, epoch, outputs, this.#offsets(st));
+        await this.#commit(st, epoch, outputs, this.#offsetsFitting(st, outputs));
       }).catch((err) => this.#o.logger.error({ err, partition: st.p }, "closing transaction failed"));
     }
   }
@@ -660,15 +688,4 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-function parseHeldMeta(s: string | null): HeldMeta | undefined {
-  if (!s) return undefined;
-  try {
-    const v = JSON.parse(s) as HeldMeta;
-    if (typeof v.u === "number" && Array.isArray(v.h)) return v;
-  } catch {
-    // Metadata written by another tool: ignore it (continue from the committed offset).
-  }
-  return undefined;
 }

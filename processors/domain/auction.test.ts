@@ -281,6 +281,17 @@ describe("pending hold", () => {
     expect(book.expirePending(T0 + 8000).map((h) => h.bid.auction_id)).toEqual(["y"]);
     expect(book.pendingSize).toBe(0);
   });
+
+  it("evicts the oldest held bids on demand, skipping released ones", () => {
+    const book = new AuctionBook({ pendingMaxAgeMs: 60_000 });
+    for (const id of ["a", "b", "c", "d"]) book.applyBid(bid({ auction_id: id }), T0, 0, 1.01, `ref-${id}`);
+    book.applyAuction(auction({ auction_id: "a" }));
+    expect(book.evictOldestPending(2).map((h) => h.bid.auction_id)).toEqual(["b", "c"]);
+    expect(book.heldRefs()).toEqual(["ref-d"]);
+    expect(book.evictOldestPending(5).map((h) => h.bid.auction_id)).toEqual(["d"]);
+    expect(book.pendingSize).toBe(0);
+    expect(book.evictOldestPending(1)).toEqual([]);
+  });
 });
 
 describe("snapshot and restore", () => {

@@ -436,19 +436,8 @@ export class AuctionBook {
    * hold is also kept as a queue in arrival order.
    */
   expirePending(nowMs: number): HeldBid[] {
-    const out: HeldBid[] = [];
+    const out = this.takeOldestPending((h) => nowMs - h.heldAtMs >= this.opts.pendingMaxAgeMs);
     const q = this.heldQueue;
-    while (this.heldHead < q.length && nowMs - q[this.heldHead]!.heldAtMs >= this.opts.pendingMaxAgeMs) {
-      const h = q[this.heldHead]!;
-      this.heldHead += 1;
-      const list = this.pending.get(h.bid.auction_id);
-      const i = list ? list.indexOf(h) : -1;
-      if (!list || i < 0) continue; // released when its auction arrived
-      list.splice(i, 1);
-      if (list.length === 0) this.pending.delete(h.bid.auction_id);
-      this.pendingCount -= 1;
-      out.push(h);
-    }
     // Compact: drop the consumed head and entries of released bids.
     if (this.heldHead > 1024 && this.heldHead * 2 > q.length) {
       this.heldQueue = q.slice(this.heldHead);
@@ -458,6 +447,33 @@ export class AuctionBook {
       for (const l of this.pending.values()) for (const h of l) live.add(h);
       this.heldQueue = q.slice(this.heldHead).filter((h) => live.has(h));
       this.heldHead = 0;
+    }
+    return out;
+  }
+
+  /**
+   * Removes the `n` oldest held bids from the hold, whatever their age (to be
+   * rejected auction_not_found): a runtime whose record of held bids has
+   * run out of room makes room this way.
+   */
+  evictOldestPending(n: number): HeldBid[] {
+    return this.takeOldestPending((_, taken) => taken < n);
+  }
+
+  /** Removes held bids in arrival order while `more(next, takenSoFar)` holds. */
+  private takeOldestPending(more: (h: HeldBid, taken: number) => boolean): HeldBid[] {
+    const out: HeldBid[] = [];
+    const q = this.heldQueue;
+    while (this.heldHead < q.length && more(q[this.heldHead]!, out.length)) {
+      const h = q[this.heldHead]!;
+      this.heldHead += 1;
+      const list = this.pending.get(h.bid.auction_id);
+      const i = list ? list.indexOf(h) : -1;
+      if (!list || i < 0) continue; // released when its auction arrived
+      list.splice(i, 1);
+      if (list.length === 0) this.pending.delete(h.bid.auction_id);
+      this.pendingCount -= 1;
+      out.push(h);
     }
     return out;
   }

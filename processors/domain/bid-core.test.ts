@@ -80,6 +80,19 @@ describe("BidProcessorCore", () => {
     expect(exp[0]!.value as BidRejected).toMatchObject({ reason: "auction_not_found", auction_id: "never" });
   });
 
+  it("rejects the oldest held bids when the runtime has no room to remember them", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { pendingMaxAgeMs: 10_000 } });
+    core.onBid(bidRaw({ auction_id: "x1" }), T0, { offset: 1 });
+    core.onBid(bidRaw({ auction_id: "x2" }), T0 + 2000, { offset: 2 });
+    const out = core.evictHeld(1, T0 + 3000, "too many held bids");
+    expect(out).toHaveLength(1);
+    expect(out[0]!.value as BidRejected).toMatchObject({ reason: "auction_not_found", auction_id: "x1" });
+    expect((out[0]!.value as BidRejected).detail).toBe(
+      "auction x1 is unknown (held 3s waiting for it; too many held bids)",
+    );
+    expect(core.heldRefs()).toEqual([{ offset: 2 }]);
+  });
+
   it("closes exactly once on tick and survives a restore from the prices topic", () => {
     const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { closeGraceMs: 1000 } });
     core.onAuction(auctionRaw("a"), T0);

@@ -153,6 +153,24 @@ export class BidProcessorCore {
   }
 
   /**
+   * Rejects the `n` oldest held bids now, auction_not_found, because the
+   * runtime has no room left to remember more held bids (see
+   * `bid-processor/held-meta.ts`).
+   */
+  evictHeld(n: number, nowMs: number, why: string): OutputRecord[] {
+    return this.book.evictOldestPending(n).map((h) => ({
+      topic: "bidsRejected" as const,
+      key: h.bid.auction_id,
+      value: bidRejection(
+        rawOf(h),
+        "auction_not_found",
+        `auction ${h.bid.auction_id} is unknown (held ${Math.round((nowMs - h.heldAtMs) / 1000)}s waiting for it; ${why})`,
+        h.bid,
+      ),
+    }));
+  }
+
+  /**
    * The refs (as passed to `onBid`) of bids still held for their auction: a
    * runtime must not commit an input offset past the oldest of them.
    */
