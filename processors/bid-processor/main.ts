@@ -3,12 +3,14 @@ import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { createServer } from "../runtime/server.ts";
-import { handleSignals } from "../runtime/shell.ts";
+import { exitOnFailure, handleSignals } from "../runtime/shell.ts";
 import { BidProcessor } from "./processor.ts";
 
 export interface RunningProcessor {
   readonly url: string;
   close(): Promise<void>;
+  /** Set when a Kafka consumer stopped for good (see `exitOnFailure`). */
+  failure(): Error | undefined;
 }
 
 /** Starts the bid-processor with its health/metrics server. */
@@ -33,7 +35,7 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
   const server = createServer({
     logger,
     metrics,
-    health: { live: () => failed === undefined, ready: () => processor.ready() },
+    health: { live: () => failed === undefined && !processor.failure(), ready: () => processor.ready() },
   });
   const url = await server.listen({ port: cfg.port, host: cfg.host });
   try {
@@ -47,6 +49,7 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
   logger.info({ url, group: processor.groupId }, "bid-processor running");
   return {
     url,
+    failure: () => processor.failure(),
     close: async () => {
       await processor.close();
       await server.close();
@@ -57,5 +60,7 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
 
 export async function main(cfg: ProcessorConfig): Promise<void> {
   const running = await runBidProcessor(cfg);
-  handleSignals({ logger: createLogger("bid-processor"), processor: running });
+  const logger = createLogger("bid-processor");
+  handleSignals({ logger, processor: running });
+  exitOnFailure({ logger, processor: running, failure: running.failure });
 }

@@ -40,6 +40,12 @@ interface CutMeta {
 
 interface PartState {
   readonly seg: PartitionSegmenter;
+  /**
+   * Complete segments not yet written, oldest first. A failed write keeps its
+   * segment here and the next batch or flush tries it again before anything
+   * newer: writing out of order would move the committed offset backwards.
+   */
+  readonly unwritten: Segment[];
   lock: Promise<void>;
 }
 
@@ -77,6 +83,11 @@ export class BronzeArchiver {
       buffered: m.gauge("bronze_buffered_bytes", "Uncompressed bytes waiting in open objects."),
       upload: m.histogram("bronze_upload_seconds", "Time to upload and commit one object."),
     };
+  }
+
+  /** Set when a consumer stopped for good: the process should exit and be restarted. */
+  failure(): Error | undefined {
+    return this.#consumer?.failure();
   }
 
   ready(): { ok: boolean; reason?: string } {
@@ -128,6 +139,7 @@ export class BronzeArchiver {
           { maxRecords: this.#o.maxRecords ?? 50_000, maxBytes: this.#o.maxBytes ?? 16 * 1024 * 1024 },
           cuts.get(k),
         ),
+        unwritten: [],
         lock: Promise.resolve(),
       });
     }
@@ -145,9 +157,13 @@ export class BronzeArchiver {
     if (!st) throw new Error(`batch for unassigned partition ${batch.topic}/${batch.partition}`);
     const generation = this.#generation;
     await this.#withLock(st, async () => {
+      await this.#drain(st, generation);
       const now = this.#now();
       for (const r of batch.records) {
-        for (const done of st.seg.add(r, now)) await this.#write(done, generation);
+        const done = st.seg.add(r, now);
+        if (done.length === 0) continue;
+        st.unwritten.push(...done);
+        await this.#drain(st, generation);
       }
     });
     // Buffered records are in memory only: the position moves on, the committed offset does not.
@@ -157,9 +173,22 @@ export class BronzeArchiver {
     if (this.#buffered() > (this.#o.maxBufferedBytes ?? 128 * 1024 * 1024)) await this.#flushLargest();
   }
 
+  /** Writes the partition's complete segments in order; a failure leaves the rest for the next try. */
+  async #drain(st: PartState, generation: number): Promise<void> {
+    for (;;) {
+      const s = st.unwritten[0];
+      if (!s) return;
+      await this.#write(s, generation);
+      st.unwritten.shift();
+    }
+  }
+
   #buffered(): number {
     let n = 0;
-    for (const st of this.#parts.values()) n += st.seg.open?.bytes ?? 0;
+    for (const st of this.#parts.values()) {
+      n += st.seg.open?.bytes ?? 0;
+      for (const s of st.unwritten) n += s.bytes;
+    }
     return n;
   }
 
@@ -176,7 +205,8 @@ export class BronzeArchiver {
     const generation = this.#generation;
     await this.#withLock(st, async () => {
       const s = st.seg.takeOpen();
-      if (s) await this.#write(s, generation);
+      if (s) st.unwritten.push(s);
+      await this.#drain(st, generation);
     });
     this.#updateBuffered();
   }
@@ -188,10 +218,14 @@ export class BronzeArchiver {
     const generation = this.#generation;
     for (const st of this.#parts.values()) {
       const open = st.seg.open;
-      if (!open || now - open.openedAt < maxAge) continue;
+      if (st.unwritten.length === 0 && (!open || now - open.openedAt < maxAge)) continue;
       await this.#withLock(st, async () => {
-        const s = st.seg.takeOpen();
-        if (s) await this.#write(s, generation);
+        const cur = st.seg.open;
+        if (cur && now - cur.openedAt >= maxAge) {
+          const s = st.seg.takeOpen();
+          if (s) st.unwritten.push(s);
+        }
+        await this.#drain(st, generation);
       }).catch((err) =>
         this.#o.logger.error({ err, topic: st.seg.topic, partition: st.seg.partition }, "age flush failed"),
       );

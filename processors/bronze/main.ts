@@ -5,7 +5,7 @@ import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { createServer } from "../runtime/server.ts";
-import { handleSignals } from "../runtime/shell.ts";
+import { exitOnFailure, handleSignals } from "../runtime/shell.ts";
 import { BronzeArchiver } from "./archiver.ts";
 
 /** Tuning of the archiver beyond the connection settings. */
@@ -30,6 +30,8 @@ export function s3ClientFor(cfg: ProcessorConfig): S3Client {
 export interface RunningProcessor {
   readonly url: string;
   close(): Promise<void>;
+  /** Set when a Kafka consumer stopped for good (see `exitOnFailure`). */
+  failure(): Error | undefined;
 }
 
 export async function runBronzeArchiver(
@@ -63,13 +65,14 @@ export async function runBronzeArchiver(
   const server = createServer({
     logger,
     metrics,
-    health: { live: () => true, ready: () => archiver.ready() },
+    health: { live: () => !archiver.failure(), ready: () => archiver.ready() },
   });
   const url = await server.listen({ port: cfg.port, host: cfg.host });
   await archiver.start();
   logger.info({ url, group: archiver.groupId }, "bronze-archiver running");
   return {
     url,
+    failure: () => archiver.failure(),
     close: async () => {
       await archiver.close();
       await server.close();
@@ -80,5 +83,7 @@ export async function runBronzeArchiver(
 
 export async function main(cfg: ProcessorConfig): Promise<void> {
   const running = await runBronzeArchiver(cfg);
-  handleSignals({ logger: createLogger("bronze-archiver"), processor: running });
+  const logger = createLogger("bronze-archiver");
+  handleSignals({ logger, processor: running });
+  exitOnFailure({ logger, processor: running, failure: running.failure });
 }

@@ -45,6 +45,16 @@ describe("bronze segments", () => {
     expect(s.pendingCut).toBeUndefined();
   });
 
+  it("ignores records delivered again after a failed batch (each offset once, in order)", () => {
+    const s = new PartitionSegmenter("p.bids", 3, { maxRecords: 2, maxBytes: 1 << 20 });
+    const done = [...s.add(rec(10), 0), ...s.add(rec(11), 0), ...s.add(rec(12), 0)];
+    expect(done.map((d) => [d.first, d.last])).toEqual([[10, 11]]);
+    // the batch 10..13 comes again (its write failed after 12 was added)
+    for (const o of [10, 11, 12]) expect(s.add(rec(o), 0)).toEqual([]);
+    expect(s.add(rec(13), 0)).toEqual([]);
+    expect(s.open?.lines.map((l) => (JSON.parse(l) as { offset: number }).offset)).toEqual([12, 13]);
+  });
+
   it("keeps values as text, binary as base64, tombstones as null", () => {
     expect(toLine(rec(1)).value).toBe('{"n":1}');
     expect(toLine(rec(1, T0, Buffer.from([0xff, 0xfe]))).value_base64).toBe("//4=");

@@ -79,6 +79,8 @@ export class PartitionSegmenter {
   /** Last offset of a cut decided before a restart: the open segment must end exactly there. */
   #pendingCut: number | undefined;
   #open: Segment | undefined;
+  /** Offset after the last record added: records below it (a redelivered batch) are already in. */
+  #next: number | undefined;
 
   constructor(topic: string, partition: number, limits: SegmenterLimits, pendingCut?: number) {
     this.topic = topic;
@@ -95,7 +97,14 @@ export class PartitionSegmenter {
     return this.#pendingCut;
   }
 
+  /**
+   * Adds a record; returns the segments it completed. A record at or below
+   * one already added is ignored: a batch that failed halfway is delivered
+   * again from its first record, and those records are already in a segment.
+   */
   add(r: KafkaRecord, now: number): Segment[] {
+    if (this.#next !== undefined && r.offset < this.#next) return [];
+    this.#next = r.offset + 1;
     const done: Segment[] = [];
     const line = JSON.stringify(toLine(r));
     const hour = hourOf(r.timestamp);

@@ -607,6 +607,11 @@ class ConfluentGroupConsumer implements GroupConsumer {
     return out;
   }
 
+  /** Never set: the librdkafka-based consumer logs and retries every error of a batch or a fetch. */
+  failure(): Error | undefined {
+    return undefined;
+  }
+
   async stop(): Promise<void> {
     this.#running = false;
     const c = this.#consumer;

@@ -337,6 +337,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
   #assigned: TopicPartition[] = [];
   #pendingAssignment: Promise<void> = Promise.resolve();
   #running = false;
+  #failure: Error | undefined;
 
   constructor(kafka: Kafka, opts: ConsumerOptions, logger: Logger) {
     this.#opts = opts;
@@ -389,6 +390,8 @@ class KafkajsGroupConsumer implements GroupConsumer {
     });
     c.on(CRASH, (e) => {
       this.#logger.error({ err: e.payload.error, restart: e.payload.restart }, "consumer crashed");
+      // kafkajs restarts after retriable errors only; after any other the consumer is gone.
+      if (!e.payload.restart) this.#failure = e.payload.error;
     });
     await c.connect();
     await c.subscribe({ topics: [...topics], fromBeginning: this.#opts.fromBeginning ?? true });
@@ -440,6 +443,10 @@ class KafkajsGroupConsumer implements GroupConsumer {
 
   positions(): ReadonlyMap<string, number> {
     return this.#positions;
+  }
+
+  failure(): Error | undefined {
+    return this.#failure;
   }
 
   async stop(): Promise<void> {

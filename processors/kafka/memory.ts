@@ -731,6 +731,11 @@ class MemoryGroupConsumer implements GroupConsumer {
     return this.#positions;
   }
 
+  /** Never set: a failing handler is retried after a backoff, the in-memory log has no fatal errors. */
+  failure(): Error | undefined {
+    return undefined;
+  }
+
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;

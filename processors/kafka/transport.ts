@@ -137,6 +137,12 @@ export interface GroupConsumer {
   commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
   /** The latest position per partition (next offset), including skipped control/aborted records. */
   positions(): ReadonlyMap<string, number>;
+  /**
+   * Set once the consumer has stopped for good (an error its client does not
+   * restart from): nothing more will be consumed, the process should exit
+   * and be restarted. Undefined while consuming.
+   */
+  failure(): Error | undefined;
   /** Stops fetching, waits for the in-flight batch, leaves the group. */
   stop(): Promise<void>;
 }

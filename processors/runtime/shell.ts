@@ -6,6 +6,34 @@ export interface Closeable {
 }
 
 /**
+ * Exits 1 once `failure()` reports an error (a Kafka consumer that stopped
+ * for good): a process that stays up without consuming would hold its
+ * partitions' work back until a liveness probe noticed. The orchestrator
+ * restarts it; uncommitted work is redelivered.
+ */
+export function exitOnFailure(opts: {
+  logger: Logger;
+  processor: Closeable;
+  failure: () => Error | undefined;
+  intervalMs?: number;
+}): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    const err = opts.failure();
+    if (!err) return;
+    clearInterval(timer);
+    opts.logger.fatal({ err }, "a Kafka consumer stopped for good; exiting so the process is restarted");
+    const deadline = setTimeout(() => process.exit(1), 10_000);
+    deadline.unref();
+    void opts.processor
+      .close()
+      .catch(() => undefined)
+      .finally(() => process.exit(1));
+  }, opts.intervalMs ?? 1_000);
+  timer.unref();
+  return timer;
+}
+
+/**
  * Graceful shutdown on SIGTERM/SIGINT: mark not ready, close the processor,
  * close the HTTP server, exit 0. A second signal or the deadline exits at
  * once (uncommitted work is redelivered, never lost).

@@ -7,12 +7,14 @@ import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
 import { createServer } from "../runtime/server.ts";
-import { handleSignals } from "../runtime/shell.ts";
+import { exitOnFailure, handleSignals } from "../runtime/shell.ts";
 import { SilverWriter } from "./writer.ts";
 
 export interface RunningProcessor {
   readonly url: string;
   close(): Promise<void>;
+  /** Set when a Kafka consumer stopped for good (see `exitOnFailure`). */
+  failure(): Error | undefined;
 }
 
 /** Starts the silver-writer: migrations first (advisory-locked, safe with many replicas), then consuming. */
@@ -40,12 +42,17 @@ export async function runSilverWriter(cfg: ProcessorConfig): Promise<RunningProc
     logger,
     metrics,
   });
-  const server = createServer({ logger, metrics, health: { live: () => true, ready: () => writer.ready() } });
+  const server = createServer({
+    logger,
+    metrics,
+    health: { live: () => !writer.failure(), ready: () => writer.ready() },
+  });
   const url = await server.listen({ port: cfg.port, host: cfg.host });
   await writer.start();
   logger.info({ url, group: writer.groupId }, "silver-writer running");
   return {
     url,
+    failure: () => writer.failure(),
     close: async () => {
       await writer.close();
       await server.close();
@@ -56,5 +63,7 @@ export async function runSilverWriter(cfg: ProcessorConfig): Promise<RunningProc
 
 export async function main(cfg: ProcessorConfig): Promise<void> {
   const running = await runSilverWriter(cfg);
-  handleSignals({ logger: createLogger("silver-writer"), processor: running });
+  const logger = createLogger("silver-writer");
+  handleSignals({ logger, processor: running });
+  exitOnFailure({ logger, processor: running, failure: running.failure });
 }

@@ -71,6 +71,11 @@ export class SilverWriter {
     return this.#groupId;
   }
 
+  /** Set when a consumer stopped for good: the process should exit and be restarted. */
+  failure(): Error | undefined {
+    return this.#consumer?.failure();
+  }
+
   ready(): { ok: boolean; reason?: string } {
     if (!this.#running) return { ok: false, reason: "not consuming" };
     if (this.#lastError) return { ok: false, reason: `last batch failed: ${this.#lastError}` };
