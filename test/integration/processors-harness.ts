@@ -490,6 +490,14 @@ export async function assertPipelineResult(env: Env, ds: Dataset, exp: Expected)
       60_000,
     );
     const lines = (await bronzeLines(env)).get(topic) ?? [];
+    if (lines.length !== want.length) {
+      const keys = await env.s3.send(
+        new ListObjectsV2Command({ Bucket: env.bucket, Prefix: `${env.prefix}bronze/topic=${topic}/` }),
+      );
+      process.stderr.write(
+        `DIAG bronze keys ${topic}: ${(keys.Contents ?? []).map((o) => o.Key).join(" ")}\n`,
+      );
+    }
     expect(lines.map((l) => `${l.partition}/${l.offset}`).sort(), topic).toEqual(want);
   }
 }
