@@ -1,5 +1,6 @@
+import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { bidFor, median, percentile, sumMetric } from "./lib.ts";
+import { bidFor, cpuSeconds, median, percentile, sumMetric } from "./lib.ts";
 import { main } from "./main.ts";
 import { moduleOf, summarize } from "./profile.ts";
 
@@ -33,6 +34,31 @@ describe("sumMetric", () => {
     expect(sumMetric(text, "bid_processor_records_in_total", { topic: "p.bids" })).toBe(120);
     expect(sumMetric(text, "silver_writer_rows_total")).toBe(7);
     expect(sumMetric(text, "missing_total")).toBe(0);
+  });
+});
+
+describe("cpuSeconds", () => {
+  it("reads a process's CPU time and, with tree, its children's", async () => {
+    const before = cpuSeconds(process.pid);
+    const end = Date.now() + 300;
+    while (Date.now() < end) Math.sqrt(Math.random());
+    expect(cpuSeconds(process.pid) - before).toBeGreaterThan(0.1);
+    // A shell whose child spins for 0.5 s: only the tree count sees the child's time.
+    const sh = spawn("sh", [
+      "-c",
+      `${JSON.stringify(process.execPath)} -e "const e=Date.now()+500;while(Date.now()<e);" ; sleep 5`,
+    ]);
+    try {
+      let childTime = 0;
+      for (let i = 0; i < 100 && childTime <= 0.1; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        childTime = cpuSeconds(sh.pid as number, true) - cpuSeconds(sh.pid as number);
+      }
+      expect(childTime).toBeGreaterThan(0.1);
+    } finally {
+      sh.kill("SIGKILL");
+    }
+    expect(cpuSeconds(2 ** 22 + 7)).toBeNaN();
   });
 });
 

@@ -4,9 +4,9 @@
  * run in pods, one process each, so RSS and CPU are per process), their
  * Prometheus metrics, and small statistics.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import pg from "pg";
@@ -208,12 +208,69 @@ export interface RunningChild {
   readonly name: ProcessorName;
   readonly pid: number;
   readonly url: string;
+  /** Whether /readyz answers 200 now. */
+  ready(): Promise<boolean>;
   /** Sum of every sample of a metric in the processor's /metrics. */
   metric(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
   /** Peak resident set size so far (VmHWM), MiB. */
   peakRssMiB(): number;
   /** SIGTERM and wait for a graceful exit (a CPU profile is written on exit). */
   stop(): Promise<void>;
+}
+
+let clockTicks: number | undefined;
+
+/**
+ * CPU time (user + system) of a live process, seconds; with `tree`, of its
+ * live descendants too (PostgreSQL serves each connection from a child).
+ * NaN when the process is gone or /proc is not there.
+ */
+export function cpuSeconds(pid: number, tree = false): number {
+  clockTicks ??= Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  const stat = (p: number): { ppid: number; ticks: number } | undefined => {
+    try {
+      const text = readFileSync(`/proc/${p}/stat`, "utf8");
+      // Fields after the command (which may hold spaces), from field 3 (state) on.
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+    } catch {
+      return undefined;
+    }
+  };
+  const own = stat(pid);
+  if (!own) return Number.NaN;
+  let ticks = own.ticks;
+  if (tree) {
+    const children = new Map<number, number[]>();
+    const all = new Map<number, number>();
+    for (const d of readdirSync("/proc")) {
+      if (!/^\d+$/.test(d)) continue;
+      const st = stat(Number(d));
+      if (!st) continue;
+      all.set(Number(d), st.ticks);
+      const list = children.get(st.ppid) ?? [];
+      list.push(Number(d));
+      children.set(st.ppid, list);
+    }
+    const todo = [...(children.get(pid) ?? [])];
+    for (let c = todo.pop(); c !== undefined; c = todo.pop()) {
+      ticks += all.get(c) ?? 0;
+      todo.push(...(children.get(c) ?? []));
+    }
+  }
+  return ticks / clockTicks;
+}
+
+/** Pids of the test environment's Kafka broker and PostgreSQL server, when it runs here. */
+export function servicePids(): { kafka?: number; postgres?: number } {
+  try {
+    const st = JSON.parse(readFileSync(join(REPO, ".testenv", "state.json"), "utf8")) as {
+      services?: Record<string, { pid?: number }>;
+    };
+    return { kafka: st.services?.kafka?.pid, postgres: st.services?.postgres?.pid };
+  } catch {
+    return {};
+  }
 }
 
 /** VmHWM (peak RSS) of a live process, MiB; NaN when unknown. */
@@ -248,7 +305,12 @@ export async function startProcessor(
   ctx: BenchContext,
   name: ProcessorName,
   p: BenchPipeline,
-  opts: { client?: KafkaClientName; env?: Readonly<Record<string, string>> } = {},
+  opts: {
+    client?: KafkaClientName;
+    env?: Readonly<Record<string, string>>;
+    /** Return once the HTTP server answers, before the processor is ready (to sample its metrics from the start). */
+    serverOnly?: boolean;
+  } = {},
 ): Promise<RunningChild> {
   const port = await freePort();
   // Numbered: a processor started twice on one pipeline keeps both logs and profiles.
@@ -294,13 +356,14 @@ export async function startProcessor(
       if (exited !== undefined)
         throw new Error(`${name} exited with ${exited}; see ${join(ctx.dir, `${tag}.log`)}`);
       try {
-        return (await fetch(`${url}/readyz`)).ok;
+        const r = await fetch(`${url}/readyz`);
+        return opts.serverOnly === true || r.ok;
       } catch {
         return false;
       }
     },
     120_000,
-    200,
+    opts.serverOnly ? 20 : 200,
   );
   if (!ready) {
     child.kill("SIGKILL");
@@ -317,6 +380,9 @@ export async function startProcessor(
     name,
     pid,
     url,
+    async ready() {
+      return (await fetch(`${url}/readyz`)).ok;
+    },
     async metric(metric, labels) {
       const r = await fetch(`${url}/metrics`);
       return sumMetric(await r.text(), metric, labels);

@@ -2,6 +2,7 @@
  * The benchmarks themselves: ingest HTTP, bid-processor, silver-writer and
  * end to end. Each returns figures; none asserts anything.
  */
+import { cpus } from "node:os";
 import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";
 import type { OutMessage } from "../processors/kafka/transport.ts";
@@ -10,6 +11,7 @@ import {
   type BenchContext,
   type BenchPipeline,
   bidFor,
+  cpuSeconds,
   createPipeline,
   median,
   percentile,
@@ -17,6 +19,7 @@ import {
   type RunningChild,
   round,
   send,
+  servicePids,
   sleep,
   startProcessor,
   until,
@@ -167,38 +170,60 @@ async function produceBids(ctx: BenchContext, p: BenchPipeline, a: Auctions, cou
  * so start-up, state rebuild and a straggling last partition are left out.
  * `rateMetric` (default `metric`) is what is counted in that window.
  */
+/** Metric names summed (a `gavel_` prefix is implied) and the labels their samples must have. */
+interface Counter {
+  readonly names: readonly string[];
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * A processor's rate through a pre-filled backlog: `done` reaches `target`
+ * when the backlog is finished, `rate` is what the figure counts.
+ *
+ * From the request time of the last sample while the processor was not yet
+ * ready (it starts consuming when it turns ready) to the answer time of the
+ * first sample with everything done: start-up and state rebuild are left out,
+ * the whole backlog is in, and a sample answered late by a busy processor
+ * only lengthens the window. (Earlier versions took the rate between two
+ * samples of one counter; a processor that took the whole quick-mode
+ * backlog in one round of concurrent batches, before the first sample,
+ * looked ten times slower than it was.)
+ */
 async function rateFromMetric(
   child: RunningChild,
-  metric: string,
-  labels: Readonly<Record<string, string>>,
+  c: { done: Counter; rate: Counter },
   target: number,
   timeoutMs: number,
-  rateMetric = metric,
 ): Promise<{ perS: number; done: number; seconds: number }> {
+  const sum = async (k: Counter) => {
+    let n = 0;
+    for (const name of k.names) n += await child.metric(name, k.labels ?? {});
+    return n;
+  };
   const sample = async () => {
     const t = performance.now();
-    const n = await child.metric(metric, labels);
-    const r = rateMetric === metric ? n : await child.metric(rateMetric);
-    return { t, n, r };
+    const ready = await child.ready();
+    const done = await sum(c.done);
+    const r = await sum(c.rate);
+    return { t, ready, done, r, after: performance.now() };
   };
   let start = await sample();
-  let end = start;
+  if (start.ready || start.done > 0)
+    throw new Error(`${child.name} was already consuming at the first sample; cannot time it`);
   let last = start;
   const ok = await until(
     async () => {
       last = await sample();
-      if (start.n < 0.1 * target && last.n >= 0.1 * target) start = last;
-      if (last.n >= 0.9 * target && end.n < 0.9 * target) end = last;
-      return last.n >= target;
+      if (!last.ready) start = last;
+      return last.done >= target;
     },
     timeoutMs,
-    50,
+    20,
   );
-  if (!ok) throw new Error(`${child.name}: ${metric} reached ${last.n} of ${target} within ${timeoutMs} ms`);
-  // Everything was done before the 90% sample could be taken apart from the start: use the whole window.
-  if (end.t <= start.t) end = last;
-  const seconds = (end.t - start.t) / 1000;
-  return { perS: seconds > 0 ? (end.r - start.r) / seconds : Number.NaN, done: end.r - start.r, seconds };
+  if (!ok)
+    throw new Error(`${child.name}: ${last.done} of ${target} records finished within ${timeoutMs} ms`);
+  const seconds = (last.after - start.t) / 1000;
+  return { perS: seconds > 0 ? (last.r - start.r) / seconds : Number.NaN, done: last.r - start.r, seconds };
 }
 
 export interface StageRun {
@@ -233,18 +258,14 @@ export async function benchStagesOnce(
       await first.stop();
     }
     await produceBids(ctx, p, a, s.bids);
-    const bp = await startProcessor(ctx, "bid-processor", p, { client });
+    const bp = await startProcessor(ctx, "bid-processor", p, { client, serverOnly: true });
     let out: number;
     let bpRate: number;
     const rss: Record<string, number> = {};
     try {
-      const r = await rateFromMetric(
-        bp,
-        "bid_processor_records_in_total",
-        { topic: p.topics.bids.name },
-        s.bids,
-        600_000,
-      );
+      // Bids decided and committed (each ends accepted or rejected, counted after its transaction).
+      const decided = { names: ["bids_accepted_total", "bids_rejected_total"] };
+      const r = await rateFromMetric(bp, { done: decided, rate: decided }, s.bids, 600_000);
       bpRate = r.perS;
       // Outputs are counted after their transaction committed.
       await sleep(300);
@@ -253,16 +274,15 @@ export async function benchStagesOnce(
     } finally {
       await bp.stop();
     }
-    const sw = await startProcessor(ctx, "silver-writer", p, { client });
+    const sw = await startProcessor(ctx, "silver-writer", p, { client, serverOnly: true });
     try {
       // Records it reads: the bid-processor's outputs plus the auctions.
+      const records = { names: ["silver_writer_records_total"] };
       const r = await rateFromMetric(
         sw,
-        "silver_writer_records_total",
-        {},
+        { done: records, rate: { names: ["silver_writer_rows_total"] } },
         out + s.auctions,
         600_000,
-        "silver_writer_rows_total",
       );
       rss["silver-writer"] = sw.peakRssMiB();
       return { bidProcessorPerS: bpRate, silverRowsPerS: r.perS, rss };
@@ -424,8 +444,21 @@ export async function benchE2e(
         // As fast as ingest takes them (closed loop of 500-bid batches), then the
         // rate at which rows reached silver: the most the pipeline sustains.
         const rates: number[] = [];
+        // CPU per 1,000 bids of every process on the path, over the saturation runs.
+        const svc = servicePids();
+        const meters: [string, () => number][] = [
+          ...children.map((c): [string, () => number] => [c.name, () => cpuSeconds(c.pid)]),
+          ...(svc.kafka ? [["kafka", () => cpuSeconds(svc.kafka as number)] as [string, () => number]] : []),
+          ...(svc.postgres
+            ? [["postgres", () => cpuSeconds(svc.postgres as number, true)] as [string, () => number]]
+            : []),
+          ["load generator (bench)", () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6],
+        ];
+        const cpu = new Map<string, number>(meters.map(([k]) => [k, 0]));
+        let satBids = 0;
         for (let run = 0; run < s.runs; run++) {
           const tag = `sat-${run}-${ctx.id}`;
+          const cpuBefore = meters.map(([, f]) => f());
           let m = 0;
           const res = await closedLoop(http, {
             path: "/v1/bids:batch",
@@ -446,6 +479,10 @@ export async function benchE2e(
             [`${tag}-%`],
           );
           const row = r.rows[0];
+          meters.forEach(([k, f], i) => {
+            cpu.set(k, (cpu.get(k) ?? 0) + f() - (cpuBefore[i] ?? 0));
+          });
+          satBids += Number(row?.n ?? 0);
           rates.push(Number(row?.n ?? 0) / Number(row?.s ?? Number.NaN));
           ctx.logger.info(
             {
@@ -460,6 +497,18 @@ export async function benchE2e(
         figures.push(
           fig("e2e_max_sustained_bids_per_s", rates, "bids/s", {
             method: "closed loop, accepted rows / (last written_at - first placed_at)",
+          }),
+        );
+        // Where the CPU goes: ms of CPU per 1,000 bids, and the rate the machine's
+        // cores could carry if every process were busy all the time (a bound).
+        const perK: Record<string, number> = {};
+        for (const [k, v] of cpu) perK[k] = round((v * 1e6) / Math.max(1, satBids));
+        const total = Object.values(perK).reduce((a, b) => a + b, 0);
+        figures.push(
+          fig("e2e_cpu_ms_per_1k_bids", [total], "ms", {
+            perProcess: perK,
+            cpuBoundBidsPerS: Math.round((cpus().length * 1e6) / Math.max(1, total)),
+            method: "utime+stime from /proc over the saturation runs / accepted bids",
           }),
         );
       }
