@@ -1,7 +1,12 @@
 import type { Logger } from "../../lib/log.ts";
 import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import type { AuctionBookOptions } from "../domain/auction.ts";
-import { BidProcessorCore, type OutputRecord, type OutputTopic } from "../domain/bid-core.ts";
+import {
+  BidProcessorCore,
+  latestPricePerAuction,
+  type OutputRecord,
+  type OutputTopic,
+} from "../domain/bid-core.ts";
 import { readToEnd, tailTopic } from "../kafka/read.ts";
 import type {
   Admin,
@@ -580,7 +585,7 @@ export class BidProcessor {
       string,
       { key: string | null; value: string; partition: number; headers: Record<string, string> }[]
     >();
-    for (const o of outputs) {
+    for (const o of latestPricePerAuction(outputs)) {
       const topic = this.#outTopic[o.topic];
       const list = byTopic.get(topic) ?? [];
       list.push({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BidProcessorCore, type OutputRecord } from "./bid-core.ts";
+import { BidProcessorCore, latestPricePerAuction, type OutputRecord } from "./bid-core.ts";
 import { type BidRejected, type PriceUpdate, SCHEMA, type Transaction } from "./events.ts";
 import { DEFAULT_FRAUD_CONFIG } from "./fraud.ts";
 
@@ -165,5 +165,56 @@ describe("BidProcessorCore", () => {
     expect(core.onAuction("{}", T0)).toMatchObject({ ok: false });
     expect(core.onUser("nope")).toMatchObject({ ok: false });
     expect(core.onPriceSnapshot("{}")).toMatchObject({ ok: false });
+  });
+});
+
+describe("latestPricePerAuction", () => {
+  it("keeps each auction's last price update and every other output, in order", () => {
+    const out = (topic: OutputRecord["topic"], key: string, v: number): OutputRecord => ({
+      topic,
+      key,
+      value: { v },
+    });
+    const outputs = [
+      out("bidsAccepted", "a", 1),
+      out("prices", "a", 1),
+      out("bidsAccepted", "b", 2),
+      out("prices", "b", 2),
+      out("bidsRejected", "a", 3),
+      out("bidsAccepted", "a", 4),
+      out("prices", "a", 4),
+      out("transactions", "b", 5),
+      out("prices", "b", 5),
+    ];
+    expect(
+      latestPricePerAuction(outputs).map((o) => `${o.topic}:${o.key}:${(o.value as { v: number }).v}`),
+    ).toEqual([
+      "bidsAccepted:a:1",
+      "bidsAccepted:b:2",
+      "bidsRejected:a:3",
+      "bidsAccepted:a:4",
+      "prices:a:4",
+      "transactions:b:5",
+      "prices:b:5",
+    ]);
+    const once = [out("prices", "a", 1), out("bidsAccepted", "a", 1)];
+    expect(latestPricePerAuction(once)).toEqual(once);
+  });
+
+  it("the last price update of a batch carries the state a rebuild needs", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG });
+    const outputs: OutputRecord[] = [...core.onAuction(auctionRaw("a"), T0).outputs];
+    for (const [i, amount] of [600, 700, 800].entries())
+      outputs.push(...core.onBid(bidRaw({ amount, bidder_id: `u${i}` }), T0 + 5000).outputs);
+    const prices = latestPricePerAuction(outputs).filter((o) => o.topic === "prices");
+    expect(prices).toHaveLength(1);
+    const p = prices[0]!.value as PriceUpdate;
+    expect(p).toMatchObject({ current_price: 800, bid_count: 3 });
+    const restored = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG });
+    expect(restored.onPriceSnapshot(JSON.stringify(p)).ok).toBe(true);
+    const next = restored.onBid(bidRaw({ amount: 820, bidder_id: "u9" }), T0 + 6000).outputs;
+    expect((next.find((o) => o.topic === "bidsRejected")?.value as BidRejected | undefined)?.reason).toBe(
+      "below_minimum",
+    );
   });
 });

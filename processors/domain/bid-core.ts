@@ -52,6 +52,25 @@ export type InputResult =
   /** A non-bid record that could not be used (malformed auction/user/price): log and count it. */
   | { readonly ok: false; readonly detail: string; readonly outputs: OutputRecord[] };
 
+/**
+ * Keeps one price update per auction: the last. The prices topic is
+ * compacted (its contract is each auction's latest state), and the outputs
+ * of one batch are committed in one transaction, so an earlier price of the
+ * same auction in the same batch would be superseded before anyone could
+ * read a consistent view without it. At high rates a batch holds many bids
+ * per auction; writing each of their price updates (the largest record, with
+ * the auction's snapshot) was most of the bid-processor's output bytes.
+ * Every other output is kept, in order.
+ */
+export function latestPricePerAuction(outputs: readonly OutputRecord[]): OutputRecord[] {
+  const last = new Map<string, number>();
+  outputs.forEach((o, i) => {
+    if (o.topic === "prices") last.set(o.key, i);
+  });
+  if (last.size === outputs.filter((o) => o.topic === "prices").length) return [...outputs];
+  return outputs.filter((o, i) => o.topic !== "prices" || last.get(o.key) === i);
+}
+
 export class BidProcessorCore {
   readonly book: AuctionBook;
   readonly scorer: FraudScorer;
