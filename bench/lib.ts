@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import pg from "pg";
@@ -208,8 +208,6 @@ export interface RunningChild {
   readonly name: ProcessorName;
   readonly pid: number;
   readonly url: string;
-  /** Whether /readyz answers 200 now. */
-  ready(): Promise<boolean>;
   /** Sum of every sample of a metric in the processor's /metrics. */
   metric(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
   /** Peak resident set size so far (VmHWM), MiB. */
@@ -273,6 +271,51 @@ export function servicePids(): { kafka?: number; postgres?: number } {
   }
 }
 
+/** The memory limit a processor pod gets by default (`spec.processors.*.resources.limits.memory`). */
+export const POD_MEMORY_LIMIT_BYTES = 512 * 1024 * 1024;
+
+/**
+ * A memory cgroup (v1 or v2) with `bytes` as its limit, so a processor runs
+ * as in a pod: Node 24 sizes its heap from the limit (measured here: 512 MiB
+ * gives a heap_size_limit of 259 MiB; without a limit it takes 4,288 MiB of
+ * this 23.5 GiB machine and collects lazily), and going over the limit is
+ * an OOM kill. Undefined where cgroups are not writable (not root, no
+ * memory controller): processes then run unlimited and the bench says so.
+ */
+export function memoryCgroup(name: string, bytes: number): { procs: string; remove(): void } | undefined {
+  const candidates = [
+    { dir: `/sys/fs/cgroup/memory/${name}`, limit: "memory.limit_in_bytes" }, // v1
+    { dir: `/sys/fs/cgroup/${name}`, limit: "memory.max" }, // v2 (needs +memory in the parent's subtree_control)
+  ];
+  for (const c of candidates) {
+    try {
+      mkdirSync(c.dir);
+    } catch {
+      continue;
+    }
+    try {
+      writeFileSync(join(c.dir, c.limit), String(bytes));
+      return {
+        procs: join(c.dir, "cgroup.procs"),
+        remove: () => {
+          try {
+            rmdirSync(c.dir);
+          } catch {
+            // still has a process (a processor that did not exit): left for the OS
+          }
+        },
+      };
+    } catch {
+      try {
+        rmdirSync(c.dir);
+      } catch {
+        // nothing to clean
+      }
+    }
+  }
+  return undefined;
+}
+
 /** VmHWM (peak RSS) of a live process, MiB; NaN when unknown. */
 export function peakRssMiB(pid: number): number {
   try {
@@ -301,6 +344,9 @@ export function sumMetric(text: string, name: string, labels: Readonly<Record<st
 
 let started = 0;
 
+/** Per processor name: whether its last start ran in a memory cgroup (see `memoryCgroup`). */
+export const memoryLimited = new Map<string, boolean>();
+
 export async function startProcessor(
   ctx: BenchContext,
   name: ProcessorName,
@@ -326,7 +372,13 @@ export async function startProcessor(
     p.file,
   ];
   const log = createWriteStream(join(ctx.dir, `${tag}.log`));
-  const child: ChildProcess = spawn(process.execPath, args, {
+  const cg = memoryCgroup(`gavel-bench-${tag}`, POD_MEMORY_LIMIT_BYTES);
+  memoryLimited.set(name, cg !== undefined);
+  // In the cgroup: the shell moves itself in, then becomes node (same pid).
+  const [cmd, argv] = cg
+    ? ["sh", ["-c", 'echo $$ > "$0" && exec "$@"', cg.procs, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child: ChildProcess = spawn(cmd, argv, {
     cwd: REPO,
     env: {
       ...process.env,
@@ -343,10 +395,12 @@ export async function startProcessor(
   });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-  let exited: number | null | undefined;
+  let exited: number | string | null | undefined;
   const exit = new Promise<void>((res) =>
-    child.once("exit", (code) => {
-      exited = code;
+    child.once("exit", (code, signal) => {
+      exited =
+        code ?? (signal ? `${signal}${signal === "SIGKILL" && cg ? " (the memory limit?)" : ""}` : null);
+      cg?.remove();
       res();
     }),
   );
@@ -380,9 +434,6 @@ export async function startProcessor(
     name,
     pid,
     url,
-    async ready() {
-      return (await fetch(`${url}/readyz`)).ok;
-    },
     async metric(metric, labels) {
       const r = await fetch(`${url}/metrics`);
       return sumMetric(await r.text(), metric, labels);

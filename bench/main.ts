@@ -15,7 +15,14 @@ import { parseArgs } from "node:util";
 import { createLogger } from "../lib/log.ts";
 import { KAFKA_VERSION } from "../test/env/services.ts";
 import { envFile, paths, readEnvFile, statuses, up } from "../test/env/testenv.ts";
-import { type BenchContext, median, openContext, round } from "./lib.ts";
+import {
+  type BenchContext,
+  median,
+  memoryLimited,
+  openContext,
+  POD_MEMORY_LIMIT_BYTES,
+  round,
+} from "./lib.ts";
 import { benchE2e, benchIngest, benchStagesOnce, type Figure, type Sizes } from "./stages.ts";
 
 export const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup"] as const;
@@ -210,7 +217,14 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     }
 
     if (Object.keys(rss).length > 0) {
-      process.stdout.write("memory (peak RSS per processor process):\n");
+      const limited = [...memoryLimited.values()];
+      process.stdout.write(
+        `memory (peak RSS per processor process; ${
+          limited.length > 0 && limited.every(Boolean)
+            ? `each in a ${POD_MEMORY_LIMIT_BYTES / 2 ** 20} MiB memory cgroup, as a pod with the default limit`
+            : "NO memory limit (cgroups not writable here): Node sizes its heap from the machine's memory"
+        }):\n`,
+      );
       for (const [k, v] of Object.entries(rss))
         process.stdout.write(`  ${k.padEnd(34)} ${v.toFixed(0).padStart(12)} MiB\n`);
       add([
@@ -220,6 +234,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
           unit: "MiB",
           runs: 1,
           perProcess: Object.fromEntries(Object.entries(rss).map(([k, v]) => [k, round(v, 0)])),
+          memoryLimitMiB:
+            limited.length > 0 && limited.every(Boolean) ? POD_MEMORY_LIMIT_BYTES / 2 ** 20 : null,
         },
       ]);
     }

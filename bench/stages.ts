@@ -180,14 +180,15 @@ interface Counter {
  * A processor's rate through a pre-filled backlog: `done` reaches `target`
  * when the backlog is finished, `rate` is what the figure counts.
  *
- * From the request time of the last sample while the processor was not yet
- * ready (it starts consuming when it turns ready) to the answer time of the
- * first sample with everything done: start-up and state rebuild are left out,
- * the whole backlog is in, and a sample answered late by a busy processor
- * only lengthens the window. (Earlier versions took the rate between two
- * samples of one counter; a processor that took the whole quick-mode
- * backlog in one round of concurrent batches, before the first sample,
- * looked ten times slower than it was.)
+ * From the request time of the last sample in which the processor had not
+ * started a batch yet (`batches_started_total`, counted before the handler
+ * runs) to the answer time of the first sample with everything done:
+ * start-up and state rebuild are left out, the whole backlog is in, and a
+ * sample answered late by a busy processor only lengthens the window.
+ * (Earlier versions took the rate between two samples of one counter; a
+ * processor that took the whole quick-mode backlog in one round of
+ * concurrent batches, before the first sample, looked ten times slower than
+ * it was.)
  */
 async function rateFromMetric(
   child: RunningChild,
@@ -200,21 +201,22 @@ async function rateFromMetric(
     for (const name of k.names) n += await child.metric(name, k.labels ?? {});
     return n;
   };
+  const begun: Counter = { names: ["batches_started_total"] };
   const sample = async () => {
     const t = performance.now();
-    const ready = await child.ready();
+    const started = await sum(begun);
     const done = await sum(c.done);
     const r = await sum(c.rate);
-    return { t, ready, done, r, after: performance.now() };
+    return { t, started, done, r, after: performance.now() };
   };
   let start = await sample();
-  if (start.ready || start.done > 0)
-    throw new Error(`${child.name} was already consuming at the first sample; cannot time it`);
+  if (start.started > 0)
+    throw new Error(`${child.name} had started consuming at the first sample; cannot time it`);
   let last = start;
   const ok = await until(
     async () => {
       last = await sample();
-      if (!last.ready) start = last;
+      if (last.started === 0) start = last;
       return last.done >= target;
     },
     timeoutMs,

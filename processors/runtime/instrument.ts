@@ -77,6 +77,10 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
   const consumed = m.counter("records_consumed_total", "Records handled, by processor and topic.", {
     unit: "{record}",
   });
+  const begun = m.counter(
+    "batches_started_total",
+    "Batches handed to the handler, by processor and topic (minus finished and failed ones: in flight).",
+  );
   const lag = m.gauge(
     "consumer_lag_records",
     "Records behind the partition's high watermark after the last batch, by processor, topic and partition.",
@@ -92,6 +96,7 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
       const labels = { processor: o.processor, topic: batch.topic };
       // A zero series from the first batch on, so error ratios exist before the first error.
       failures.inc(labels, 0);
+      begun.inc(labels);
       const started = performance.now();
       // Extract each record's context once: it parents the record's span and links the batch span.
       const root = context.active();
