@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { bidFor, cpuSeconds, median, percentile, sumMetric } from "./lib.ts";
+import { bidFor, cpuSeconds, IMAGE_NODE_OPTIONS, median, percentile, REPO, sumMetric } from "./lib.ts";
 import { main } from "./main.ts";
 import { moduleOf, summarize } from "./profile.ts";
 
@@ -34,6 +35,13 @@ describe("sumMetric", () => {
     expect(sumMetric(text, "bid_processor_records_in_total", { topic: "p.bids" })).toBe(120);
     expect(sumMetric(text, "silver_writer_rows_total")).toBe(7);
     expect(sumMetric(text, "missing_total")).toBe(0);
+  });
+});
+
+describe("processes as in the image", () => {
+  it("the bench runs processors with the Dockerfile's NODE_OPTIONS", () => {
+    const dockerfile = readFileSync(`${REPO}/Dockerfile`, "utf8");
+    expect(dockerfile).toContain(`NODE_OPTIONS="${IMAGE_NODE_OPTIONS}"`);
   });
 });
 

@@ -274,6 +274,9 @@ export function servicePids(): { kafka?: number; postgres?: number } {
 /** The memory limit a processor pod gets by default (`spec.processors.*.resources.limits.memory`). */
 export const POD_MEMORY_LIMIT_BYTES = 512 * 1024 * 1024;
 
+/** NODE_OPTIONS of the image (the Dockerfile's ENV; a unit test keeps the two equal). */
+export const IMAGE_NODE_OPTIONS = "--max-semi-space-size=16";
+
 /**
  * A memory cgroup (v1 or v2) with `bytes` as its limit, so a processor runs
  * as in a pod: Node 24 sizes its heap from the limit (measured here: 512 MiB
@@ -389,6 +392,7 @@ export async function startProcessor(
       GAVEL_INSTANCE_ID: tag,
       GAVEL_KAFKA_CLIENT: opts.client ?? "kafkajs",
       LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+      NODE_OPTIONS: process.env.NODE_OPTIONS ?? IMAGE_NODE_OPTIONS,
       ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
