@@ -23,7 +23,7 @@ import {
 } from "./events.ts";
 
 export interface AuctionBookOptions {
-  /** Bid ids remembered per auction to detect duplicates (oldest forgotten first). Default 4096. */
+  /** Bid ids remembered per auction to detect duplicates (oldest forgotten first). Default 256 (each costs ~250 bytes of heap with its place in the order). */
   readonly maxSeenBidIds?: number;
   /** Bid ids carried in a price update's `state` snapshot (restored after a rebalance). Default 16. */
   readonly snapshotSeenBidIds?: number;
@@ -49,7 +49,7 @@ export interface AuctionBookOptions {
 }
 
 const DEFAULTS = {
-  maxSeenBidIds: 4096,
+  maxSeenBidIds: 256,
   snapshotSeenBidIds: 16,
   pendingMaxBids: 10_000,
   pendingMaxAgeMs: 30_000,
