@@ -6,15 +6,18 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createConnection } from "node:net";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
@@ -347,6 +350,25 @@ function postgresUser(): { uid: number; gid: number } | undefined {
   return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
+/** Whether `u` can enter `dir` (search permission on it and on every parent). */
+function reachableBy(dir: string, u: { uid: number; gid: number }): boolean {
+  return spawnSync("test", ["-x", dir], { uid: u.uid, gid: u.gid, stdio: "ignore" }).status === 0;
+}
+
+/**
+ * The PostgreSQL folder. Normally `.testenv/postgres`; when the checkout is
+ * in a folder the postgres user cannot enter (run as root from a 0700 home
+ * or `mktemp -d` folder), the cluster lives in a folder of its own under the
+ * system temp folder and `.testenv/postgres` links to it (`testenv down`
+ * removes both).
+ */
+function postgresDir(root: string, u: { uid: number; gid: number } | undefined): string {
+  const link = join(root, "postgres");
+  if (!u || reachableBy(root, u)) return mkdirp(link);
+  if (!existsSync(link)) symlinkSync(mkdtempSync(join(tmpdir(), "gavel-postgres-")), link);
+  return realpathSync(link);
+}
+
 function chownTree(dir: string, u: { uid: number; gid: number }): void {
   chownSync(dir, u.uid, u.gid);
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -373,10 +395,10 @@ export const postgres: Service = {
   },
   async start(p, ports, info) {
     const bin = postgresBin()!;
-    const dir = mkdirp(join(p.root, "postgres"));
+    const user = postgresUser();
+    const dir = postgresDir(p.root, user);
     const data = join(dir, "data");
     const sock = mkdirp(join(dir, "run"));
-    const user = postgresUser();
     const asUser = user ? { uid: user.uid, gid: user.gid } : {};
     if (user) chownTree(dir, user);
     if (!existsSync(join(data, "PG_VERSION"))) {

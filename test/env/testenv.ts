@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import {
@@ -277,6 +277,15 @@ export async function down(): Promise<void> {
   const pids = Object.values(st.services).flatMap((s) => (s ? pidsOf(s) : []));
   await stopPids(pids);
   for (const name of SERVICE_NAMES) if (st.services[name]) progress(`${name}: stopped`);
+  // Data kept outside .testenv (see postgresDir) is linked from it: remove the targets too.
+  for (const e of existsSync(p.root) ? readdirSync(p.root, { withFileTypes: true }) : []) {
+    if (!e.isSymbolicLink()) continue;
+    try {
+      rmSync(realpathSync(join(p.root, e.name)), { recursive: true, force: true });
+    } catch {
+      // the target is already gone
+    }
+  }
   rmSync(p.root, { recursive: true, force: true });
 }
 
