@@ -12,6 +12,7 @@ import {
   readFileSync,
   realpathSync,
   renameSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -365,7 +366,10 @@ function reachableBy(dir: string, u: { uid: number; gid: number }): boolean {
 function postgresDir(root: string, u: { uid: number; gid: number } | undefined): string {
   const link = join(root, "postgres");
   if (!u || reachableBy(root, u)) return mkdirp(link);
-  if (!existsSync(link)) symlinkSync(mkdtempSync(join(tmpdir(), "gavel-postgres-")), link);
+  if (!existsSync(link)) {
+    rmSync(link, { force: true }); // a link whose target was removed
+    symlinkSync(mkdtempSync(join(tmpdir(), "gavel-postgres-")), link);
+  }
   return realpathSync(link);
 }
 

@@ -1,4 +1,12 @@
-import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import {
@@ -268,6 +276,26 @@ export function readEnvFile(file: string): Record<string, string> {
     if (m) out[m[1]!] = m[2]!.replaceAll("'\\''", "'");
   }
   return out;
+}
+
+/**
+ * Removes a service's data kept outside `.testenv` (a folder `.testenv/<name>`
+ * links to; see `postgresDir`), after `stop`: what `down` would remove there,
+ * without touching the rest of `.testenv`.
+ */
+export function removeExternalData(name: ServiceName): void {
+  const link = join(paths().root, name);
+  try {
+    if (!lstatSync(link).isSymbolicLink()) return;
+  } catch {
+    return;
+  }
+  try {
+    rmSync(realpathSync(link), { recursive: true, force: true });
+  } catch {
+    // the target is already gone
+  }
+  rmSync(link, { force: true });
 }
 
 /** Stops everything `up` started and removes the data; leaves the tool cache. */

@@ -1,6 +1,6 @@
 import type { TestProject } from "vitest/node";
 import type { ServiceName } from "../env/services.ts";
-import { envFile, paths, readEnvFile, statuses, stop, up } from "../env/testenv.ts";
+import { envFile, paths, readEnvFile, removeExternalData, statuses, stop, up } from "../env/testenv.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -32,6 +32,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("testenv", env);
   return async () => {
     if (process.env.GAVEL_TESTENV_KEEP === "1") return;
-    for (const name of startedHere) if (!wasUp.has(name)) await stop(name);
+    for (const name of startedHere) {
+      if (wasUp.has(name)) continue;
+      await stop(name);
+      // Data outside the checkout (PostgreSQL under /tmp when the checkout is unreachable) would pile up.
+      removeExternalData(name);
+    }
   };
 }
