@@ -200,9 +200,17 @@ export function httpsGetInsecure(url: string, token: string): Promise<{ status: 
 
 const kafkaLibs = (p: Paths): string => join(p.cache, `kafka-${KAFKA_VERSION}`, "libs");
 
-/** Kafka's UUID text form: 16 random bytes, URL-safe base64 without padding. */
+/**
+ * Kafka's UUID text form: 16 random bytes, URL-safe base64 without padding.
+ * Like Kafka's own Uuid.randomUuid(), never one starting with "-": the
+ * storage tool's argument parser takes `-t -MfukJ...` for an option (a CI
+ * run failed on one, about 1 in 64 starts).
+ */
 export function kafkaUuid(): string {
-  return randomBytes(16).toString("base64url");
+  for (;;) {
+    const id = randomBytes(16).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 export const kafka: Service = {

@@ -10,11 +10,23 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
+import { kafkaUuid } from "../env/services.ts";
 
 // Proof that the test environment's services are real: each test talks to
 // one of them through the client the product uses, with unique names.
 const cfg = readConnectionConfig();
 const suffix = randomUUID().slice(0, 8);
+
+describe("Kafka cluster ids", () => {
+  it("are Kafka UUIDs (16 bytes, base64url) that never start with '-' (the storage tool would read an option)", () => {
+    for (let i = 0; i < 5_000; i++) {
+      const id = kafkaUuid();
+      expect(id.startsWith("-")).toBe(false);
+      expect(Buffer.from(id, "base64url")).toHaveLength(16);
+      expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    }
+  });
+});
 
 describe("PostgreSQL", () => {
   const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 2 });
