@@ -20,8 +20,10 @@ RUN apt-get update \
 ENV npm_config_nodedir=/usr/local
 WORKDIR /app
 # Dependencies first: this layer is reused until the lock file changes.
+# The install step checks the installed tree against the lock file
+# (scripts/lockcheck.ts).
 COPY package.json package-lock.json ./
-COPY scripts/build-image.sh scripts/build-image.sh
+COPY scripts/build-image.sh scripts/lockcheck.ts scripts/
 RUN scripts/build-image.sh --step install
 COPY . .
 # tsc type-check, npm prune --omit=dev, drop tests, smoke-test `gavel --help`.

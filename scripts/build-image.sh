@@ -2,12 +2,14 @@
 # Builds the one Gavel container image (operator and every processor).
 #
 #   scripts/build-image.sh [--tag IMAGE]   docker build (needs a Docker engine)
-#   scripts/build-image.sh --dry-run [--ref REF] [--keep]
+#   scripts/build-image.sh --dry-run [--ref REF] [--keep | --out DIR]
 #       No Docker needed: copies the repository (the work tree, or the
 #       committed tree of REF) into a temporary folder and runs there the very
 #       steps the Dockerfile's build stage runs (`--step install`,
 #       `--step build`), then checks the pruned tree like the runtime image:
 #       `gavel --help` works with the tree read-only and without devDependencies.
+#       --out DIR builds in DIR (which must not exist) and keeps it: DIR/app is
+#       the image's /app (`gavel cluster up` packs it without Docker).
 #   scripts/build-image.sh --step install|build
 #       One build-stage step; the Dockerfile runs these inside the image.
 #
@@ -27,28 +29,31 @@ step_install() {
   log "npm ci (npm $(npm --version))"
   local err
   err=$(mktemp)
-  if npm ci --no-audit --no-fund --loglevel=error 2>"$err"; then
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>"$err"; then
+    # npm ci refuses a lock file it finds out of sync with package.json
+    # ("Missing: <pkg> from lock file", "Invalid: lock file's <pkg> does not
+    # satisfy <range>"). That includes a lock file written where the registry
+    # lacked other platforms' optional binaries (@biomejs/cli-*,
+    # @duckdb/node-bindings-*): it has no entries for them, although none of
+    # them is installed here. Then install from the lock file without writing
+    # it; the check below tells a stale lock file from that harmless case.
+    if ! grep -q -e "are in sync" -e "from lock file" "$err"; then
+      cat "$err" >&2
+      rm -f "$err"
+      return 1
+    fi
+    grep -E "(Missing|Invalid): " "$err" | head -5 | sed 's/^npm error /  /' >&2
     rm -f "$err"
-    return
+    log "npm ci refused the lock file; npm install --no-save (from the lock file, which stays as it is)"
+    npm install --no-save --no-audit --no-fund --loglevel=error
   fi
-  # Some npm 11 releases reject a lock file that `npm install` itself
-  # considers complete ("Missing: <optional platform package>@ from lock
-  # file", for optional packages of other platforms). Then install from the
-  # same lock file and fail if that would change it: the result is what
-  # `npm ci` would have installed.
-  if ! grep -q "from lock file" "$err"; then
-    cat "$err" >&2
-    rm -f "$err"
-    return 1
-  fi
-  grep "Missing: .* from lock file" "$err" | head -3 | sed 's/^/  /' >&2
   rm -f "$err"
-  log "npm ci rejected the lock file (optional packages of other platforms); npm install with the lock file frozen"
-  local before
-  before=$(sha256sum package-lock.json)
-  npm install --no-audit --no-fund --loglevel=error
-  [[ $(sha256sum package-lock.json) == "$before" ]] ||
-    die "package-lock.json is out of date: npm install changed it (run npm install and commit the lock file)"
+  # The installed tree (node_modules/.package-lock.json) must be the locked
+  # one, and the lock file must be made for package.json's ranges: each
+  # differing entry is listed (name, locked version, what npm installed).
+  log "checking the installed tree against package-lock.json"
+  node scripts/lockcheck.ts ||
+    die "package-lock.json is out of date (entries above): run npm install and commit the lock file"
 }
 
 step_build() {
@@ -117,12 +122,13 @@ node_headers() {
 
 cd "$(dirname "$0")/.."
 repo=$PWD
-mode=docker tag="${IMAGE:-ghcr.io/gavel-dev/gavel:0.1.0}" ref="" keep=0 step=""
+mode=docker tag="${IMAGE:-ghcr.io/gavel-dev/gavel:0.1.0}" ref="" keep=0 step="" out=""
 while (($#)); do
   case $1 in
     --dry-run) mode=dry-run ;;
     --ref) ref=${2:?--ref needs a git ref}; shift ;;
     --keep) keep=1 ;;
+    --out) out=${2:?--out needs a folder}; keep=1; shift ;;
     --tag) tag=${2:?--tag needs an image name}; shift ;;
     --step) mode=step step=${2:?--step needs install or build}; shift ;;
     -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -151,7 +157,13 @@ case $mode in
     [[ -x $node24 ]] || node24=$(command -v node || true)
     [[ -n $node24 && $("$node24" -p 'process.versions.node.split(".")[0]') -ge 24 ]] ||
       die "Node >= 24 not found (run npm ci, or set GAVEL_NODE)"
-    work=$(mktemp -d "${TMPDIR:-/tmp}/gavel-image.XXXXXX")
+    if [[ -n $out ]]; then
+      [[ ! -e $out ]] || die "--out $out already exists"
+      mkdir -p "$out"
+      work=$(cd "$out" && pwd)
+    else
+      work=$(mktemp -d "${TMPDIR:-/tmp}/gavel-image.XXXXXX")
+    fi
     cleanup() {
       chmod -R u+w "$work" 2>/dev/null || true
       if ((keep)); then log "kept $work"; else rm -rf "$work"; fi

@@ -36,18 +36,27 @@ if ((${#need[@]})); then
   fi
 fi
 
-# npm packages, Node 24 among them (the `node` package). Skipped when the
-# installed tree matches the lock file.
+# npm packages, Node 24 among them (the `node` package). Skipped when
+# package.json and the lock file are those of the last checked install.
 stamp=node_modules/.gavel-lock-sha
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
+want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-  # `npm install --no-save` installs from the lock file like `npm ci`, but
-  # tolerates optional platform packages (other OSes' biome/duckdb binaries)
-  # that the reachable registry does not serve, which `npm ci` rejects as
-  # "Missing from lock file".
+  # `npm install --no-save` installs from the lock file without writing it
+  # and, unlike `npm ci`, keeps what is already installed (the built native
+  # client) and accepts a lock file without entries for other platforms'
+  # optional binaries. scripts/lockcheck.ts then checks that the installed
+  # tree is the locked one: a package.json changed without its lock file
+  # fails here, with the differing entries.
   log "npm install (from package-lock.json)"
   # CKJS_LINKING=dynamic: the librdkafka client links the system libraries.
   CKJS_LINKING=dynamic npm install --no-save --no-audit --no-fund --loglevel=error
+  # Run by the project's Node 24 (the system Node may not run TypeScript).
+  lnode=node_modules/.bin/node
+  [[ -x $lnode ]] || lnode=node
+  "$lnode" scripts/lockcheck.ts || {
+    log "package-lock.json is out of date (entries above): run npm install and commit the lock file"
+    exit 2
+  }
   bash scripts/install-native.sh || log "warning: the optional librdkafka client did not build (GAVEL_KAFKA_CLIENT=confluent unavailable)"
   echo "$want" >"$stamp"
 fi

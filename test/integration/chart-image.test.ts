@@ -21,8 +21,11 @@ describe("Dockerfile", () => {
     expect(text).toMatch(/^ENTRYPOINT \["node", "\/app\/bin\/gavel"\]$/m);
     expect(text).toMatch(/COPY --from=build --chown=root:root \/app \/app/);
     expect(text).toContain("ln -s /app/bin/gavel /usr/local/bin/gavel");
+    // The install layer has the lock file check it runs (scripts/lockcheck.ts).
+    expect(text).toMatch(/^COPY scripts\/build-image\.sh scripts\/lockcheck\.ts scripts\/$/m);
     const build = await readFile(join(REPO, "scripts", "build-image.sh"), "utf8");
     expect(build).toContain("export CKJS_LINKING=dynamic");
+    expect(build).toContain("node scripts/lockcheck.ts");
   });
 });
 
@@ -42,8 +45,15 @@ describe("scripts/build-image.sh --dry-run", () => {
       .join("\n");
     expect(log, tail).toContain("[build-image] dry run passed");
     expect(r.status).toBe(0);
-    for (const step of ["npm ci", "type-check (tsc)", "npm prune --omit=dev", "gavel --help with v24."])
+    for (const step of [
+      "npm ci",
+      "checking the installed tree against package-lock.json",
+      "type-check (tsc)",
+      "npm prune --omit=dev",
+      "gavel --help with v24.",
+    ])
       expect(log).toContain(`[build-image] ${step}`);
+    expect(log).toContain("lockcheck: the installed tree is the locked tree");
   }, 1_600_000);
 
   it("fails on an unknown argument with usage", () => {
