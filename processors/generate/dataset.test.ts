@@ -53,6 +53,24 @@ describe("generateDataset", () => {
     expect(ds.durationMs).toBeLessThan(40_000);
   });
 
+  it("names some users like real marketplaces do (opaque ids): they sell, bid and decode", () => {
+    const ds = generateDataset(opts);
+    const regular = ds.users.filter((u) => !/^g7-(ring\d+|bot)-\d+$/.test(u.user_id));
+    for (const [k, u] of regular.entries())
+      expect(u.user_id.startsWith("g7-u-"), u.user_id).toBe(k % 10 !== 3);
+    const named = regular.filter((_, k) => k % 10 === 3);
+    expect(named.slice(0, 3).map((u) => u.user_id)).toEqual([
+      "g7-d*elmer-4",
+      "g7-*champaign bubbles*-14",
+      "g7-Jürgen Müller-24",
+    ]);
+    const ids = new Set(named.map((u) => u.user_id));
+    expect(ds.auctions.some((a) => ids.has(a.seller_id))).toBe(true);
+    const bidsByNamed = ds.bids.filter((b) => b.bid && ids.has(b.bid.bidder_id));
+    expect(bidsByNamed.length).toBeGreaterThan(0);
+    for (const b of bidsByNamed) if (!b.malformed) expect(decodeBid(b.raw).ok).toBe(true);
+  });
+
   it("marks malformed records truthfully: exactly those fail to decode", () => {
     const ds = generateDataset(opts);
     for (const b of ds.bids) {

@@ -188,6 +188,20 @@ interface Intent {
   auctionId?: string;
 }
 
+/**
+ * Names like real marketplaces have (`*`, spaces inside, accents, CJK,
+ * emoji): ids are opaque text (docs/events.md#identifiers), and every run
+ * that uses the generator exercises them. No `'`: the dev summary prints
+ * shell commands with ids in single quotes.
+ */
+const NAMES = ["d*elmer", "*champaign bubbles*", "Jürgen Müller", "名前", "🦊 fox", "Ölfass & Söhne"];
+
+/** User i's id: every 10th (i % 10 === 3) carries a name, chosen by index, not by the random stream, so the rest of a seed's dataset stays the same. */
+function userId(prefix: string, i: number): string {
+  if (i % 10 !== 3) return `${prefix}-u-${i + 1}`;
+  return `${prefix}-${NAMES[Math.floor(i / 10) % NAMES.length]}-${i + 1}`;
+}
+
 export function generateDataset(opts: GenerateOptions): Dataset {
   const { seed, startMs: t0 } = opts;
   if (!Number.isInteger(opts.auctions) || opts.auctions < 1)
@@ -231,7 +245,7 @@ export function generateDataset(opts: GenerateOptions): Dataset {
   for (let i = 0; i < nUsers; i++) {
     const young = rng.chance(0.08);
     const age = young ? rng.uniform(0.1, 6) * DAY : rng.uniform(30, 1500) * DAY;
-    newUser(`${prefix}-u-${i + 1}`, Math.round(t0 - age), rng.weighted(countryWeights));
+    newUser(userId(prefix, i), Math.round(t0 - age), rng.weighted(countryWeights));
   }
   const nSellers = Math.max(1, Math.floor(nUsers * 0.2));
   const sellers = users.slice(0, nSellers);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../lib/log.ts";
+import { ID_PATTERN } from "../domain/events.ts";
 import type { Producer, TopicMessages } from "../kafka/transport.ts";
 import { Registry } from "../runtime/metrics.ts";
 import type { App } from "../runtime/server.ts";
@@ -235,5 +236,165 @@ describe("ingest API", () => {
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(["/v1/bids", "/v1/bids:batch", "/v1/auctions", "/v1/users"]),
     );
+  });
+});
+
+describe("ingest API: identifiers are opaque text", () => {
+  const names = [
+    "d*elmer",
+    "*champaignbubbles*",
+    "Jürgen",
+    "名前",
+    "🦊 fox",
+    "Ölfass & Söhne",
+    "😀".repeat(128), // 128 code points
+  ];
+  /** At most 128 code points. */
+  const cap = (s: string) => [...s].slice(0, 128).join("");
+
+  it("accepts bids whose ids are any printable Unicode text and keeps them exactly, keyed by the auction_id", async () => {
+    const { app, producer } = await make();
+    for (const [i, name] of names.entries()) {
+      const sent = bid({ bid_id: cap(`${i}#${name}`), auction_id: cap(`Auktion ${name}`), bidder_id: name });
+      // The body as raw UTF-8 bytes, as a client sends it.
+      const r = await app.inject({
+        method: "POST",
+        url: "/v1/bids",
+        headers: { ...auth, "content-type": "application/json; charset=utf-8" },
+        payload: Buffer.from(JSON.stringify(sent), "utf8"),
+      });
+      expect(r.statusCode, name).toBe(202);
+      expect(r.json().bid_id).toBe(cap(`${i}#${name}`));
+    }
+    const recs = producer.records();
+    expect(recs.map((r) => r.value.bidder_id)).toEqual(names);
+    expect(recs.map((r) => r.key)).toEqual(names.map((n) => cap(`Auktion ${n}`)));
+    for (const r of recs) expect(r.key).toBe(r.value.auction_id);
+  });
+
+  it("accepts such ids in batches, for auctions and for users", async () => {
+    const { app, producer } = await make();
+    const b = await app.inject({
+      method: "POST",
+      url: "/v1/bids:batch",
+      headers: auth,
+      payload: { bids: names.map((n, i) => bid({ bid_id: cap(`${i}/${n}`), bidder_id: n })) },
+    });
+    expect(b.statusCode).toBe(202);
+    expect(b.json().accepted).toBe(names.length);
+    const a = await app.inject({
+      method: "POST",
+      url: "/v1/auctions",
+      headers: auth,
+      payload: {
+        auction_id: "名前の競売",
+        item_id: "*item*",
+        seller_id: "Jürgen",
+        title: "Lamp",
+        category: "home",
+        currency: "EUR",
+        start_price: 1000,
+        min_increment: 50,
+        starts_at: "2026-11-22T10:00:00Z",
+        ends_at: "2026-11-22T11:00:00Z",
+      },
+    });
+    expect(a.statusCode).toBe(202);
+    expect(a.json()).toEqual({ auction_id: "名前の競売" });
+    const u = await app.inject({
+      method: "POST",
+      url: "/v1/users",
+      headers: auth,
+      payload: { user_id: "d*elmer", created_at: "2026-01-01T00:00:00Z", country: "DE", rating: 4.5 },
+    });
+    expect(u.statusCode).toBe(202);
+    expect(
+      producer
+        .records()
+        .slice(-2)
+        .map((r) => [r.topic, r.key]),
+    ).toEqual([
+      ["p.auctions", "名前の競売"],
+      ["p.users", "d*elmer"],
+    ]);
+  });
+
+  it.each([
+    [
+      "a tab",
+      { bidder_id: "d\telmer" },
+      "bidder_id",
+      'got a control character U+0009 (tab) at position 2 in "d\\u0009elmer"; remove it',
+    ],
+    [
+      "a trailing space",
+      { bidder_id: "Jürgen " },
+      "bidder_id",
+      'got a trailing space U+0020 in "Jürgen "; remove it',
+    ],
+    [
+      "a leading space",
+      { auction_id: " a-1" },
+      "auction_id",
+      'got a leading space U+0020 in " a-1"; remove it',
+    ],
+    ["an empty id", { bid_id: "" }, "bid_id", "got an empty string"],
+    ["129 characters", { bidder_id: "名".repeat(129) }, "bidder_id", "got 129 characters"],
+    [
+      "a lone surrogate",
+      { bidder_id: "\uD83D" },
+      "bidder_id",
+      "got an unpaired surrogate U+D83D at position 1",
+    ],
+    [
+      "a bidi override",
+      { bidder_id: "abc\u202Egpj.exe" },
+      "bidder_id",
+      "got a bidirectional control character U+202E at position 4",
+    ],
+  ])(
+    "refuses an id with %s with 400, naming the field, the problem and the fix",
+    async (_n, over, field, why) => {
+      const { app, producer } = await make();
+      const r = await app.inject({ method: "POST", url: "/v1/bids", headers: auth, payload: bid(over) });
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error).toBe("bad_request");
+      const msg: string = r.json().message;
+      expect(
+        msg.startsWith(`${field}: must be 1-128 printable characters without leading or trailing spaces; `),
+      ).toBe(true);
+      expect(msg).toContain(why);
+      expect(producer.records()).toHaveLength(0);
+    },
+  );
+
+  it("batch: a malformed id is reported by index, nothing is produced", async () => {
+    const { app, producer } = await make();
+    const r = await app.inject({
+      method: "POST",
+      url: "/v1/bids:batch",
+      headers: auth,
+      payload: { bids: [bid({ bidder_id: "d*elmer" }), bid({ bidder_id: "d*elmer\n" })] },
+    });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().details).toEqual([
+      {
+        index: 1,
+        message:
+          'bidder_id: must be 1-128 printable characters without leading or trailing spaces; got a control character U+000A (line feed) at position 8 in "d*elmer\\u000A"; remove it',
+      },
+    ]);
+    expect(producer.records()).toHaveLength(0);
+  });
+
+  it("documents the rule in the OpenAPI document", async () => {
+    const { app } = await make();
+    const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+    const props = doc.paths["/v1/bids"].post.requestBody.content["application/json"].schema.properties;
+    for (const f of ["bid_id", "auction_id", "bidder_id"]) {
+      expect(props[f]).toMatchObject({ type: "string", minLength: 1, maxLength: 128, pattern: ID_PATTERN });
+      expect(props[f].description).toContain("1-128 printable characters");
+    }
+    expect(doc.info.description).toContain("opaque text");
   });
 });

@@ -13,6 +13,8 @@ import {
   decodeAuction,
   decodeBidSubmission,
   decodeUser,
+  ID_MAX_CHARS,
+  quoteId,
   SCHEMA,
   UserEventSchema,
 } from "../domain/events.ts";
@@ -80,6 +82,9 @@ function inline(schema: TSchema): TSchema {
   return rest as TSchema;
 }
 
+/** The id rule, for the API description (docs/events.md#identifiers). */
+const ID_RULE = `Ids (auction_id, bid_id, bidder_id, item_id, seller_id, user_id) are opaque text: 1-${ID_MAX_CHARS} printable Unicode characters (code points; e.g. "d*elmer", "Jürgen", "名前"), no control characters (U+0000-U+001F, U+007F-U+009F), no U+2028/U+2029, no bidirectional controls (U+202A-U+202E, U+2066-U+2069), no lone surrogates, no leading or trailing white space. They are kept exactly as sent (no trimming, no Unicode normalisation); send JSON as UTF-8.`;
+
 const BidAcceptedResponse = Type.Object({
   bid_id: Type.String({ description: "The bid's id (assigned when the request had none)" }),
   received_at: Type.String({ description: "When ingest received the bid (RFC 3339)" }),
@@ -124,8 +129,7 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
       info: {
         title: "Gavel ingest API",
         version: "1.0.0",
-        description:
-          "Accepts bids, auctions and users and writes them to the pipeline's Kafka topics. A 202 means the broker acknowledged the record (acks=all); business rules (unknown auction, currency, duplicates, minimum) are checked downstream and rejected bids land in the dead-letter topic.",
+        description: `Accepts bids, auctions and users and writes them to the pipeline's Kafka topics. A 202 means the broker acknowledged the record (acks=all); business rules (unknown auction, currency, duplicates, minimum) are checked downstream and rejected bids land in the dead-letter topic. ${ID_RULE}`,
       },
       components: {
         securitySchemes: {
@@ -248,7 +252,7 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
       schema: {
         summary: "Submit one bid",
         description:
-          "Validates the bid (schema, integer minor units > 0, ISO 4217 currency, placed_at not in the future beyond the allowed skew), assigns bid_id when absent and received_at, and answers 202 once the broker acknowledged it.",
+          "Validates the bid (schema, ids, integer minor units > 0, ISO 4217 currency, placed_at not in the future beyond the allowed skew), assigns bid_id when absent and received_at, and answers 202 once the broker acknowledged it. A 400 names the field, what is wrong and how to fix it (e.g. `bidder_id: ... got a control character U+0009 (tab) at position 3`).",
         body: inline(BidSubmissionSchema),
         response: responses(BidAcceptedResponse),
       },
@@ -314,7 +318,7 @@ export async function buildIngestApp(deps: IngestDeps): Promise<App> {
           if (first !== undefined) {
             details.push({
               index,
-              message: `bid_id: "${d.value.bid_id}" already used by bid ${first} of this batch`,
+              message: `bid_id: ${quoteId(d.value.bid_id)} already used by bid ${first} of this batch`,
             });
             return;
           }

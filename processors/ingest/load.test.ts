@@ -17,4 +17,17 @@ describe("CSV parsing of batch files", () => {
     expect(csvRecord(["amount"], ["10.5"])).toEqual({ amount: 10.5 });
     expect(csvRecord(["amount", "bid_id"], ["ten", ""])).toEqual({ amount: "ten" });
   });
+
+  it("keeps opaque ids exactly: Unicode, quotes, commas and inner spaces; no trimming", () => {
+    const header = splitCsvLine("bid_id,auction_id,bidder_id,amount");
+    const cells = splitCsvLine('"*champaign, bubbles*",名前の競売,"say ""Jürgen""",100');
+    expect(csvRecord(header, cells)).toEqual({
+      bid_id: "*champaign, bubbles*",
+      auction_id: "名前の競売",
+      bidder_id: 'say "Jürgen"',
+      amount: 100,
+    });
+    // outer spaces reach ingest as sent, which refuses them with a clear message
+    expect(csvRecord(["bidder_id"], splitCsvLine(" d*elmer "))).toEqual({ bidder_id: " d*elmer " });
+  });
 });
