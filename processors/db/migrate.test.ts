@@ -29,6 +29,7 @@ describe("migration files", () => {
       "silver.auction_state",
       "silver.transactions",
       "silver.fraud_alerts",
+      "silver.dead_letters",
       "gold.daily_revenue",
       "gold.auction_performance",
       "gold.bidder_analytics",

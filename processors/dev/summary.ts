@@ -14,6 +14,8 @@ import type { FolderObjectStore, ObjectStore } from "../storage/objects.ts";
 export interface SilverProgress {
   readonly accepted: number;
   readonly rejected: number;
+  /** Bid records the silver-writer could not write (silver.dead_letters of silver.bids / bid_rejections). */
+  readonly deadLettered: number;
   readonly closed: number;
 }
 
@@ -22,17 +24,26 @@ const RUN_BIDS = "bid_id LIKE $1";
 // Rejected records carry the prefix in bid_id or auction_id; a record too broken to have either is counted too
 // (ingest refuses those with 400, so on a shared database this only adds rows of the same kind).
 const RUN_REJECTIONS = "(bid_id LIKE $1 OR auction_id LIKE $1 OR (bid_id IS NULL AND auction_id IS NULL))";
+// Bid records the silver-writer dead-lettered: keyed by auction_id (a record without a key is counted too, as above).
+const RUN_BID_DEAD_LETTERS =
+  "target_table IN ('silver.bids', 'silver.bid_rejections') AND (key LIKE $1 OR key IS NULL)";
 
 export async function silverProgress(pool: pg.Pool, prefix: string): Promise<SilverProgress> {
   const p = `${prefix}-%`;
-  const { rows } = await pool.query<{ accepted: string; rejected: string; closed: string }>(
+  const { rows } = await pool.query<{ accepted: string; rejected: string; dead: string; closed: string }>(
     `SELECT (SELECT count(*) FROM silver.bids WHERE ${RUN_BIDS}) AS accepted,
             (SELECT count(*) FROM silver.bid_rejections WHERE ${RUN_REJECTIONS}) AS rejected,
+            (SELECT count(*) FROM silver.dead_letters WHERE ${RUN_BID_DEAD_LETTERS}) AS dead,
             (SELECT count(*) FROM silver.transactions WHERE auction_id LIKE $1) AS closed`,
     [p],
   );
   const r = rows[0]!;
-  return { accepted: Number(r.accepted), rejected: Number(r.rejected), closed: Number(r.closed) };
+  return {
+    accepted: Number(r.accepted),
+    rejected: Number(r.rejected),
+    deadLettered: Number(r.dead),
+    closed: Number(r.closed),
+  };
 }
 
 export interface GoldTableSummary {
@@ -55,7 +66,9 @@ export interface DevSummary {
     /** Rows in silver.bid_rejections. */
     readonly rejected: number;
     readonly rejectedByReason: Readonly<Record<string, number>>;
-    /** generated - refused - accepted - rejected: 0 when every record is accounted for. */
+    /** Bid records in silver.dead_letters (the silver-writer could not write them). */
+    readonly deadLettered: number;
+    /** generated - refused - accepted - rejected - dead-lettered: 0 when every record is accounted for. */
     readonly unaccounted: number;
     /** How far the sender fell behind the schedule at worst (a busy machine): late bids meet closed auctions. */
     readonly senderMaxLagMs: number;
@@ -77,6 +90,8 @@ export interface DevSummary {
       winner_id: string | null;
     }[];
   };
+  /** silver.dead_letters of this pipeline's topics, per `table reason` (any record, not only bids). */
+  readonly deadLetters: { readonly total: number; readonly byReason: Readonly<Record<string, number>> };
   readonly fraud: {
     readonly alerts: number;
     readonly quarantined: number;
@@ -147,6 +162,11 @@ export async function collectSummary(o: {
     `SELECT reason, count(*) AS n FROM silver.bid_rejections WHERE ${RUN_REJECTIONS} GROUP BY reason ORDER BY 2 DESC, 1`,
     [p],
   );
+  const dead = await pool.query<{ target_table: string; reason: string; n: string }>(
+    `SELECT target_table, reason, count(*) AS n FROM silver.dead_letters WHERE source_topic = ANY($1)
+     GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2`,
+    [Object.values(o.topics).map((t) => t.name)],
+  );
   const sold = await pool.query<{ currency: string; gmv: string; n: string }>(
     `SELECT currency, sum(final_price)::text AS gmv, count(*) AS n FROM silver.transactions
      WHERE auction_id LIKE $1 AND reserve_met AND winner_id IS NOT NULL GROUP BY currency ORDER BY currency`,
@@ -215,7 +235,9 @@ export async function collectSummary(o: {
       accepted: progress.accepted,
       rejected: progress.rejected,
       rejectedByReason: Object.fromEntries(reasons.rows.map((r) => [r.reason, Number(r.n)])),
-      unaccounted: generated - o.refusedAtIngest - progress.accepted - progress.rejected,
+      deadLettered: progress.deadLettered,
+      unaccounted:
+        generated - o.refusedAtIngest - progress.accepted - progress.rejected - progress.deadLettered,
       senderMaxLagMs: o.senderMaxLagMs,
       generatedByKind: o.dataset.counts,
     },
@@ -225,6 +247,10 @@ export async function collectSummary(o: {
       sold: sold.rows.reduce((n, r) => n + Number(r.n), 0),
       gmvByCurrency: Object.fromEntries(sold.rows.map((r) => [r.currency.trim(), r.gmv])),
       top: top.rows.map((r) => ({ ...r, currency: r.currency.trim(), bids: r.bids ?? 0 })),
+    },
+    deadLetters: {
+      total: dead.rows.reduce((n, r) => n + Number(r.n), 0),
+      byReason: Object.fromEntries(dead.rows.map((r) => [`${r.target_table} ${r.reason}`, Number(r.n)])),
     },
     fraud: {
       alerts: alerts.rows.length,
@@ -301,10 +327,16 @@ export function formatSummary(s: DevSummary): string {
   line(`  accepted             ${b.accepted}   (silver.bids)`);
   line(`  rejected             ${b.rejected}   (silver.bid_rejections and the dead-letter topic)`);
   for (const [reason, n] of Object.entries(b.rejectedByReason)) line(`    ${reason.padEnd(20)} ${n}`);
+  if (b.deadLettered > 0)
+    line(
+      `  dead-lettered        ${b.deadLettered}   (silver.dead_letters: the silver-writer could not write them)`,
+    );
+  const terms =
+    b.deadLettered > 0 ? "refused + accepted + rejected + dead-lettered" : "refused + accepted + rejected";
   line(
     b.unaccounted === 0
-      ? "  every generated record is accounted for (refused + accepted + rejected = generated)"
-      : `  UNACCOUNTED          ${b.unaccounted}   (refused + accepted + rejected != generated)`,
+      ? `  every generated record is accounted for (${terms} = generated)`
+      : `  UNACCOUNTED          ${b.unaccounted}   (${terms} != generated)`,
   );
   if (b.senderMaxLagMs > 1_000)
     line(
@@ -323,6 +355,12 @@ export function formatSummary(s: DevSummary): string {
           9,
         )} ${t.currency}  ${String(t.bids).padStart(3)} bids  winner ${t.winner_id ?? "-"}`,
       );
+  }
+  if (s.deadLetters.total > 0) {
+    line();
+    line(`Silver dead letters   ${s.deadLetters.total}   (records the silver-writer could not write)`);
+    for (const [k, n] of Object.entries(s.deadLetters.byReason)) line(`    ${k.padEnd(40)} ${n}`);
+    line("  inspect: SELECT * FROM silver.dead_letters ORDER BY recorded_at DESC  (docs/operations.md)");
   }
   line();
   const f = s.fraud;

@@ -3,6 +3,7 @@
  * parameterised multi-row upserts that write them. Shared by the stream
  * writer; unit-tested without a database.
  */
+import { isId } from "../domain/events.ts";
 import type { KafkaRecord } from "../kafka/transport.ts";
 
 /** Which silver table a topic feeds (logical topic keys of the pipeline). */
@@ -39,6 +40,16 @@ interface TableSpec {
 function text(v: unknown, max = 10_000): string | null {
   if (typeof v !== "string") return null;
   return v.replaceAll("\u0000", "").slice(0, max);
+}
+
+/**
+ * An id by the rule of the events (docs/events.md#identifiers), or null: a
+ * record whose id breaks it is unusable (dead-lettered), never stored
+ * altered (e.g. with a NUL removed, which could merge two ids). The
+ * dead-letter table keeps its ids as `text`: they are whatever arrived.
+ */
+function id(v: unknown): string | null {
+  return isId(v) ? v : null;
 }
 
 /** An integer that fits bigint exactly, or null (a dead-letter record may carry anything). */
@@ -183,9 +194,9 @@ export const TABLES: Record<SilverKind, TableSpec> = {
     row: (v, r) =>
       required(
         [
-          text(v.auction_id),
-          text(v.item_id),
-          text(v.seller_id),
+          id(v.auction_id),
+          id(v.item_id),
+          id(v.seller_id),
           text(v.title) ?? "",
           text(v.category),
           currency(v.currency),
@@ -219,14 +230,7 @@ export const TABLES: Record<SilverKind, TableSpec> = {
     key: (v) => String(v.user_id),
     row: (v, r) =>
       required(
-        [
-          text(v.user_id),
-          time(v.created_at),
-          text(v.country),
-          num(v.rating),
-          schemaVersion(v),
-          ...lineage(r),
-        ],
+        [id(v.user_id), time(v.created_at), text(v.country), num(v.rating), schemaVersion(v), ...lineage(r)],
         ["user_id", "created_at"],
         USER_COLS,
       ),
@@ -240,9 +244,9 @@ export const TABLES: Record<SilverKind, TableSpec> = {
     row: (v, r) =>
       required(
         [
-          text(v.bid_id),
-          text(v.auction_id),
-          text(v.bidder_id),
+          id(v.bid_id),
+          id(v.auction_id),
+          id(v.bidder_id),
           int(v.amount),
           currency(v.currency),
           time(v.placed_at),
@@ -294,7 +298,7 @@ export const TABLES: Record<SilverKind, TableSpec> = {
     row: (v) =>
       required(
         [
-          text(v.auction_id),
+          id(v.auction_id),
           int(v.current_price),
           text(v.leader_id),
           int(v.bid_count),
@@ -317,7 +321,7 @@ export const TABLES: Record<SilverKind, TableSpec> = {
     row: (v, r) =>
       required(
         [
-          text(v.auction_id),
+          id(v.auction_id),
           text(v.winner_id),
           int(v.final_price),
           currency(v.currency),
@@ -343,9 +347,9 @@ export const TABLES: Record<SilverKind, TableSpec> = {
             signals[s.name] = s.contribution;
       return required(
         [
-          text(v.bid_id),
-          text(v.auction_id),
-          text(v.bidder_id),
+          id(v.bid_id),
+          id(v.auction_id),
+          id(v.bidder_id),
           num(v.score),
           JSON.stringify(signals),
           time(v.created_at),
@@ -359,10 +363,35 @@ export const TABLES: Record<SilverKind, TableSpec> = {
   },
 };
 
+/**
+ * Why a record cannot become a silver row: a fixed set of codes (a metric
+ * label and the `reason` of silver.dead_letters). not_json: the value does
+ * not parse; not_object: JSON, but not an object; invalid_field: a required
+ * field is missing or has a value silver cannot hold (fractional money, a bad
+ * currency or instant ...); db_rejected: PostgreSQL refused the row for a
+ * data reason (SQLSTATE class 22 or 23; found by the writer, not here).
+ */
+export type UnusableReason = "not_json" | "not_object" | "invalid_field" | "db_rejected";
+
+export interface Unusable {
+  readonly record: KafkaRecord;
+  readonly code: UnusableReason;
+  /** Human-readable detail (which field, the parser's message). */
+  readonly reason: string;
+}
+
+/** A row to write with the record it came from (the writer isolates a refused row by it). */
+export interface Entry {
+  readonly record: KafkaRecord;
+  readonly row: Row;
+}
+
 export interface Prepared {
   readonly statements: Statement[];
-  /** Records that could not become rows, with why (logged and counted, never blocking). */
-  readonly unusable: { record: KafkaRecord; reason: string }[];
+  /** Records that could not become rows, with why (dead-lettered with the batch, never blocking). */
+  readonly unusable: Unusable[];
+  /** The rows of `statements`, one per key, in order, with their records. */
+  readonly entries: Entry[];
   readonly rows: number;
 }
 
@@ -376,41 +405,47 @@ const MAX_PARAMS = 60_000;
  */
 export function prepare(kind: SilverKind, records: readonly KafkaRecord[]): Prepared {
   const spec = TABLES[kind];
-  const unusable: { record: KafkaRecord; reason: string }[] = [];
-  const byKey = new Map<string, { v: Record<string, unknown>; row: Row }>();
+  const unusable: Unusable[] = [];
+  const byKey = new Map<string, { v: Record<string, unknown>; entry: Entry }>();
   for (const r of records) {
     if (r.value === null) continue; // tombstone of a compacted topic: nothing to write
     let v: unknown;
     try {
       v = JSON.parse(r.value.toString("utf8"));
     } catch (err) {
-      unusable.push({ record: r, reason: `not JSON: ${(err as Error).message}` });
+      unusable.push({ record: r, code: "not_json", reason: `not JSON: ${(err as Error).message}` });
       continue;
     }
     if (v === null || typeof v !== "object" || Array.isArray(v)) {
-      unusable.push({ record: r, reason: "not a JSON object" });
+      unusable.push({ record: r, code: "not_object", reason: "not a JSON object" });
       continue;
     }
     const obj = v as Record<string, unknown>;
     const row = spec.row(obj, r);
     if (typeof row === "string") {
-      unusable.push({ record: r, reason: row });
+      unusable.push({ record: r, code: "invalid_field", reason: row });
       continue;
     }
     const key = spec.key(obj, r);
     const prev = byKey.get(key);
     if (prev && spec.later && !spec.later(prev.v, obj)) continue;
     if (prev && kind !== "prices" && TABLES[kind].conflict.includes("DO NOTHING")) continue; // first one wins
-    byKey.set(key, { v: obj, row });
+    byKey.set(key, { v: obj, entry: { record: r, row } });
   }
-  const rows = [...byKey.values()].map((x) => x.row);
+  const entries = [...byKey.values()].map((x) => x.entry);
+  return { statements: statementsFor(kind, entries), unusable, entries, rows: entries.length };
+}
+
+/** Multi-row upserts of `entries` into the kind's table, chunked under PostgreSQL's parameter limit. */
+export function statementsFor(kind: SilverKind, entries: readonly Entry[]): Statement[] {
+  const spec = TABLES[kind];
   const statements: Statement[] = [];
   const perRow = spec.columns.length;
   const chunk = Math.max(1, Math.floor(MAX_PARAMS / perRow));
-  for (let i = 0; i < rows.length; i += chunk) {
-    const part = rows.slice(i, i + chunk);
+  for (let i = 0; i < entries.length; i += chunk) {
+    const part = entries.slice(i, i + chunk);
     const values: unknown[] = [];
-    const tuples = part.map((row) => {
+    const tuples = part.map(({ row }) => {
       const ph = row.map((x) => {
         values.push(x);
         return `$${values.length}`;
@@ -422,5 +457,5 @@ export function prepare(kind: SilverKind, records: readonly KafkaRecord[]): Prep
       values,
     });
   }
-  return { statements, unusable, rows: rows.length };
+  return statements;
 }

@@ -5,7 +5,8 @@ import type { BatchContext, GroupConsumer, RecordBatch, Transport } from "../kaf
 import { instrumentBatches, observeEndToEnd, pipelineMetrics } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
-import { prepare, type SilverKind } from "./rows.ts";
+import { type DeadLetter, dataErrorCode, deadLetterStatements, fromUnusable } from "./dead-letters.ts";
+import { type Entry, type Prepared, prepare, type SilverKind, statementsFor, TABLES } from "./rows.ts";
 
 export interface SilverWriterOptions {
   readonly transport: Transport;
@@ -25,6 +26,14 @@ export interface SilverWriterOptions {
  * between the two re-delivers the batch, and the upserts make re-delivery a
  * no-op (bids by bid_id, rejections by Kafka position, transactions by
  * auction, alerts by bid, auction_state fenced by version).
+ *
+ * Nothing is dropped silently: a record that cannot become a row (not JSON,
+ * not an object, a required field missing or invalid) goes to
+ * silver.dead_letters in the same transaction, keyed by its Kafka position.
+ * When PostgreSQL refuses the batch for a data reason (SQLSTATE class 22 or
+ * 23), the batch is written again with the refused rows isolated (halving
+ * under savepoints) and dead-lettered with their SQLSTATE, so one bad record
+ * cannot block its partition; any other error retries the whole batch.
  */
 export class SilverWriter {
   readonly #o: SilverWriterOptions;
@@ -56,7 +65,7 @@ export class SilverWriter {
       records: m.counter("silver_writer_records_total", "Records consumed, by topic."),
       unusable: m.counter(
         "silver_writer_unusable_records_total",
-        "Records that could not become rows, by topic.",
+        "Records that could not become rows, kept in silver.dead_letters (counted after commit), by topic and reason.",
       ),
       batch: m.histogram("silver_writer_batch_seconds", "Time to write and commit one batch."),
       failures: m.counter(
@@ -106,40 +115,19 @@ export class SilverWriter {
     if (!kind || !last) return;
     const started = performance.now();
     const prepared = prepare(kind, batch.records);
-    for (const u of prepared.unusable) {
-      this.#m.unusable.inc({ topic: batch.topic });
-      this.#o.logger.warn(
-        { topic: batch.topic, partition: batch.partition, offset: u.record.offset, reason: u.reason },
-        "record skipped: cannot become a silver row",
-      );
-    }
-    await withRetry(
-      async () => {
-        const client = await this.#o.pool.connect();
-        try {
-          await client.query("BEGIN");
-          for (const s of prepared.statements) await client.query(s.text, s.values);
-          await client.query("COMMIT");
-        } catch (err) {
-          await client.query("ROLLBACK").catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
-        }
-      },
-      {
-        what: `writing ${prepared.rows} rows of ${batch.topic}`,
-        logger: this.#o.logger,
-        retries: 30,
-        maxTimeoutMs: 5_000,
-        shouldContinue: () => !this.#stopping,
-      },
-    ).catch((err) => {
+    const letters = await withRetry(() => this.#write(kind, prepared), {
+      what: `writing ${prepared.rows} rows of ${batch.topic}`,
+      logger: this.#o.logger,
+      retries: 30,
+      maxTimeoutMs: 5_000,
+      shouldContinue: () => !this.#stopping,
+    }).catch((err) => {
       this.#m.failures.inc({ topic: batch.topic });
       this.#lastError = (err as Error).message;
       throw err;
     });
     this.#lastError = undefined;
+    if (letters.length > 0) this.#reportDeadLetters(batch, letters);
     // A bid's end-to-end latency ends here: its silver row is committed.
     if (kind === "bids") observeEndToEnd(this.#m.business, "accepted", batch.records);
     else if (kind === "rejections") observeEndToEnd(this.#m.business, "rejected", batch.records);
@@ -149,8 +137,72 @@ export class SilverWriter {
     ]);
     ctx.markProcessed(last.offset);
     this.#m.records.inc({ topic: batch.topic }, batch.records.length);
-    this.#m.rows.inc({ table: kind }, prepared.rows);
+    const refused = letters.filter((d) => d.reason === "db_rejected").length;
+    this.#m.rows.inc({ table: kind }, prepared.rows - refused);
     this.#m.batch.observe({}, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * One transaction: the rows and the dead letters of the batch. If
+   * PostgreSQL refuses the rows for a data reason, the transaction is rolled
+   * back and done again with the refused rows isolated. Returns the dead
+   * letters written.
+   */
+  async #write(kind: SilverKind, prepared: Prepared): Promise<DeadLetter[]> {
+    const table = TABLES[kind].table;
+    const client = await this.#o.pool.connect();
+    const attempt = async (isolate: boolean): Promise<DeadLetter[]> => {
+      const letters = prepared.unusable.map((u) => fromUnusable(table, u));
+      await client.query("BEGIN");
+      if (isolate) await insertIsolating(client, kind, prepared.entries, letters);
+      else for (const s of prepared.statements) await client.query(s.text, s.values);
+      for (const s of deadLetterStatements(letters)) await client.query(s.text, s.values);
+      await client.query("COMMIT");
+      return letters;
+    };
+    try {
+      try {
+        return await attempt(false);
+      } catch (err) {
+        const code = dataErrorCode(err);
+        if (!code) throw err;
+        await client.query("ROLLBACK");
+        this.#o.logger.warn(
+          { table, sqlstate: code, rows: prepared.rows },
+          "batch refused for a data reason: writing it again with the refused rows isolated",
+        );
+        return await attempt(true);
+      }
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Counts (after commit) and logs dead letters: positions and reason codes, never record contents. */
+  #reportDeadLetters(batch: RecordBatch, letters: readonly DeadLetter[]): void {
+    const byReason: Record<string, number> = {};
+    for (const d of letters) {
+      this.#m.unusable.inc({ topic: batch.topic, reason: d.reason });
+      byReason[d.reason] = (byReason[d.reason] ?? 0) + 1;
+    }
+    this.#o.logger.warn(
+      {
+        topic: batch.topic,
+        partition: batch.partition,
+        count: letters.length,
+        byReason,
+        records: letters.slice(0, 20).map((d) => ({
+          offset: d.record.offset,
+          key: d.record.key?.slice(0, 200) ?? null,
+          reason: d.reason,
+          ...(d.sqlstate ? { sqlstate: d.sqlstate } : {}),
+        })),
+      },
+      "records cannot become silver rows: kept in silver.dead_letters",
+    );
   }
 
   /** Stops consuming; the in-flight batch finishes its database transaction and offset commit. */
@@ -159,4 +211,47 @@ export class SilverWriter {
     this.#running = false;
     await this.#consumer?.stop();
   }
+}
+
+type Client = Pick<pg.PoolClient, "query">;
+
+/**
+ * Writes `entries` inside a savepoint; when PostgreSQL refuses them for a
+ * data reason, rolls back to the savepoint and writes each half again, down
+ * to the single refused row, which becomes a dead letter (O(k log n)
+ * statements for k bad rows of n). Any other error is thrown (the caller
+ * retries the whole batch).
+ */
+async function insertIsolating(
+  client: Client,
+  kind: SilverKind,
+  entries: readonly Entry[],
+  out: DeadLetter[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  await client.query("SAVEPOINT silver_rows");
+  try {
+    for (const s of statementsFor(kind, entries)) await client.query(s.text, s.values);
+  } catch (err) {
+    const sqlstate = dataErrorCode(err);
+    if (!sqlstate) throw err;
+    await client.query("ROLLBACK TO SAVEPOINT silver_rows");
+    await client.query("RELEASE SAVEPOINT silver_rows");
+    const only = entries.length === 1 ? entries[0] : undefined;
+    if (only) {
+      out.push({
+        record: only.record,
+        table: TABLES[kind].table,
+        reason: "db_rejected",
+        detail: `${sqlstate}: ${(err as Error).message}`,
+        sqlstate,
+      });
+      return;
+    }
+    const mid = Math.ceil(entries.length / 2);
+    await insertIsolating(client, kind, entries.slice(0, mid), out);
+    await insertIsolating(client, kind, entries.slice(mid), out);
+    return;
+  }
+  await client.query("RELEASE SAVEPOINT silver_rows");
 }

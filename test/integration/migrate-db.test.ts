@@ -137,6 +137,30 @@ describe("migrate on real PostgreSQL", () => {
     expect(Number(rows[0]!.n)).toBe(1);
   });
 
+  it("keeps silver.dead_letters once per Kafka position, with the raw bytes", async () => {
+    const pk = await db.pool.query<{ col: string }>(
+      `SELECT a.attname AS col FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+       WHERE i.indrelid = 'silver.dead_letters'::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)`,
+    );
+    expect(pk.rows.map((r) => r.col)).toEqual(["source_topic", "source_partition", "source_offset"]);
+    const raw = Buffer.from([0xff, 0x00, 0x7b]);
+    const insert = (reason: string) =>
+      db.pool.query(
+        `INSERT INTO silver.dead_letters (source_topic, source_partition, source_offset, target_table, reason, key, value)
+         VALUES ('t.transactions', 1, 7, 'silver.transactions', $1, 'a1', $2)
+         ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING`,
+        [reason, raw],
+      );
+    await insert("not_json");
+    await insert("invalid_field");
+    const { rows } = await db.pool.query<{ reason: string; value: Buffer; recorded_at: Date }>(
+      "SELECT reason, value, recorded_at FROM silver.dead_letters WHERE source_topic = 't.transactions'",
+    );
+    expect(rows.map((r) => r.reason)).toEqual(["not_json"]);
+    expect(Buffer.compare(rows[0]!.value, raw)).toBe(0);
+    expect(rows[0]!.recorded_at).toBeInstanceOf(Date);
+  });
+
   it("refuses to run when an applied migration file was edited, and applies a new one", async () => {
     const dir = await mkdtemp(join(tmpdir(), "gavel-mig-"));
     await cp(MIGRATIONS_DIR, dir, { recursive: true });
