@@ -3,7 +3,11 @@ import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
 import { PIPELINE_LABEL } from "./names.ts";
 
-/** External metric the lag target uses (served by a metrics adapter from the processors' metrics). */
+/**
+ * External metric the lag target uses, labels `pipeline` and `processor`:
+ * served by Prometheus Adapter from the processors' `gavel_consumer_lag_records`
+ * (docs/observability.md, ADR 0004).
+ */
 export const LAG_METRIC = "gavel_consumer_lag";
 
 export interface ProcessorAutoscalerProps {
@@ -14,6 +18,12 @@ export interface ProcessorAutoscalerProps {
   readonly minReplicas: number;
   /** Already clamped to the partition count for consumers. */
   readonly maxReplicas: number;
+  /**
+   * Partitions of the busiest topic the processor consumes: a consumer group
+   * never has more busy members than that, so `maxReplicas` above it is
+   * rejected. Default: unset (not a consumer, e.g. ingest).
+   */
+  readonly partitions?: number;
   /** Target average CPU utilisation in percent of the request. */
   readonly cpuUtilizationPercent: number;
   /** Target consumer lag per replica. Default: unset (CPU only). */
@@ -40,6 +50,17 @@ export class ProcessorAutoscaler extends Construct {
     if (props.maxReplicas < props.minReplicas)
       throw new Error(
         `HPA ${props.name}: maxReplicas (${props.maxReplicas}) is below minReplicas (${props.minReplicas}): raise maxReplicas or the partitions`,
+      );
+    if (props.partitions !== undefined && props.maxReplicas > props.partitions)
+      throw new Error(
+        `HPA ${props.name}: maxReplicas (${props.maxReplicas}) is above the ${props.partitions} partitions it consumes (extra replicas would sit idle): lower maxReplicas or raise the partitions`,
+      );
+    if (
+      props.lagPerReplica !== undefined &&
+      (!Number.isInteger(props.lagPerReplica) || props.lagPerReplica < 1)
+    )
+      throw new Error(
+        `HPA ${props.name}: lagPerReplica must be a positive integer (records of lag per replica), got ${props.lagPerReplica}`,
       );
     const metrics: V2MetricSpec[] = [
       {

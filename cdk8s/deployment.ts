@@ -17,7 +17,21 @@ export interface ProcessorDeploymentProps {
    * The pipeline sets 0 while suspended.
    */
   readonly replicas?: number;
+  /**
+   * Where the pods serve Prometheus metrics: the pod template gets the
+   * `prometheus.io/scrape`, `prometheus.io/port` and `prometheus.io/path`
+   * annotations the usual `kubernetes-pods` scrape job selects on. Default:
+   * unset, no annotations.
+   */
+  readonly metrics?: { readonly port: number; readonly path: string };
 }
+
+/** Pod annotations of the Prometheus `kubernetes-pods` scrape convention. */
+export const SCRAPE_ANNOTATIONS = {
+  scrape: "prometheus.io/scrape",
+  port: "prometheus.io/port",
+  path: "prometheus.io/path",
+} as const;
 
 /** A processor's Deployment: rolling update that never drops below the desired count. */
 export class ProcessorDeployment extends Construct {
@@ -31,6 +45,26 @@ export class ProcessorDeployment extends Construct {
     for (const [k, v] of Object.entries(props.selector))
       if (props.labels?.[k] !== undefined && props.labels[k] !== v)
         throw new Error(`Deployment ${props.name}: label ${k} conflicts with the selector`);
+    const annotations: Record<string, string> = { [CONFIG_HASH_ANNOTATION]: props.configHash };
+    if (props.metrics !== undefined) {
+      const { port, path } = props.metrics;
+      if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw new Error(
+          `Deployment ${props.name}: metrics port must be an integer 1..65535 (the container port serving /metrics), got ${port}`,
+        );
+      if (!path.startsWith("/") || /\s/.test(path))
+        throw new Error(
+          `Deployment ${props.name}: metrics path must be an absolute URL path like /metrics, got ${JSON.stringify(path)}`,
+        );
+      const ports = props.podSpec.containers.flatMap((c) => c.ports ?? []).map((p) => p.containerPort);
+      if (!ports.includes(port))
+        throw new Error(
+          `Deployment ${props.name}: metrics port ${port} is not a container port (${ports.join(", ") || "none declared"}): declare it in the container's ports or scrape another port`,
+        );
+      annotations[SCRAPE_ANNOTATIONS.scrape] = "true";
+      annotations[SCRAPE_ANNOTATIONS.port] = String(port);
+      annotations[SCRAPE_ANNOTATIONS.path] = path;
+    }
     this.name = props.name;
     new ApiObject(this, "Resource", {
       apiVersion: "apps/v1",
@@ -44,7 +78,7 @@ export class ProcessorDeployment extends Construct {
         template: {
           metadata: {
             labels: { ...props.labels, ...props.selector },
-            annotations: { [CONFIG_HASH_ANNOTATION]: props.configHash },
+            annotations,
           },
           spec: { terminationGracePeriodSeconds: 60, ...props.podSpec },
         },

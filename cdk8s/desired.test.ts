@@ -179,4 +179,104 @@ describe("desired", () => {
   it("is deterministic", () => {
     expect(desired(parsePipeline(base))).toEqual(desired(parsePipeline(base)));
   });
+
+  it("with the gavel provisioner renders no KafkaTopics and needs no Strimzi cluster", () => {
+    const objs = desired(spec({ kafka: { bootstrapServers: "k:9092", topics: { provisioner: "gavel" } } }));
+    expect(objs.filter((o) => o.kind === "KafkaTopic")).toHaveLength(0);
+    expect(objs.filter((o) => o.kind === "Deployment")).toHaveLength(4);
+    const cm = find(objs, "ConfigMap", "demo-bid-processor");
+    expect(cm.data["pipeline.yaml"]).toContain("provisioner: gavel");
+    expect(() =>
+      desired({
+        ...parsePipeline(base),
+        spec: {
+          ...parsePipeline(base).spec,
+          kafka: { bootstrapServers: "k:9092", topics: { provisioner: "strimzi" } },
+        },
+      }),
+    ).toThrow(/spec.kafka.clusterName is required with topics.provisioner strimzi/);
+  });
+
+  it("annotates processor pods for Prometheus scraping of /metrics on the http port", () => {
+    for (const d of desired(parsePipeline(base)).filter((o) => o.kind === "Deployment")) {
+      const tpl = (d as Any).spec.template;
+      expect(tpl.metadata.annotations).toMatchObject({
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8080",
+        "prometheus.io/path": "/metrics",
+      });
+      expect(tpl.spec.containers[0].ports).toContainEqual({
+        name: "http",
+        containerPort: 8080,
+        protocol: "TCP",
+      });
+    }
+  });
+
+  it("sets the OTEL_* variables from spec.observability", () => {
+    const envOf = (objs: KubeObject[], kind: string, name: string): Record<string, string> => {
+      const o = find(objs, kind, name);
+      const pod = kind === "CronJob" ? o.spec.jobTemplate.spec.template.spec : o.spec.template.spec;
+      return Object.fromEntries(pod.containers[0].env.map((e: Any) => [e.name, e.value]));
+    };
+    const plain = envOf(desired(parsePipeline(base)), "Deployment", "demo-bid-processor");
+    expect(plain.OTEL_SERVICE_NAME).toBe("gavel-bid-processor");
+    expect(plain.OTEL_RESOURCE_ATTRIBUTES).toBe(
+      "gavel.pipeline=demo,k8s.namespace.name=shop,k8s.deployment.name=demo-bid-processor,k8s.pod.name=$(POD_NAME)",
+    );
+    expect(plain.OTEL_EXPORTER_OTLP_ENDPOINT).toBeUndefined();
+    expect(plain.OTEL_TRACES_SAMPLER).toBeUndefined();
+
+    const objs = desired(
+      spec({
+        observability: {
+          otlpEndpoint: "http://otel-collector.observability:4318",
+          tracesSampleRatio: 0.01,
+          resourceAttributes: { "deployment.environment": "prod" },
+        },
+      }),
+    );
+    const env = envOf(objs, "Deployment", "demo-ingest");
+    expect(env).toMatchObject({
+      OTEL_SERVICE_NAME: "gavel-ingest",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel-collector.observability:4318",
+      OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+      OTEL_TRACES_SAMPLER_ARG: "0.01",
+    });
+    expect(env.OTEL_RESOURCE_ATTRIBUTES).toMatch(/,deployment.environment=prod$/);
+    const rollup = envOf(objs, "CronJob", "demo-rollup");
+    expect(rollup.OTEL_SERVICE_NAME).toBe("gavel-rollup");
+    expect(rollup.OTEL_RESOURCE_ATTRIBUTES).toContain("k8s.cronjob.name=demo-rollup");
+    // POD_NAME comes first, so Kubernetes expands $(POD_NAME).
+    const names = find(objs, "Deployment", "demo-ingest").spec.template.spec.containers[0].env.map(
+      (e: Any) => e.name,
+    );
+    expect(names.indexOf("POD_NAME")).toBeLessThan(names.indexOf("OTEL_RESOURCE_ATTRIBUTES"));
+    // Telemetry settings reach pods as env, not through the rendered config (no restarts of unrelated config).
+    expect(find(objs, "ConfigMap", "demo-ingest")).toEqual(
+      find(desired(spec({})), "ConfigMap", "demo-ingest"),
+    );
+  });
+
+  it("targets the lag metric and never lets an HPA exceed the partitions it consumes", () => {
+    const objs = desired(
+      spec({
+        topics: { partitions: 6 },
+        processors: {
+          bidProcessor: { maxReplicas: 6, autoscaling: { lagPerReplica: 1000 } },
+          bronzeArchiver: { maxReplicas: 50 },
+        },
+      }),
+    );
+    const hpa = find(objs, "HorizontalPodAutoscaler", "demo-bid-processor");
+    expect(hpa.spec.maxReplicas).toBe(6);
+    expect(hpa.spec.metrics[1].external).toEqual({
+      metric: {
+        name: "gavel_consumer_lag",
+        selector: { matchLabels: { pipeline: "demo", processor: "bid-processor" } },
+      },
+      target: { type: "AverageValue", averageValue: "1000" },
+    });
+    expect(find(objs, "HorizontalPodAutoscaler", "demo-bronze-archiver").spec.maxReplicas).toBe(6);
+  });
 });

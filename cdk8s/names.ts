@@ -18,6 +18,8 @@ export const CONFIG_DIR = "/etc/gavel";
 export const CONFIG_FILE = `${CONFIG_DIR}/pipeline.yaml`;
 /** Port of every processor's HTTP server: /healthz, /readyz, /metrics (and the ingest API). */
 export const HTTP_PORT = 8080;
+/** Path of the Prometheus text endpoint on HTTP_PORT (processors/runtime/server.ts). */
+export const METRICS_PATH = "/metrics";
 
 /** Labels on every child of a pipeline (the operator's selector for pruning). */
 export function pipelineLabels(pipeline: string): Record<string, string> {

@@ -16,6 +16,7 @@ import {
   CONFIG_FILE,
   HTTP_PORT,
   kafkaTopicObjectName,
+  METRICS_PATH,
   pipelineLabels,
   processorObjectName,
   rollupObjectName,
@@ -42,7 +43,14 @@ export interface PipelineChartProps {
  */
 function renderedConfig(p: AuctionPipeline, namespace: string, only?: ResolvedProcessor): unknown {
   // ingestAuth is delivered as a secretKeyRef env var (ingest only); the rendered file carries no secret names it does not need.
-  const { processors: _all, suspend: _suspend, ingestAuth: _auth, ...spec } = p.spec;
+  // observability reaches the pods as OTEL_* env vars; processors do not read it from the file.
+  const {
+    processors: _all,
+    suspend: _suspend,
+    ingestAuth: _auth,
+    observability: _observability,
+    ...spec
+  } = p.spec;
   return {
     apiVersion: p.apiVersion,
     kind: p.kind,
@@ -65,13 +73,22 @@ export class PipelineChart extends Chart {
       );
     const suspended = p.spec.suspend;
 
-    for (const topic of allTopics(p)) {
-      new KafkaTopic(this, `topic-${topic.key}`, {
-        name: kafkaTopicObjectName(name, topic),
-        clusterName: p.spec.kafka.clusterName,
-        topic,
-        labels: { [COMPONENT_LABEL]: "topic" },
-      });
+    // With the gavel provisioner the operator creates the topics through the
+    // Kafka admin API (operator/controller/topics.ts): no KafkaTopic objects.
+    if (p.spec.kafka.topics.provisioner === "strimzi") {
+      const clusterName = p.spec.kafka.clusterName;
+      if (clusterName === undefined)
+        throw new Error(
+          `pipeline ${name}: spec.kafka.clusterName is required with topics.provisioner strimzi: set it to the Strimzi Kafka cluster's name, or set spec.kafka.topics.provisioner: gavel`,
+        );
+      for (const topic of allTopics(p)) {
+        new KafkaTopic(this, `topic-${topic.key}`, {
+          name: kafkaTopicObjectName(name, topic),
+          clusterName,
+          topic,
+          labels: { [COMPONENT_LABEL]: "topic" },
+        });
+      }
     }
 
     const sa = new ServiceAccount(this, "service-account", { name: serviceAccountName(name) });
@@ -92,6 +109,11 @@ export class PipelineChart extends Chart {
         serviceAccount: sa.name,
         resources: proc.spec.resources,
         logLevel: proc.spec.logLevel,
+        telemetry: {
+          serviceName: `gavel-${proc.name}`,
+          namespace,
+          workload: { kind: "deployment", name: objName },
+        },
         container: {
           ports: [{ name: "http", containerPort: HTTP_PORT, protocol: "TCP" }],
           startupProbe: {
@@ -126,6 +148,8 @@ export class PipelineChart extends Chart {
         selector,
         podSpec,
         configHash: config.hash,
+        // processors/runtime/server.ts serves /metrics on the http port.
+        metrics: { port: HTTP_PORT, path: METRICS_PATH },
         // Suspended: 0. Running: the HPA owns the count.
         ...(suspended ? { replicas: 0 } : {}),
       });
@@ -136,6 +160,9 @@ export class PipelineChart extends Chart {
           labels: { [COMPONENT_LABEL]: proc.name },
           minReplicas: proc.effectiveMinReplicas,
           maxReplicas: proc.effectiveMaxReplicas,
+          ...(proc.consumes.length > 0
+            ? { partitions: Math.max(...proc.consumes.map((t) => t.partitions)) }
+            : {}),
           cpuUtilizationPercent: proc.spec.autoscaling.cpuUtilizationPercent,
           ...(proc.key !== "ingest" && proc.spec.autoscaling.lagPerReplica !== undefined
             ? { lagPerReplica: proc.spec.autoscaling.lagPerReplica }
@@ -186,6 +213,11 @@ export class PipelineChart extends Chart {
         serviceAccount: sa.name,
         resources: p.spec.rollup.resources,
         logLevel: "info",
+        telemetry: {
+          serviceName: "gavel-rollup",
+          namespace,
+          workload: { kind: "cronjob", name: rollupName },
+        },
         automountToken: true,
         restartPolicy: "Never",
       }),

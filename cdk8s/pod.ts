@@ -12,6 +12,7 @@ import type {
   V1ResourceRequirements,
 } from "@kubernetes/client-node";
 import type { EnvName } from "../lib/config.ts";
+import { OTEL_ENV } from "../lib/telemetry.ts";
 import type { AuctionPipeline } from "../operator/api/v1alpha1/pipeline.ts";
 import type { Resources } from "../operator/api/v1alpha1/types.ts";
 import { CONFIG_DIR } from "./names.ts";
@@ -53,6 +54,43 @@ export function pipelineEnv(
   return { env: out, envFrom };
 }
 
+/** Who a pod is, for its OpenTelemetry resource. */
+export interface TelemetryIdentity {
+  /** `service.name`: `gavel-<processor>` or `gavel-rollup`. */
+  readonly serviceName: string;
+  /** Namespace the pod runs in. */
+  readonly namespace: string;
+  /** The workload: `k8s.deployment.name` or `k8s.cronjob.name`. */
+  readonly workload: { readonly kind: "deployment" | "cronjob"; readonly name: string };
+}
+
+/**
+ * The standard `OTEL_*` variables lib/telemetry.ts reads, from
+ * `spec.observability`. Must follow POD_NAME in the env list: Kubernetes
+ * expands `$(POD_NAME)` only from variables defined before.
+ */
+export function telemetryEnv(p: AuctionPipeline, id: TelemetryIdentity): V1EnvVar[] {
+  const o = p.spec.observability;
+  const attrs: [string, string][] = [
+    ["gavel.pipeline", p.metadata.name],
+    ["k8s.namespace.name", id.namespace],
+    [`k8s.${id.workload.kind}.name`, id.workload.name],
+    ["k8s.pod.name", "$(POD_NAME)"],
+    ...Object.entries(o.resourceAttributes ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)),
+  ];
+  const out: V1EnvVar[] = [
+    { name: OTEL_ENV.serviceName, value: id.serviceName },
+    { name: OTEL_ENV.resourceAttributes, value: attrs.map(([k, v]) => `${k}=${v}`).join(",") },
+  ];
+  if (o.otlpEndpoint !== undefined) out.push({ name: OTEL_ENV.endpoint, value: o.otlpEndpoint });
+  if (o.tracesSampleRatio !== undefined)
+    out.push(
+      { name: OTEL_ENV.sampler, value: "parentbased_traceidratio" },
+      { name: OTEL_ENV.samplerArg, value: String(o.tracesSampleRatio) },
+    );
+  return out;
+}
+
 export function resources(r: Resources): V1ResourceRequirements {
   const limits: Record<string, string> = { memory: r.limits.memory };
   if (r.limits.cpu !== undefined) limits.cpu = r.limits.cpu;
@@ -67,6 +105,8 @@ export interface GavelPodOptions {
   readonly serviceAccount: string;
   readonly resources: Resources;
   readonly logLevel: string;
+  /** OpenTelemetry identity of the pod (service name, workload). */
+  readonly telemetry: TelemetryIdentity;
   /** Mount the ServiceAccount token (only the rollup needs the API). Default false. */
   readonly automountToken?: boolean;
   /** Extra container settings (ports, probes). */
@@ -81,7 +121,7 @@ export function gavelPodSpec(o: GavelPodOptions): V1PodSpec {
     image: o.image,
     imagePullPolicy: o.pipeline.spec.imagePullPolicy,
     command: ["gavel", ...o.args],
-    env: envVars,
+    env: [...envVars, ...telemetryEnv(o.pipeline, o.telemetry)],
     ...(envFrom.length > 0 ? { envFrom } : {}),
     resources: resources(o.resources),
     securityContext: {

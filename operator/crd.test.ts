@@ -27,6 +27,12 @@ describe("generated CRD and RBAC", () => {
     expect(spec.properties.topics.properties.partitions["x-kubernetes-validations"][0].rule).toBe(
       "self >= oldSelf",
     );
+    // CEL rules on enums survive the enum mapping (provisioner is immutable).
+    expect(spec.properties.kafka.properties.topics.properties.provisioner).toMatchObject({
+      enum: ["strimzi", "gavel"],
+      default: "strimzi",
+      "x-kubernetes-validations": [expect.objectContaining({ rule: "self == oldSelf" })],
+    });
     expect(CRD_FILE).toBe("gavel.dev_auctionpipelines.yaml");
   });
 });

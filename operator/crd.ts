@@ -65,6 +65,8 @@ export function toStructural(node: unknown): Schema {
       const out: Schema = { type: "string", enum: consts as string[] };
       if (typeof s.description === "string") out.description = s.description;
       if (s.default !== undefined) out.default = s.default as Json;
+      if (s["x-kubernetes-validations"] !== undefined)
+        out["x-kubernetes-validations"] = structuredClone(s["x-kubernetes-validations"]) as Json;
       return out;
     }
     throw new Error("only unions of string literals can be mapped to a structural schema");
@@ -171,6 +173,13 @@ export function auctionPipelineCrd(): Schema {
               type: "string",
               description: "Available processors / processors",
               jsonPath: ".status.processorsReady",
+            },
+            {
+              name: "Provisioner",
+              type: "string",
+              description: "Who creates the topics in Kafka (strimzi or gavel)",
+              jsonPath: ".spec.kafka.topics.provisioner",
+              priority: 1,
             },
             {
               name: "Last rollup",

@@ -1,8 +1,10 @@
 /**
  * The operator's least privilege, defined once. `gavel crds` writes
  * `crds/rbac.yaml` from it and the Helm chart uses `operatorRules()` /
- * `leaderElectionRules()` (or that file). Secrets are deliberately absent:
- * children reference Secrets by name, the operator never reads them.
+ * `leaderElectionRules()` (or that file). Secrets: `get` only (no list or
+ * watch), because with `spec.kafka.topics.provisioner: gavel` the operator
+ * connects to Kafka with the Secret named by `spec.kafka.authSecretRef`;
+ * children reference every other Secret by name.
  */
 import { GROUP, PLURAL } from "./api/v1alpha1/types.ts";
 
@@ -34,6 +36,8 @@ export function operatorRules(): PolicyRule[] {
     { apiGroups: [""], resources: ["configmaps", "services", "serviceaccounts"], verbs: [...MANAGE] },
     { apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles", "rolebindings"], verbs: [...MANAGE] },
     { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+    // The gavel topic provisioner reads spec.kafka.authSecretRef by name; never lists or watches Secrets.
+    { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
   ];
 }
 

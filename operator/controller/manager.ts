@@ -23,9 +23,11 @@ import type { OperatorMetrics } from "../../processors/runtime/instrument.ts";
 import { GROUP, PLURAL, VERSION } from "../api/v1alpha1/types.ts";
 import { TerminalError } from "./errors.ts";
 import { EventRecorder } from "./events.ts";
+import { kafkajsTopicAdmin } from "./kafka-admin.ts";
 import { collectionPath, MANAGED_KINDS } from "./kinds.ts";
 import { LeaderElector } from "./leader.ts";
 import { Reconciler } from "./reconciler.ts";
+import type { TopicAdminFactory } from "./topics.ts";
 import { WorkQueue } from "./workqueue.ts";
 
 export interface ManagerOptions {
@@ -52,6 +54,8 @@ export interface ManagerOptions {
   readonly onLostLeadership?: () => void;
   /** Reconcile count, errors, duration, queue depth and leadership (processors/runtime/instrument.ts). */
   readonly metrics?: OperatorMetrics;
+  /** Kafka admin clients of the gavel topic provisioner. Default: kafkajs (`kafka-admin.ts`). */
+  readonly topicAdmin?: TopicAdminFactory;
 }
 
 type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
@@ -228,6 +232,7 @@ export class Manager {
       children,
       events: new EventRecorder(kc.makeApiClient(CoreV1Api), this.#log, this.identity),
       log: this.#log,
+      topicAdmin: this.#o.topicAdmin ?? kafkajsTopicAdmin(this.#log),
     });
 
     // Start child caches first so the first reconciles see existing children.

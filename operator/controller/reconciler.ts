@@ -9,6 +9,7 @@ import {
   type KubernetesObjectApi,
   type ObjectCache,
   PatchStrategy,
+  type V1Secret,
 } from "@kubernetes/client-node";
 import { desired, type KubeObject, objectKey } from "../../cdk8s/desired.ts";
 import {
@@ -19,6 +20,7 @@ import {
   processorObjectName,
   rollupObjectName,
 } from "../../cdk8s/names.ts";
+import type { KafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import {
   type AuctionPipeline,
@@ -32,6 +34,13 @@ import { apiMessage, httpStatus, type ReconcileResult, TerminalError } from "./e
 import type { EventRecorder } from "./events.ts";
 import { MANAGED_KINDS } from "./kinds.ts";
 import { computeStatus, type ObservedObject, statusChanged } from "./status.ts";
+import {
+  kafkaSecurityFromSecret,
+  type ProvisionedTopics,
+  provisionTopics,
+  type TopicAdmin,
+  type TopicAdminFactory,
+} from "./topics.ts";
 
 export const FIELD_MANAGER = "gavel-operator";
 /** Safety net while waiting on children that report no events we watch. */
@@ -46,6 +55,8 @@ export interface ReconcilerDeps {
   readonly children: ReadonlyMap<string, ObjectCache<KubernetesObject>>;
   readonly events: EventRecorder;
   readonly log: Logger;
+  /** Kafka admin clients for pipelines with `spec.kafka.topics.provisioner: gavel`. */
+  readonly topicAdmin: TopicAdminFactory;
 }
 
 type RawPipeline = KubernetesObject & { spec?: unknown; status?: AuctionPipeline["status"] };
@@ -97,6 +108,12 @@ export class Reconciler {
       await this.#writeFailure(raw, "InvalidSpec", message);
       throw new TerminalError("InvalidSpec", message);
     }
+
+    // gavel provisioner: topics first, so processors find them when they start.
+    const provisioned =
+      pipeline.spec.kafka.topics.provisioner === "gavel"
+        ? await this.#provisionTopics(pipeline, target, key)
+        : undefined;
 
     const want = desired(pipeline, { namespace, owner: { uid } });
     const observed = new Map<string, ObservedObject>();
@@ -172,7 +189,10 @@ export class Reconciler {
     const prevPhase = pipeline.status?.phase;
     const status = computeStatus({
       pipeline,
-      topics: allTopics(pipeline).map((t) => ({ object: kafkaTopicObjectName(name, t), name: t.name })),
+      topics: allTopics(pipeline).map((t) =>
+        provisioned ? { name: t.name } : { object: kafkaTopicObjectName(name, t), name: t.name },
+      ),
+      ...(provisioned ? { provisioned } : {}),
       processors: processors(pipeline),
       deploymentName: (proc) => processorObjectName(name, proc),
       rollupName: rollupObjectName(name),
@@ -196,6 +216,85 @@ export class Reconciler {
     }
     const ready = status.conditions?.find((c) => c.type === "Ready")?.status === "True";
     return ready || pipeline.spec.suspend ? {} : { requeueAfterMs: WAIT_REQUEUE_MS };
+  }
+
+  /**
+   * The gavel provisioner's pass: connect as the processors do (bootstrap
+   * servers, the auth Secret by reference; its contents are never logged),
+   * create/grow/configure, and report per topic.
+   */
+  async #provisionTopics(
+    p: AuctionPipeline,
+    target: { name: string; namespace: string; uid: string },
+    key: string,
+  ): Promise<ProvisionedTopics> {
+    const failed = async (reason: string, message: string): Promise<ProvisionedTopics> => {
+      this.#d.log.warn({ pipeline: key, reason, err: message }, "topics not provisioned");
+      await this.#d.events.warning(target, reason, message);
+      return { error: { reason, message } };
+    };
+    const brokers = p.spec.kafka.bootstrapServers;
+    let security: KafkaSecurity | undefined;
+    const ref = p.spec.kafka.authSecretRef;
+    if (ref !== undefined) {
+      let secret: V1Secret;
+      try {
+        secret = (await this.#d.objects.read({
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: ref.name, namespace: target.namespace },
+        })) as V1Secret;
+      } catch (err) {
+        const code = httpStatus(err);
+        if (code === 404)
+          return failed(
+            "KafkaAuthSecretNotFound",
+            `Secret ${ref.name} (spec.kafka.authSecretRef) does not exist in namespace ${target.namespace}: create it with KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and/or KAFKA_TLS, KAFKA_TLS_CA, or remove authSecretRef for a plaintext listener`,
+          );
+        if (code === 403)
+          return failed(
+            "Forbidden",
+            `the operator may not read Secret ${target.namespace}/${ref.name} (spec.kafka.authSecretRef), which the gavel topic provisioner needs: grant it get on secrets (operator/rbac.ts; the chart's ClusterRole has it)`,
+          );
+        return failed("KafkaAuthSecretUnreadable", `reading Secret ${ref.name}: ${apiMessage(err)}`);
+      }
+      try {
+        security = kafkaSecurityFromSecret(secret.data);
+      } catch (err) {
+        return failed("InvalidKafkaAuthSecret", `Secret ${ref.name}: ${(err as Error).message}`);
+      }
+    }
+    let admin: TopicAdmin | undefined;
+    try {
+      admin = await this.#d.topicAdmin({ brokers, ...(security ? { security } : {}) });
+      const { topics, report } = await provisionTopics(admin, allTopics(p));
+      const changes = { created: report.created, grown: report.grown, configured: report.configured };
+      if (report.created.length + report.grown.length + report.configured.length > 0) {
+        this.#d.log.info({ pipeline: key, ...changes }, "provisioned topics in Kafka");
+        const parts = [
+          report.created.length > 0 ? `created ${report.created.join(", ")}` : "",
+          report.grown.length > 0 ? `grew ${report.grown.join(", ")}` : "",
+          report.configured.length > 0 ? `set configs of ${report.configured.join(", ")}` : "",
+        ].filter(Boolean);
+        await this.#d.events.normal(target, "TopicsProvisioned", `Kafka topics: ${parts.join("; ")}`);
+      }
+      for (const name of [...report.refused, ...report.failed]) {
+        const o = topics.get(name);
+        this.#d.log.warn(
+          { pipeline: key, topic: name, reason: o?.reason, err: o?.message },
+          "topic not ready",
+        );
+        await this.#d.events.warning(target, o?.reason ?? "TopicNotReady", o?.message ?? name);
+      }
+      return { topics };
+    } catch (err) {
+      return failed(
+        "KafkaUnavailable",
+        `cannot manage the topics through the Kafka admin API at ${brokers}: ${(err as Error).message}; check spec.kafka.bootstrapServers and spec.kafka.authSecretRef`,
+      );
+    } finally {
+      await admin?.close().catch(() => undefined);
+    }
   }
 
   #cached(obj: KubeObject): KubernetesObject | undefined {

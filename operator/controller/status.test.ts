@@ -124,3 +124,82 @@ describe("computeStatus", () => {
     expect(parseLastRollup({ "gavel.dev/last-rollup": '{"time":"x","result":"Maybe"}' })).toBeUndefined();
   });
 });
+
+describe("computeStatus with the gavel provisioner", () => {
+  const g = parsePipeline({
+    apiVersion: "gavel.dev/v1alpha1",
+    kind: "AuctionPipeline",
+    metadata: { name: "demo", generation: 2 },
+    spec: {
+      kafka: { bootstrapServers: "k:9092", topics: { provisioner: "gavel" } },
+      storage: { postgres: { secretRef: { name: "pg" } }, s3: { bucket: "lake" } },
+      processors: { ingest: {} },
+    },
+  });
+  const names = [{ name: "demo.bids" }, { name: "demo.users" }];
+  const gin = (provisioned: Parameters<typeof computeStatus>[0]["provisioned"]) =>
+    input([deployment(true), cron], { pipeline: g, topics: names, ...(provisioned ? { provisioned } : {}) });
+
+  it("reports the topics as found in Kafka, without KafkaTopic objects", () => {
+    const s = computeStatus(
+      gin({
+        topics: new Map([
+          ["demo.bids", { ready: "True", partitions: 12 }],
+          ["demo.users", { ready: "True", partitions: 12 }],
+        ]),
+      }),
+    );
+    expect(s.phase).toBe("Ready");
+    expect(s.topicsReady).toBe("2/2");
+    expect(s.topics).toEqual([
+      { name: "demo.bids", ready: "True", partitions: 12 },
+      { name: "demo.users", ready: "True", partitions: 12 },
+    ]);
+    expect(s.conditions?.find((c) => c.type === "TopicsReady")).toMatchObject({
+      status: "True",
+      reason: "AllTopicsReady",
+      message: "2 topics ready in Kafka",
+    });
+  });
+
+  it("surfaces NotSupported with the fix", () => {
+    const message = "Decreasing partitions is not supported: ... set this topic's partitions to 24 or more";
+    const s = computeStatus(
+      gin({
+        topics: new Map([
+          ["demo.bids", { ready: "False", partitions: 24, reason: "NotSupported", message }],
+          ["demo.users", { ready: "True", partitions: 12 }],
+        ]),
+      }),
+    );
+    const tc = s.conditions?.find((c) => c.type === "TopicsReady");
+    expect(tc).toMatchObject({
+      status: "False",
+      reason: "NotSupported",
+      message: `topic demo.bids: ${message}`,
+    });
+    expect(s.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+      status: "False",
+      reason: "NotSupported",
+    });
+    expect(s.topics?.[0]).toEqual({
+      name: "demo.bids",
+      ready: "False",
+      partitions: 24,
+      reason: "NotSupported",
+      message,
+    });
+    expect(s.topicsReady).toBe("1/2");
+  });
+
+  it("reports an unreachable Kafka on TopicsReady and leaves topics Unknown", () => {
+    const s = computeStatus(gin({ error: { reason: "KafkaUnavailable", message: "cannot connect" } }));
+    expect(s.conditions?.find((c) => c.type === "TopicsReady")).toMatchObject({
+      status: "False",
+      reason: "KafkaUnavailable",
+      message: "cannot connect",
+    });
+    expect(s.topics?.every((t) => t.ready === "Unknown" && t.kafkaTopic === undefined)).toBe(true);
+    expect(s.phase).toBe("Progressing");
+  });
+});

@@ -12,6 +12,7 @@ import type {
   RollupStatus,
   TopicStatus,
 } from "../api/v1alpha1/types.ts";
+import type { ProvisionedTopics } from "./topics.ts";
 
 /** The annotation the rollup job writes on its pipeline: JSON `{time, result, days?, message?}`. */
 export const LAST_ROLLUP_ANNOTATION = "gavel.dev/last-rollup";
@@ -42,8 +43,10 @@ function num(v: unknown): number {
 
 export interface StatusInput {
   readonly pipeline: AuctionPipeline;
-  /** Topics: KafkaTopic object name -> Kafka topic name. */
-  readonly topics: readonly { readonly object: string; readonly name: string }[];
+  /** Topics: Kafka topic name and, with the strimzi provisioner, the KafkaTopic object name. */
+  readonly topics: readonly { readonly object?: string; readonly name: string }[];
+  /** With the gavel provisioner: what this pass found and did in Kafka. */
+  readonly provisioned?: ProvisionedTopics;
   readonly processors: readonly ResolvedProcessor[];
   /** Processor name -> Deployment object name. */
   readonly deploymentName: (processor: string) => string;
@@ -80,18 +83,16 @@ export function parseLastRollup(annotations: Record<string, string> | undefined)
   }
 }
 
-/** Compute the whole status; `lastTransitionTime` is kept from `previous` for unchanged conditions. */
-export function computeStatus(input: StatusInput): AuctionPipelineStatus {
-  const p = input.pipeline;
-  const suspended = p.spec.suspend;
-  const generation = p.metadata.generation ?? 0;
+type TopicsPart = { topics: TopicStatus[]; topicsCond: Omit<Condition, "lastTransitionTime"> };
 
-  // Topics mirror the KafkaTopics' own Ready conditions.
+/** Strimzi: topics mirror the KafkaTopics' own Ready conditions. */
+function strimziTopics(input: StatusInput, clusterName: string): TopicsPart {
   const topics: TopicStatus[] = input.topics.map((t) => {
-    const ready = conditionsOf(input.observed.get(`KafkaTopic/${t.object}`)).find((c) => c.type === "Ready");
+    const object = t.object ?? "";
+    const ready = conditionsOf(input.observed.get(`KafkaTopic/${object}`)).find((c) => c.type === "Ready");
     const s: TopicStatus = {
       name: t.name,
-      kafkaTopic: t.object,
+      kafkaTopic: object,
       ready: ready?.status === "True" ? "True" : ready?.status === "False" ? "False" : "Unknown",
     };
     if (ready?.reason) s.reason = ready.reason;
@@ -113,8 +114,73 @@ export function computeStatus(input: StatusInput): AuctionPipelineStatus {
           "TopicsReady",
           "Unknown",
           "WaitingForTopicOperator",
-          `${readyTopics}/${topics.length} topics ready; waiting for the Strimzi topic operator of cluster ${p.spec.kafka.clusterName} (it must watch this namespace)`,
+          `${readyTopics}/${topics.length} topics ready; waiting for the Strimzi topic operator of cluster ${clusterName} (it must watch this namespace)`,
         );
+  return { topics, topicsCond };
+}
+
+/** Gavel: topics as the operator found and left them in Kafka this pass. */
+function gavelTopics(input: StatusInput): TopicsPart {
+  const prov = input.provisioned;
+  if (prov === undefined || "error" in prov) {
+    const topics: TopicStatus[] = input.topics.map((t) => ({ name: t.name, ready: "Unknown" }));
+    const topicsCond = prov
+      ? cond("TopicsReady", false, prov.error.reason, prov.error.message)
+      : cond(
+          "TopicsReady",
+          "Unknown",
+          "Provisioning",
+          "the operator has not checked the topics in Kafka yet",
+        );
+    return { topics, topicsCond };
+  }
+  const topics: TopicStatus[] = input.topics.map((t) => {
+    const o = prov.topics.get(t.name);
+    const s: TopicStatus = { name: t.name, ready: o?.ready ?? "Unknown" };
+    if (o?.partitions !== undefined) s.partitions = o.partitions;
+    if (o?.reason) s.reason = o.reason;
+    if (o?.message) s.message = o.message.slice(0, 4096);
+    return s;
+  });
+  const failed = topics.filter((t) => t.ready === "False");
+  const first = failed[0];
+  const readyTopics = topics.filter((t) => t.ready === "True").length;
+  const topicsCond = first
+    ? cond(
+        "TopicsReady",
+        false,
+        first.reason ?? "TopicNotReady",
+        `topic ${first.name}: ${first.message ?? "not ready"}${
+          failed.length > 1
+            ? ` (and ${failed.length - 1} more: ${failed
+                .slice(1)
+                .map((t) => t.name)
+                .join(", ")})`
+            : ""
+        }`,
+      )
+    : readyTopics === topics.length
+      ? cond("TopicsReady", true, "AllTopicsReady", `${topics.length} topics ready in Kafka`)
+      : cond(
+          "TopicsReady",
+          "Unknown",
+          "Provisioning",
+          `${readyTopics}/${topics.length} topics ready in Kafka`,
+        );
+  return { topics, topicsCond };
+}
+
+/** Compute the whole status; `lastTransitionTime` is kept from `previous` for unchanged conditions. */
+export function computeStatus(input: StatusInput): AuctionPipelineStatus {
+  const p = input.pipeline;
+  const suspended = p.spec.suspend;
+  const generation = p.metadata.generation ?? 0;
+
+  const { topics, topicsCond } =
+    p.spec.kafka.topics.provisioner === "gavel"
+      ? gavelTopics(input)
+      : strimziTopics(input, p.spec.kafka.clusterName ?? "");
+  const readyTopics = topics.filter((t) => t.ready === "True").length;
 
   // Processors: Deployment availability.
   const processors: ProcessorStatus[] = input.processors.map((proc) => {

@@ -1,4 +1,5 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { rbacManifests } from "../../operator/rbac.ts";
 import { reportRollupResult } from "../../operator/rollup-report.ts";
@@ -20,8 +21,25 @@ import {
   pipeline,
   read,
   startOperator,
+  suffix,
   waitFor,
 } from "./operator-support.ts";
+
+/** The provisioner never deletes topics: remove the ones a test pipeline made. */
+async function deleteTopics(brokers: string, pipelineName: string): Promise<void> {
+  const admin = new Kafka({
+    clientId: "gavel-tests",
+    brokers: [brokers],
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  await admin.connect();
+  try {
+    const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${pipelineName}.`));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
+  } finally {
+    await admin.disconnect();
+  }
+}
 
 const running: Manager[] = [];
 beforeAll(ensureCrd);
@@ -116,7 +134,36 @@ describe("operator RBAC", () => {
       ),
     ).toBe(403);
 
-    // Outside its RBAC: Secrets, spec updates, cluster-wide RBAC.
+    // The gavel topic provisioner reads the Kafka auth Secret by name (get only) and needs no KafkaTopics.
+    const brokers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "";
+    await core.createNamespacedSecret({
+      namespace: ns,
+      body: { metadata: { name: "kafka-auth" }, stringData: { KAFKA_TLS: "false" } },
+    });
+    const gavelName = `rbg-${suffix()}`;
+    const gp = pipeline(gavelName) as { spec: Record<string, unknown> };
+    gp.spec.kafka = {
+      bootstrapServers: brokers,
+      authSecretRef: { name: "kafka-auth" },
+      topics: { provisioner: "gavel" },
+    };
+    gp.spec.topics = { partitions: 1, replicas: 1 };
+    await createPipeline(ns, gp);
+    try {
+      const gpStatus = await waitFor(
+        "gavel-provisioned topics with only the generated RBAC",
+        async () => {
+          const x = await getPipeline(ns, gavelName);
+          return condition(x, "TopicsReady")?.status === "True" ? x : undefined;
+        },
+        60_000,
+      );
+      expect(gpStatus.status.topicsReady).toBe("8/8");
+    } finally {
+      await deleteTopics(brokers, gavelName);
+    }
+
+    // Outside its RBAC: listing Secrets, spec updates, cluster-wide RBAC.
     const saCore = saKc.makeApiClient(CoreV1Api);
     expect(await status(saCore.listNamespacedSecret({ namespace: ns }))).toBe(403);
     expect(

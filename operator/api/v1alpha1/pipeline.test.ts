@@ -148,3 +148,34 @@ describe("parsePipeline", () => {
     expect(f.spec.rollup.timeZone).toBe("Europe/Berlin");
   });
 });
+
+describe("topic provisioner", () => {
+  const spec = (kafka: Record<string, unknown>) => ({ ...base, spec: { ...base.spec, kafka } });
+  it("defaults to strimzi, which needs clusterName", () => {
+    expect(parsePipeline(base).spec.kafka.topics.provisioner).toBe("strimzi");
+    expect(problems(spec({ bootstrapServers: "k:9092" })).join("\n")).toContain(
+      "spec.kafka.clusterName: clusterName is required when topics.provisioner is strimzi",
+    );
+  });
+
+  it("gavel needs no Strimzi cluster", () => {
+    const p = parsePipeline(spec({ bootstrapServers: "k:9092", topics: { provisioner: "gavel" } }));
+    expect(p.spec.kafka.topics.provisioner).toBe("gavel");
+    expect(p.spec.kafka.clusterName).toBeUndefined();
+    expect(
+      problems(spec({ bootstrapServers: "k:9092", topics: { provisioner: "kafka" } })).join("\n"),
+    ).toContain("spec.kafka.topics.provisioner");
+  });
+});
+
+describe("observability", () => {
+  it("checks resource attribute keys", () => {
+    const ps = problems({
+      ...base,
+      spec: { ...base.spec, observability: { resourceAttributes: { "bad key": "x" } } },
+    });
+    expect(ps.join("\n")).toContain(
+      "spec.observability.resourceAttributes: resourceAttributes keys may hold only",
+    );
+  });
+});

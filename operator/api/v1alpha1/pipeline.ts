@@ -15,6 +15,7 @@ import {
   type AuctionPipeline,
   AuctionPipelineSchema,
   type AuctionPipelineSpec,
+  CLUSTER_NAME_REQUIRED_MESSAGE,
   CO_PARTITIONED_MESSAGE,
   ExtraTopic,
   KIND,
@@ -128,6 +129,13 @@ function crossFieldProblems(p: AuctionPipeline): string[] {
     out.push(
       `spec.processors.bidProcessor.maxReplicas: processors.bidProcessor.maxReplicas must not exceed the partitions of the bids topic (extra consumers would sit idle): lower maxReplicas or raise the partitions`,
     );
+  if (s.kafka.topics.provisioner === "strimzi" && s.kafka.clusterName === undefined)
+    out.push(`spec.kafka.clusterName: ${CLUSTER_NAME_REQUIRED_MESSAGE}`);
+  for (const k of Object.keys(s.observability.resourceAttributes ?? {}))
+    if (!/^[A-Za-z0-9._/-]+$/.test(k))
+      out.push(
+        `spec.observability.resourceAttributes: resourceAttributes keys may hold only letters, digits and '.', '_', '/', '-' (they are joined into OTEL_RESOURCE_ATTRIBUTES as key=value,...), got ${JSON.stringify(k)}`,
+      );
   if (s.fraud.alertThreshold > s.fraud.quarantineThreshold)
     out.push(
       "spec.fraud.alertThreshold: alertThreshold must be less than or equal to quarantineThreshold: every quarantined bid should also raise an alert",

@@ -108,15 +108,37 @@ export type Resources = Static<typeof Resources>;
 // Kafka and topics
 // ---------------------------------------------------------------------------
 
+/** Who creates the pipeline's topics in Kafka (`spec.kafka.topics.provisioner`). */
+export const TOPIC_PROVISIONERS = ["strimzi", "gavel"] as const;
+export type TopicProvisioner = (typeof TOPIC_PROVISIONERS)[number];
+export const PROVISIONER_IMMUTABLE_MESSAGE =
+  "provisioner cannot be changed after creation: the other provisioner would not adopt the existing topics (and removing the KafkaTopics could delete the topics in Kafka); keep the current value, or create a new pipeline";
+export const CLUSTER_NAME_REQUIRED_MESSAGE =
+  "clusterName is required when topics.provisioner is strimzi (the default): set it to the name of the Strimzi Kafka cluster, or set topics.provisioner: gavel to let the operator create the topics through the Kafka admin API";
+
+export const KafkaTopicsProvisioning = Type.Object(
+  {
+    provisioner: StringEnum(TOPIC_PROVISIONERS, {
+      description:
+        "Who creates the topics in Kafka. `strimzi` (default): the operator applies a Strimzi KafkaTopic per topic and the Strimzi topic operator of `clusterName` creates it. `gavel`: the operator creates the topics itself through the Kafka admin API (`bootstrapServers`, `authSecretRef`), grows their partitions and sets the configs the pipeline names; it never shrinks or deletes a topic (deleting the pipeline keeps the topics and their data). Cannot be changed after creation.",
+      default: "strimzi",
+      ...cel({ rule: "self == oldSelf", message: PROVISIONER_IMMUTABLE_MESSAGE }),
+    }),
+  },
+  { default: {}, description: "How the pipeline's topics (`spec.topics`) are created in this cluster." },
+);
+
 export const KafkaSpec = Type.Object(
   {
-    clusterName: Type.String({
-      description:
-        "Name of the Strimzi `Kafka` cluster that owns the topics. Set as the `strimzi.io/cluster` label on every KafkaTopic, so the Strimzi topic operator of that cluster creates them. The topic operator must watch this pipeline's namespace.",
-      minLength: 1,
-      maxLength: 63,
-      pattern: DNS_LABEL,
-    }),
+    clusterName: Type.Optional(
+      Type.String({
+        description:
+          "Name of the Strimzi `Kafka` cluster that owns the topics. Set as the `strimzi.io/cluster` label on every KafkaTopic, so the Strimzi topic operator of that cluster creates them. The topic operator must watch this pipeline's namespace. Required with `topics.provisioner: strimzi` (the default), unused with `gavel`.",
+        minLength: 1,
+        maxLength: 63,
+        pattern: DNS_LABEL,
+      }),
+    ),
     bootstrapServers: Type.String({
       description:
         "Comma-separated `host:port` list the processors connect to, e.g. `my-cluster-kafka-bootstrap.kafka:9092`.",
@@ -131,12 +153,22 @@ export const KafkaSpec = Type.Object(
         },
         {
           description:
-            "Secret with the client's SASL/TLS settings, passed to processors as environment variables (`envFrom`): `KAFKA_SASL_MECHANISM` (plain, scram-sha-256, scram-sha-512), `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, `KAFKA_TLS` (`true` to use TLS), `KAFKA_TLS_CA` (PEM). Omit for a plaintext listener.",
+            "Secret with the client's SASL/TLS settings, passed to processors as environment variables (`envFrom`): `KAFKA_SASL_MECHANISM` (plain, scram-sha-256, scram-sha-512), `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, `KAFKA_TLS` (`true` to use TLS), `KAFKA_TLS_CA` (PEM). Omit for a plaintext listener. With `topics.provisioner: gavel` the operator reads this Secret too, to connect as the same client.",
         },
       ),
     ),
+    topics: KafkaTopicsProvisioning,
   },
-  { description: "The Kafka cluster the pipeline reads from and writes to." },
+  {
+    description: "The Kafka cluster the pipeline reads from and writes to.",
+    ...cel({
+      // has() guards: the API server also checks rules before nested defaults exist.
+      rule: "has(self.clusterName) || (has(self.topics) && has(self.topics.provisioner) && self.topics.provisioner == 'gavel')",
+      message: CLUSTER_NAME_REQUIRED_MESSAGE,
+      fieldPath: ".clusterName",
+      reason: "FieldValueRequired",
+    }),
+  },
 );
 export type KafkaSpec = Static<typeof KafkaSpec>;
 
@@ -248,7 +280,8 @@ export const TopicsSpec = Type.Object(
     extra: Type.Array(ExtraTopic, {
       default: [],
       maxItems: 32,
-      description: "Additional topics created and deleted with the pipeline (e.g. for downstream consumers).",
+      description:
+        "Additional topics managed with the pipeline (e.g. for downstream consumers). With the Strimzi provisioner they are deleted with the pipeline if the topic operator deletes topics; the gavel provisioner never deletes topics.",
       "x-kubernetes-list-type": "map",
       "x-kubernetes-list-map-keys": ["name"],
     }),
@@ -256,7 +289,7 @@ export const TopicsSpec = Type.Object(
   {
     default: {},
     description:
-      "The pipeline's Kafka topics, `<pipeline-name>.auctions`, `.users`, `.bids`, `.bids.accepted`, `.bids.rejected`, `.prices`, `.fraud-alerts` and `.transactions`, created as Strimzi KafkaTopics.",
+      "The pipeline's Kafka topics, `<pipeline-name>.auctions`, `.users`, `.bids`, `.bids.accepted`, `.bids.rejected`, `.prices`, `.fraud-alerts` and `.transactions`, created as Strimzi KafkaTopics or, with `kafka.topics.provisioner: gavel`, by the operator through the Kafka admin API.",
   },
 );
 // Effective partitions of a logical topic, in CEL (self = spec.topics).
@@ -644,6 +677,50 @@ export const IngestAuthSpec = Type.Object(
 export type IngestAuthSpec = Static<typeof IngestAuthSpec>;
 
 // ---------------------------------------------------------------------------
+// Observability
+// ---------------------------------------------------------------------------
+
+export const ObservabilitySpec = Type.Object(
+  {
+    otlpEndpoint: Type.Optional(
+      Type.String({
+        description:
+          "Base URL of an OTLP/HTTP receiver, e.g. `http://otel-collector.observability:4318`, given to every processor and the rollup as `OTEL_EXPORTER_OTLP_ENDPOINT`: traces and metrics are exported there. Unset: nothing is exported over OTLP (metrics are still served on `/metrics` for Prometheus, trace ids still reach logs and Kafka headers).",
+        minLength: 1,
+        maxLength: 512,
+        pattern: "^https?://",
+      }),
+    ),
+    tracesSampleRatio: Type.Optional(
+      Type.Number({
+        description:
+          "Fraction (0..1) of new traces recorded, as `OTEL_TRACES_SAMPLER=parentbased_traceidratio` with `OTEL_TRACES_SAMPLER_ARG`; downstream processors follow the decision carried in the record headers. Unset: every trace (`parentbased_always_on`). Use e.g. 0.01 at 10k+ bids/s.",
+        minimum: 0,
+        maximum: 1,
+      }),
+    ),
+    resourceAttributes: Type.Optional(
+      Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 255, pattern: "^[^,=]*$" }), {
+        description:
+          "Extra OpenTelemetry resource attributes, e.g. `deployment.environment: prod`, appended to `OTEL_RESOURCE_ATTRIBUTES` after the ones the operator sets (`gavel.pipeline`, `k8s.namespace.name`, `k8s.deployment.name`, `k8s.pod.name`).",
+        maxProperties: 16,
+        ...cel({
+          rule: "self.all(k, k.matches('^[A-Za-z0-9._/-]+$'))",
+          message:
+            "resourceAttributes keys may hold only letters, digits and '.', '_', '/', '-' (they are joined into OTEL_RESOURCE_ATTRIBUTES as key=value,...)",
+        }),
+      }),
+    ),
+  },
+  {
+    default: {},
+    description:
+      "Telemetry of the processors and the rollup: `OTEL_*` settings of their pods. Every processor pod also carries `prometheus.io/scrape`, `prometheus.io/port` and `prometheus.io/path` annotations for its `/metrics` endpoint, and `OTEL_SERVICE_NAME=gavel-<processor>`.",
+  },
+);
+export type ObservabilitySpec = Static<typeof ObservabilitySpec>;
+
+// ---------------------------------------------------------------------------
 // Spec
 // ---------------------------------------------------------------------------
 
@@ -671,6 +748,7 @@ export const AuctionPipelineSpec = Type.Object(
     fraud: FraudSpec,
     storage: StorageSpec,
     rollup: RollupSpec,
+    observability: ObservabilitySpec,
   },
   {
     description: "Desired state of the pipeline.",
@@ -718,14 +796,26 @@ export type ProcessorStatus = Static<typeof ProcessorStatus>;
 
 export const TopicStatus = Type.Object({
   name: Type.String({ description: "Kafka topic name.", maxLength: 249 }),
-  kafkaTopic: Type.String({ description: "Name of the KafkaTopic object.", maxLength: 253 }),
+  kafkaTopic: Type.Optional(
+    Type.String({
+      description: "Name of the KafkaTopic object (provisioner strimzi; absent with gavel).",
+      maxLength: 253,
+    }),
+  ),
+  partitions: Type.Optional(
+    Type.Integer({
+      description: "Partitions the topic has in Kafka, as last seen by the operator (provisioner gavel).",
+      minimum: 0,
+    }),
+  ),
   ready: StringEnum(["True", "False", "Unknown"] as const, {
-    description: "The KafkaTopic's Ready condition.",
+    description:
+      "Whether the topic exists as specified: the KafkaTopic's Ready condition (strimzi), or the operator's own check in Kafka (gavel).",
   }),
   reason: Type.Optional(
-    Type.String({ description: "The KafkaTopic's reason, e.g. NotSupported.", maxLength: 128 }),
+    Type.String({ description: "Why it is not ready, e.g. NotSupported.", maxLength: 128 }),
   ),
-  message: Type.Optional(Type.String({ description: "The KafkaTopic's message.", maxLength: 4096 })),
+  message: Type.Optional(Type.String({ description: "What happened and how to fix it.", maxLength: 4096 })),
 });
 export type TopicStatus = Static<typeof TopicStatus>;
 
