@@ -2,7 +2,10 @@ import type { Logger } from "../../lib/log.ts";
 import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import type { AuctionBookOptions } from "../domain/auction.ts";
 import {
+  type BidCoreOptions,
   BidProcessorCore,
+  type DecidedBid,
+  type Decision,
   latestPricePerAuction,
   type OutputRecord,
   type OutputTopic,
@@ -12,6 +15,8 @@ import type {
   Admin,
   BatchContext,
   GroupConsumer,
+  KafkaRecord,
+  PartitionOffsets,
   RecordBatch,
   TopicMessages,
   TopicPartitionOffset,
@@ -47,7 +52,18 @@ export interface BidProcessorOptions {
    * partition's transaction waited for the others' (docs/benchmarks.md).
    */
   readonly partitionsConcurrently?: number;
+  /**
+   * Consumer-group session timeout: how long a crashed replica keeps its
+   * partitions before the group gives them to another. Default 10 s
+   * (docs/operations.md: recovery time).
+   */
+  readonly sessionTimeoutMs?: number;
 }
+
+/** Record header with the partition's decision sequence (accepted, rejected, transactions): a rebuild replays decisions in this order. */
+export const SEQ_HEADER = "gavel-seq";
+/** Record header on accepted/rejected bids that reached their auction's book (`OutputRecord.inBook`). */
+export const IN_BOOK_HEADER = "gavel-in-book";
 
 /** Where a held bid sits in its input partition (the `ref` given to the core). */
 interface Ref {
@@ -58,23 +74,30 @@ interface Ref {
 /** The parts of a price update the rebuild touches. */
 interface PriceRecord {
   version?: number;
-  state?: { seen_bid_ids?: string[] };
 }
+
+/** An earlier decision of partition `p`, replayed by a rebuild (`#readDecisions`). */
+type PartitionDecision = Decision & { readonly p: number };
 
 interface Part {
   readonly p: number;
   /** This partition's state machine (auctions of one partition have one owner and one book). */
   core: BidProcessorCore;
   /**
-   * The partition's clock: the largest record timestamp processed, or the wall
-   * clock while the partition is idle and caught up. Closing and hold expiry
-   * follow it, so a replay after a crash decides the same way as the first run.
+   * The partition's clock (docs/events.md "Time"): the largest bids-record
+   * timestamp processed or, once the log end of the partition's bids was
+   * verified reached (`#tick`), the wall clock minus IDLE_CLOCK_LAG_MS.
+   * Closing follows it, so a replay after a crash, a late start on a backlog
+   * or a rebalance decides the same way as the first run. The auctions
+   * topic's own clock is `core.auctionsClockMs` (hold expiry).
    */
   clock: number;
   /** Wall-clock time of the last batch or rebuild. */
   lastActivity: number;
-  /** Per input topic: did the last batch reach the high watermark. */
-  caughtUp: Map<string, boolean>;
+  /** Next decision sequence number (SEQ_HEADER). */
+  seq: number;
+  /** A backlog of bids waits for the auctions topic to be read up to their time (`#eachBatch`). */
+  waitingForAuctions: boolean;
   producer?: TransactionalProducer;
   /** Resolves when the partition's state is rebuilt; batches wait for it. */
   ready: Promise<void>;
@@ -91,6 +114,8 @@ interface Part {
   replayHeld: Set<number>;
   /** Offsets of the last commit, to skip empty transactions. */
   lastOffsets?: string;
+  /** Committed offsets read by the last rebuild (-1: none): where a rebuild without a rebalance rewinds the consumer to. */
+  committed?: { bids: number; auctions: number };
 }
 
 /**
@@ -116,6 +141,8 @@ export class BidProcessor {
   #timer?: NodeJS.Timeout;
   #running = false;
   #stopping = false;
+  /** A log-end check of idle partitions is under way (`#tick`). */
+  #checking = false;
   readonly #m;
 
   constructor(o: BidProcessorOptions) {
@@ -171,16 +198,11 @@ export class BidProcessor {
   }
 
   #newCore(): BidProcessorCore {
-    const f = this.#o.pipeline.spec.fraud;
-    const core = new BidProcessorCore({
-      fraud: {
-        quarantineThreshold: f.quarantineThreshold,
-        alertThreshold: f.alertThreshold,
-        weights: f.weights,
-      },
-      book: { pendingMaxAgeMs: 10_000, ...this.#o.book },
-    });
+    const core = new BidProcessorCore(bidCoreOptions(this.#o.pipeline, this.#o.book));
     for (const u of this.#users.values()) core.onUser(u);
+    // Nothing of the auctions topic is known to have been read yet: held bids
+    // wait until it is (records or a verified log end advance it).
+    core.auctionsClockMs = 0;
     return core;
   }
 
@@ -219,6 +241,7 @@ export class BidProcessor {
       groupId: this.#groupId,
       coPartitioned: true,
       fromBeginning: true,
+      sessionTimeoutMs: this.#o.sessionTimeoutMs ?? 10_000,
       // Each partition has its own book, lock and transactional producer, so
       // their batches and transactions can overlap instead of queueing.
       partitionsConcurrently: this.#o.partitionsConcurrently ?? 8,
@@ -234,7 +257,12 @@ export class BidProcessor {
           onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
           eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
         },
-        { metrics: this.#o.metrics, processor: "bid-processor", groupId: this.#groupId },
+        {
+          metrics: this.#o.metrics,
+          processor: "bid-processor",
+          groupId: this.#groupId,
+          pipeline: this.#o.pipeline.metadata.name,
+        },
       ),
     );
     this.#running = true;
@@ -283,7 +311,8 @@ export class BidProcessor {
           core: this.#newCore(),
           clock: 0,
           lastActivity: this.#now(),
-          caughtUp: new Map(),
+          seq: 0,
+          waitingForAuctions: false,
           ready: Promise.resolve(),
           restoring: false,
           valid: false,
@@ -313,7 +342,8 @@ export class BidProcessor {
       await st.ready;
       if (!st.valid) throw new Error("partition state is not valid");
     } catch {
-      const again = this.#boundedRestore([st]);
+      // The failed rebuild may have been one without a rebalance (#markStale): rewind here too.
+      const again = this.#boundedRestore([st]).then(() => this.#rewind(st));
       st.ready = again;
       await again;
     }
@@ -350,40 +380,15 @@ export class BidProcessor {
             st.producer = await this.#o.transport.transactionalProducer(`${this.#groupId}-${st.p}`);
         }),
       );
-      // 2. Rebuild the book from the compacted prices topic (into fresh cores).
-      // The price snapshots carry only the latest bid ids of an auction, and
-      // only as of its last price change; duplicate detection needs every id
-      // the book had remembered. The decided bids of these partitions are in
-      // the accepted and dead-letter topics, committed in the same
-      // transactions as the snapshots.
-      const seen = new Map<string, Set<string>>();
-      for (const topic of [this.#outTopic.bidsAccepted, this.#outTopic.bidsRejected]) {
-        await readToEnd({
-          transport: this.#o.transport,
-          admin: this.#o.admin,
-          topic,
-          partitions: ps,
-          groupPrefix: this.#groupId,
-          onRecord: (r) => {
-            if (r.value === null) return;
-            try {
-              const v = JSON.parse(r.value.toString("utf8")) as {
-                bid_id?: unknown;
-                auction_id?: unknown;
-                reason?: unknown;
-              };
-              // Malformed and auction_not_found bids never reached an auction's book.
-              if (v.reason === "malformed" || v.reason === "auction_not_found") return;
-              if (typeof v.bid_id !== "string" || typeof v.auction_id !== "string") return;
-              const set = seen.get(v.auction_id) ?? new Set<string>();
-              set.add(v.bid_id);
-              seen.set(v.auction_id, set);
-            } catch {
-              // not ours to judge here; the silver-writer counts unusable records
-            }
-          },
-        });
-      }
+      // 2. Rebuild the book from the compacted prices topic (into fresh cores),
+      //    then replay this partition's earlier decisions in decision order
+      //    (SEQ_HEADER): the bid ids each auction remembers for duplicates
+      //    and the fraud scorer's history (velocity, shill pairs and wins,
+      //    category statistics) end exactly as they were, so later bids are
+      //    decided and scored as without the rebuild. The decisions are in
+      //    the accepted, dead-letter and transactions topics, committed in
+      //    the same transactions as the snapshots.
+      const replay = await this.#readDecisions(ps);
       const latest = new Map<string, { p: number; version: number; v: PriceRecord }>();
       await readToEnd({
         transport: this.#o.transport,
@@ -404,16 +409,14 @@ export class BidProcessor {
         },
       });
       let restored = 0;
-      for (const [auctionId, { p, v }] of latest) {
-        const core = cores.get(p);
-        if (!core) continue;
-        const ids = seen.get(auctionId);
-        if (ids && v.state && Array.isArray(v.state.seen_bid_ids)) {
-          for (const id of v.state.seen_bid_ids) ids.add(id);
-          v.state.seen_bid_ids = [...ids];
-        }
-        if (core.onPriceSnapshot(JSON.stringify(v)).ok) restored++;
-        else this.#m.bad.inc({ topic: this.#o.topics.prices.name });
+      const seqs = new Map<number, number>();
+      for (const [p, core] of cores) {
+        const mine = replay.filter((d) => d.p === p);
+        for (const d of mine) seqs.set(p, Math.max(seqs.get(p) ?? 0, d.seq + 1));
+        const snapshots = [...latest.values()].filter((l) => l.p === p).map((l) => JSON.stringify(l.v));
+        const r = core.rebuild(snapshots, mine);
+        restored += r.restored;
+        if (r.unusable > 0) this.#m.bad.inc({ topic: this.#o.topics.prices.name }, r.unusable);
       }
       // 3. Where to continue: committed offsets, plus bids held at the last commit.
       const bids = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.bids.name);
@@ -424,7 +427,7 @@ export class BidProcessor {
       for (const st of parts) {
         st.core = cores.get(st.p) ?? this.#newCore();
         st.clock = 0;
-        st.caughtUp = new Map();
+        st.seq = seqs.get(st.p) ?? 0;
         st.lastOffsets = undefined;
         const b = bids.find((c) => c.partition === st.p);
         const a = auctions.find((c) => c.partition === st.p);
@@ -432,6 +435,7 @@ export class BidProcessor {
         st.bidsNext = meta ? meta.u : b && b.offset >= 0 ? b.offset : undefined;
         st.replayHeld = new Set(meta?.h ?? []);
         st.auctionsNext = a && a.offset >= 0 ? a.offset : undefined;
+        st.committed = { bids: b?.offset ?? -1, auctions: a?.offset ?? -1 };
       }
       for (const st of parts) st.valid = true;
       this.#m.restore.observe({}, (this.#now() - started) / 1000);
@@ -446,6 +450,72 @@ export class BidProcessor {
         st.lastActivity = this.#now();
       }
     }
+  }
+
+  /**
+   * The decisions of partitions `ps` that a rebuild replays: bids that
+   * reached their auction's book (IN_BOOK_HEADER) and closed auctions, in
+   * decision order. Records written before SEQ_HEADER existed are replayed
+   * first, in topic order, by the rules of their time (every bid but the
+   * malformed, unknown-auction and duplicate ones).
+   */
+  async #readDecisions(ps: ReadonlySet<number>): Promise<PartitionDecision[]> {
+    const out: PartitionDecision[] = [];
+    let legacy = -1e15;
+    const read = (topic: string, onRecord: (r: KafkaRecord, seq: number) => void) =>
+      readToEnd({
+        transport: this.#o.transport,
+        admin: this.#o.admin,
+        topic,
+        partitions: ps,
+        groupPrefix: this.#groupId,
+        onRecord: (r) => {
+          if (r.value === null) return;
+          const h = r.headers?.[SEQ_HEADER];
+          onRecord(r, h === undefined ? legacy++ : Number(h));
+        },
+      });
+    for (const [topic, accepted] of [
+      [this.#outTopic.bidsAccepted, true],
+      [this.#outTopic.bidsRejected, false],
+    ] as const) {
+      await read(topic, (r, seq) => {
+        try {
+          const v = JSON.parse(r.value?.toString("utf8") ?? "") as Partial<DecidedBid> & { reason?: unknown };
+          const inBook =
+            r.headers?.[SEQ_HEADER] === undefined
+              ? v.reason !== "malformed" && v.reason !== "auction_not_found" && v.reason !== "duplicate"
+              : r.headers?.[IN_BOOK_HEADER] === "1";
+          if (!inBook) return;
+          if (
+            typeof v.bid_id !== "string" ||
+            typeof v.auction_id !== "string" ||
+            typeof v.bidder_id !== "string" ||
+            typeof v.amount !== "number" ||
+            typeof v.placed_at !== "string"
+          )
+            return;
+          out.push({
+            kind: accepted ? "accepted" : "rejected",
+            p: r.partition,
+            seq,
+            bid: {
+              bid_id: v.bid_id,
+              auction_id: v.auction_id,
+              bidder_id: v.bidder_id,
+              amount: v.amount,
+              placed_at: v.placed_at,
+            },
+          });
+        } catch {
+          // not ours to judge here; the silver-writer dead-letters unusable records
+        }
+      });
+    }
+    await read(this.#outTopic.transactions, (r, seq) => {
+      if (r.value) out.push({ kind: "transaction", p: r.partition, seq, raw: r.value });
+    });
+    return out.sort((a, b) => a.seq - b.seq);
   }
 
   #withLock(st: Part, fn: () => Promise<void>): Promise<void> {
@@ -466,15 +536,36 @@ export class BidProcessor {
       // batch (everything skipped) is not activity, or the idle tick that
       // expires the held bid and closes due auctions would never run.
       let progressed = false;
+      // A backlog bid (logged more than BACKLOG_MS ago: a restart, a late
+      // start, a slow consumer) is decided only once the auctions topic has
+      // been read up to its time, so bids and auction records are decided in
+      // log-time order as a replay would (held bids released at the same
+      // point, the fraud scorer observing the same sequence). Live, the two
+      // topics arrive together and nothing waits.
+      const now = this.#now();
+      if (isBids) st.waitingForAuctions = false;
       for (const r of batch.records) {
+        const decided =
+          isBids && st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset);
+        if (isBids && !decided && r.timestamp > st.core.auctionsClockMs && now - r.timestamp > BACKLOG_MS) {
+          st.waitingForAuctions = true;
+          break;
+        }
         // Time passes with the records: close due auctions and expire held
-        // bids before deciding the next record.
-        if (r.timestamp > st.clock) {
-          st.clock = r.timestamp;
+        // bids before deciding the next record. Each topic has its own clock:
+        // the two are fetched independently, and an auctions topic read ahead
+        // must not close auctions before the bids logged in time are read.
+        if (isBids) {
+          if (r.timestamp > st.clock) {
+            st.clock = r.timestamp;
+            outputs.push(...st.core.tick(st.clock));
+          }
+        } else if (r.timestamp > st.core.auctionsClockMs) {
+          st.core.auctionsClockMs = r.timestamp;
           outputs.push(...st.core.tick(st.clock));
         }
         if (isBids) {
-          if (st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset)) {
+          if (decided) {
             this.#m.skipped.inc({ topic: r.topic });
             continue;
           }
@@ -491,7 +582,7 @@ export class BidProcessor {
           }
           progressed = true;
           if (r.value !== null) {
-            const res = st.core.onAuction(r.value, st.clock);
+            const res = st.core.onAuction(r.value, r.timestamp);
             if (!res.ok) {
               this.#m.bad.inc({ topic: r.topic });
               this.#o.logger.warn(
@@ -505,11 +596,11 @@ export class BidProcessor {
         }
         this.#m.in.inc({ topic: r.topic });
       }
+      // Bids held for an auction record just read, if the bids' clock already passed it.
+      if (!isBids) outputs.push(...st.core.tick(st.clock));
       const offsets = this.#offsetsFitting(st, outputs);
       if (outputs.length > 0 || JSON.stringify(offsets) !== st.lastOffsets)
         await this.#commit(st, epoch, outputs, offsets);
-      const last = batch.records.at(-1);
-      st.caughtUp.set(batch.topic, last !== undefined && last.offset + 1 >= batch.highWatermark);
       if (progressed) st.lastActivity = this.#now();
       // The consumer moves on past everything decided or held. Held bids are
       // in the committed offset's metadata (replayed after a restart or a
@@ -585,14 +676,20 @@ export class BidProcessor {
       string,
       { key: string | null; value: string; partition: number; headers: Record<string, string> }[]
     >();
+    let seq = st.seq;
     for (const o of latestPricePerAuction(outputs)) {
       const topic = this.#outTopic[o.topic];
       const list = byTopic.get(topic) ?? [];
+      let headers = outputHeaders(o);
+      if (o.topic === "bidsAccepted" || o.topic === "bidsRejected" || o.topic === "transactions") {
+        headers = { ...headers, [SEQ_HEADER]: String(seq++) };
+        if (o.inBook) headers[IN_BOOK_HEADER] = "1";
+      }
       list.push({
         key: o.key === "" ? null : o.key,
         value: JSON.stringify(o.value),
         partition: st.p,
-        headers: outputHeaders(o),
+        headers,
       });
       byTopic.set(topic, list);
     }
@@ -613,6 +710,7 @@ export class BidProcessor {
         "transaction",
       );
       st.lastOffsets = JSON.stringify(offsets);
+      st.seq = seq;
       this.#m.tx.inc({ result: "commit" });
       for (const b of batches) this.#m.out.inc({ topic: b.topic }, b.messages.length);
       countOutputs(this.#m.business, outputs);
@@ -634,49 +732,91 @@ export class BidProcessor {
       await st.producer?.close().catch(() => undefined);
       st.producer = undefined;
       await this.#boundedRestore([st]);
+      // No rebalance rewinds the consumer here: its in-memory position is past
+      // the bids held at the last commit (replayHeld), which only a fetch from
+      // the committed offset delivers again (issue #12: one bid never decided).
+      this.#rewind(st);
     })();
     st.ready = done;
     done.catch((err) => this.#o.logger.error({ err, partition: st.p }, "rebuilding partition state failed"));
   }
 
+  /** Makes the consumer fetch the partition again from the offsets committed at the last rebuild. */
+  #rewind(st: Part): void {
+    const c = st.committed;
+    if (!c || !this.#consumer) return;
+    const t = this.#o.topics;
+    if (c.bids >= 0) this.#consumer.seek(t.bids.name, st.p, c.bids);
+    else if (st.replayHeld.size > 0) this.#consumer.seek(t.bids.name, st.p, Math.min(...st.replayHeld));
+    if (c.auctions >= 0) this.#consumer.seek(t.auctions.name, st.p, c.auctions);
+  }
+
   /**
-   * Idle partitions: when a partition is caught up and quiet, its clock
-   * follows the wall clock, so auctions close on time without new records.
+   * Time passes without records. A partition whose auctions are due to close
+   * (or whose held bids are due to expire) while no record moves its clock is
+   * checked against the log: only when everything up to the log end of its
+   * bids (or auctions) topic has been read does that clock move to the wall
+   * clock minus IDLE_CLOCK_LAG_MS. A record already in the log is therefore
+   * always read before a close it could change, however far behind the
+   * consumer is (a backlog, a late start, a rebuild, 8 of 48 partitions
+   * served at a time); a record stamped more than IDLE_CLOCK_LAG_MS before
+   * it reached the log may find its auction closed (docs/events.md "Time").
    */
   #tick(): void {
-    if (this.#stopping) return;
+    if (this.#stopping || this.#checking) return;
     const now = this.#now();
+    const lagged = now - IDLE_CLOCK_LAG_MS;
+    const due: Part[] = [];
     for (const st of this.#parts.values()) {
-      const held = st.core.heldRefs().length;
-      if (held > 0 && this.#o.logger.isLevelEnabled("debug"))
-        this.#o.logger.debug(
-          {
-            partition: st.p,
-            held,
-            restoring: st.restoring,
-            valid: st.valid,
-            idleMs: now - st.lastActivity,
-            caughtUp: Object.fromEntries(st.caughtUp),
-            clock: st.clock,
-            now,
-          },
-          "tick with held bids",
-        );
-      if (st.restoring || !st.valid || now - st.lastActivity < 300) continue;
-      if ([...st.caughtUp.values()].some((c) => !c)) continue;
-      if (now - IDLE_CLOCK_LAG_MS <= st.clock) continue;
-      const epoch = st.epoch;
-      this.#withLock(st, async () => {
-        if (st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile: the new book decides
-        // The idle clock trails the wall clock: a record stamped before an
-        // auction's end + grace but still on its way (a slow producer) is
-        // decided before the close, as a replay would decide it.
-        st.clock = Math.max(st.clock, this.#now() - IDLE_CLOCK_LAG_MS);
-        const outputs = st.core.tick(st.clock);
-        if (outputs.length === 0) return;
-        await this.#commit(st, epoch, outputs, this.#offsetsFitting(st, outputs));
-      }).catch((err) => this.#o.logger.error({ err, partition: st.p }, "closing transaction failed"));
+      if (st.restoring || !st.valid) continue;
+      const book = st.core.book;
+      const closeAt = book.nextCloseAtMs();
+      const wantsClock =
+        closeAt !== undefined && closeAt <= lagged && st.clock < closeAt && now - st.lastActivity >= 300;
+      const heldAt = book.oldestHeldAtMs();
+      const expiresAt =
+        heldAt === undefined ? undefined : heldAt + (this.#o.book?.pendingMaxAgeMs ?? HOLD_MS);
+      const wantsAuctions =
+        st.waitingForAuctions ||
+        (expiresAt !== undefined &&
+          expiresAt <= lagged &&
+          (st.core.auctionsClockMs < expiresAt || st.clock < expiresAt));
+      if (wantsClock || wantsAuctions) due.push(st);
     }
+    if (due.length === 0) return;
+    this.#checking = true;
+    this.#advanceToLogEnd(due, now)
+      .catch((err) =>
+        this.#o.logger.warn({ err }, "checking the log end of idle partitions failed; retrying"),
+      )
+      .finally(() => {
+        this.#checking = false;
+      });
+  }
+
+  async #advanceToLogEnd(due: readonly Part[], askedAt: number): Promise<void> {
+    const t = this.#o.topics;
+    const [bids, auctions] = await withTimeout(
+      Promise.all([this.#o.admin.topicOffsets(t.bids.name), this.#o.admin.topicOffsets(t.auctions.name)]),
+      10_000,
+      "reading the log end offsets",
+    );
+    const to = askedAt - IDLE_CLOCK_LAG_MS;
+    await Promise.all(
+      due.map((st) => {
+        const epoch = st.epoch;
+        return this.#withLock(st, async () => {
+          if (this.#stopping || st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile
+          if (st.replayHeld.size === 0 && readToLogEnd(st.bidsNext, bids, st.p))
+            st.clock = Math.max(st.clock, to);
+          if (readToLogEnd(st.auctionsNext, auctions, st.p))
+            st.core.auctionsClockMs = Math.max(st.core.auctionsClockMs, to);
+          const outputs = st.core.tick(st.clock);
+          if (outputs.length === 0) return;
+          await this.#commit(st, epoch, outputs, this.#offsetsFitting(st, outputs));
+        }).catch((err) => this.#o.logger.error({ err, partition: st.p }, "closing transaction failed"));
+      }),
+    );
   }
 
   /** Stops consuming; the in-flight batch finishes (its transaction commits or aborts), nothing else is committed. */
@@ -697,6 +837,33 @@ export class BidProcessor {
 const TX_TIMEOUT_MS = 30_000;
 /** How far an idle partition's clock trails the wall clock. */
 const IDLE_CLOCK_LAG_MS = 2_000;
+/** A bid logged longer ago than this is a backlog: it waits for the auctions topic to catch up to it. */
+const BACKLOG_MS = 5_000;
+/** The book's default hold time (AuctionBookOptions.pendingMaxAgeMs as set in #newCore). */
+const HOLD_MS = 10_000;
+
+/**
+ * The options of every partition's `BidProcessorCore` for a pipeline: what
+ * a replay of the log (a reference, an audit) must use to decide the same way.
+ */
+export function bidCoreOptions(pipeline: AuctionPipeline, book?: AuctionBookOptions): BidCoreOptions {
+  const f = pipeline.spec.fraud;
+  return {
+    fraud: {
+      quarantineThreshold: f.quarantineThreshold,
+      alertThreshold: f.alertThreshold,
+      weights: f.weights,
+    },
+    book: { pendingMaxAgeMs: HOLD_MS, ...book },
+  };
+}
+
+/** Has a partition been read up to its log end? `next` is the next offset not yet read (undefined: none read). */
+function readToLogEnd(next: number | undefined, ends: readonly PartitionOffsets[], p: number): boolean {
+  const end = ends.find((e) => e.partition === p);
+  if (!end) return false;
+  return (next ?? end.low) >= end.high;
+}
 /** Longest a partition rebuild may take before it is retried. */
 const RESTORE_TIMEOUT_MS = 150_000;
 

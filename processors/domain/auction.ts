@@ -117,6 +117,20 @@ interface Entry {
   seenOrder: string[];
   /** Processing time of the close (eviction), when closed. */
   closedAtMs?: number;
+  /**
+   * Log time of the auction record that created the entry. A bid logged more
+   * than the hold time before it would have been rejected auction_not_found
+   * had the records been read in log order, so it is, whatever the order in
+   * which the two topics were fetched.
+   */
+  knownAtMs: number;
+  /** Order in which the entry was created (ties of knownAtMs). */
+  knownSeq: number;
+}
+
+interface DeferredBid extends HeldBid {
+  readonly releaseAtMs: number;
+  readonly order: number;
 }
 
 /** Min-heap of (endMs, auctionId); stale entries are skipped when popped. */
@@ -182,6 +196,17 @@ export class AuctionBook {
   private closedQueue: string[] = [];
   private open = 0;
   private pendingCount = 0;
+  /**
+   * Bids whose auction is known but was logged after them (the auctions
+   * topic was read ahead of the bids): in log order they were held until
+   * the auction record, so they are decided when the bids' clock reaches
+   * it (`releaseDue`), in the order a log-order replay decides them.
+   */
+  private deferred: DeferredBid[] = [];
+  /** Smallest releaseAtMs in `deferred` (+Infinity when empty): releaseDue is called before every bid. */
+  private deferredMin = Number.POSITIVE_INFINITY;
+  /** Order in which auctions became known (ties of knownAtMs keep it). */
+  private knownSeq = 0;
 
   constructor(opts: AuctionBookOptions = {}) {
     this.opts = {
@@ -233,7 +258,7 @@ export class AuctionBook {
    * nothing (no version bump). A closed auction is never reopened. Returns
    * the bids that were held for it, in arrival order, for the caller to apply.
    */
-  applyAuction(a: AuctionEvent): AuctionApplied {
+  applyAuction(a: AuctionEvent, atMs = 0): AuctionApplied {
     const released = this.release(a.auction_id);
     if (this.tombstones.has(a.auction_id)) return { kind: "ignored_closed", released };
     const cur = this.auctions.get(a.auction_id);
@@ -261,6 +286,8 @@ export class AuctionBook {
       firstBidAt: null,
       seen: new Set(),
       seenOrder: [],
+      knownAtMs: atMs,
+      knownSeq: this.knownSeq++,
     };
     this.auctions.set(a.auction_id, e);
     this.open += 1;
@@ -285,6 +312,7 @@ export class AuctionBook {
    *
    * `fraud` is the bid's score or a function computing it; `quarantineAt`
    * the threshold (score >= threshold rejects). `ref` is kept with a held bid.
+   * `released`: the bid comes out of the deferral of `releaseDue`.
    */
   applyBid(
     bid: BidEvent,
@@ -292,6 +320,7 @@ export class AuctionBook {
     fraud: FraudInput = 0,
     quarantineAt = 1.01,
     ref?: unknown,
+    released = false,
   ): BidOutcome {
     const e = this.auctions.get(bid.auction_id);
     if (!e) {
@@ -304,7 +333,9 @@ export class AuctionBook {
         };
       }
       const held = this.pending.get(bid.auction_id);
-      if (held?.some((h) => h.bid.bid_id === bid.bid_id)) {
+      // A copy whose hold has run out in log time is no longer held, even if
+      // its expiry waits for the auctions topic to be read that far.
+      if (held?.some((h) => h.bid.bid_id === bid.bid_id && nowMs - h.heldAtMs < this.opts.pendingMaxAgeMs)) {
         return {
           kind: "rejected",
           reason: "duplicate",
@@ -316,6 +347,37 @@ export class AuctionBook {
         if (held) held.push(h);
         else this.pending.set(bid.auction_id, [h]);
         this.heldQueue.push(h);
+        this.pendingCount += 1;
+        return { kind: "pending" };
+      }
+      return {
+        kind: "rejected",
+        reason: "auction_not_found",
+        detail: `auction ${bid.auction_id} is unknown (hold buffer of ${this.opts.pendingMaxBids} bids is full)`,
+      };
+    }
+    if (e.knownAtMs - nowMs > this.opts.pendingMaxAgeMs) {
+      // Read out of log order (the auctions topic was fetched ahead of the
+      // bids): in log order this bid was held and expired before its auction
+      // record was written.
+      return {
+        kind: "rejected",
+        reason: "auction_not_found",
+        detail: `auction ${bid.auction_id} was unknown when the bid arrived (its record came ${Math.round((e.knownAtMs - nowMs) / 1000)}s later, after the ${Math.round(this.opts.pendingMaxAgeMs / 1000)}s hold)`,
+      };
+    }
+    if (!released && e.knownAtMs > nowMs) {
+      // Logged before its auction record: held until the bids' clock reaches it.
+      if (this.deferred.some((h) => h.bid.auction_id === bid.auction_id && h.bid.bid_id === bid.bid_id)) {
+        return {
+          kind: "rejected",
+          reason: "duplicate",
+          detail: `bid_id ${bid.bid_id} is already held for this auction`,
+        };
+      }
+      if (this.pendingCount < this.opts.pendingMaxBids) {
+        this.deferred.push({ bid, ref, heldAtMs: nowMs, releaseAtMs: e.knownAtMs, order: e.knownSeq });
+        this.deferredMin = Math.min(this.deferredMin, e.knownAtMs);
         this.pendingCount += 1;
         return { kind: "pending" };
       }
@@ -353,7 +415,10 @@ export class AuctionBook {
       };
     }
     const endMs = e.endsMs + e.extensionMs;
-    if (e.status === "closed") {
+    // `nowMs` is when the bid arrived (its partition clock): a bid held for
+    // its auction and decided later is judged as of its arrival, so it gets
+    // what it would have got had the auction record come first.
+    if (e.status === "closed" || nowMs >= endMs + this.opts.closeGraceMs) {
       return {
         kind: "rejected",
         reason: "auction_closed",
@@ -478,10 +543,47 @@ export class AuctionBook {
     return out;
   }
 
+  /**
+   * Deferred bids (logged before their known auction's record) whose auction
+   * record's log time is at or before `nowMs`, in the order a log-order
+   * replay releases them: by the auction record's time, then the order the
+   * auctions became known, then arrival. Call before closing at `nowMs`.
+   */
+  releaseDue(nowMs: number): HeldBid[] {
+    if (this.deferredMin > nowMs) return [];
+    const due = this.deferred.filter((h) => h.releaseAtMs <= nowMs);
+    this.deferred = this.deferred.filter((h) => h.releaseAtMs > nowMs);
+    this.deferredMin = Math.min(Number.POSITIVE_INFINITY, ...this.deferred.map((h) => h.releaseAtMs));
+    this.pendingCount -= due.length;
+    // Stable sort: bids of one auction stay in arrival order.
+    return due.sort((a, b) => a.releaseAtMs - b.releaseAtMs || a.order - b.order);
+  }
+
+  /** Arrival time of the oldest bid still held, or undefined when none is held. */
+  oldestHeldAtMs(): number | undefined {
+    const q = this.heldQueue;
+    for (let i = this.heldHead; i < q.length; i++) {
+      const h = q[i]!;
+      if (this.pending.get(h.bid.auction_id)?.includes(h)) return h.heldAtMs;
+    }
+    return undefined;
+  }
+
+  /** Earliest log time at which `releaseDue` releases a deferred bid, or undefined. */
+  nextReleaseAtMs(): number | undefined {
+    return this.deferred.length === 0 ? undefined : this.deferredMin;
+  }
+
+  /** Processing-time delay after the effective end before an auction closes. */
+  get closeGraceMs(): number {
+    return this.opts.closeGraceMs;
+  }
+
   /** Refs of all held bids (a runtime must not commit offsets past the oldest of them). */
   heldRefs(): unknown[] {
     const out: unknown[] = [];
     for (const held of this.pending.values()) for (const h of held) out.push(h.ref);
+    for (const h of this.deferred) out.push(h.ref);
     return out;
   }
 
@@ -505,14 +607,19 @@ export class AuctionBook {
    */
   closeDue(nowMs: number): ClosedAuction[] {
     const out: ClosedAuction[] = [];
+    // An auction whose record was logged after `nowMs` (read ahead) does not
+    // exist yet in log time: it closes once the clock reaches its record.
+    const notYet: Array<[number, string]> = [];
     for (;;) {
       const top = this.ends.peek();
       if (!top || top[0] + this.opts.closeGraceMs > nowMs) break;
       this.ends.pop();
       const e = this.auctions.get(top[1]);
       if (e?.status !== "open" || e.endsMs + e.extensionMs !== top[0]) continue;
-      out.push(this.close(e, nowMs));
+      if (e.knownAtMs > nowMs) notYet.push(top);
+      else out.push(this.close(e, nowMs));
     }
+    for (const [end, id] of notYet) this.ends.push(end, id);
     this.evictClosed(nowMs);
     return out;
   }
@@ -594,6 +701,8 @@ export class AuctionBook {
       extension_ms: e.extensionMs,
       first_bid_at: e.firstBidAt,
       seen_bid_ids: e.seenOrder.slice(-this.opts.snapshotSeenBidIds),
+      known_at_ms: e.knownAtMs,
+      ...(e.closedAtMs === undefined ? {} : { closed_at_ms: e.closedAtMs }),
     };
   }
 
@@ -634,17 +743,32 @@ export class AuctionBook {
       firstBidAt: s.first_bid_at,
       seen: new Set(s.seen_bid_ids),
       seenOrder: [...s.seen_bid_ids],
+      knownAtMs: s.known_at_ms ?? 0,
+      knownSeq: this.knownSeq++,
     };
     this.auctions.set(id, e);
     if (e.status === "open") {
       this.open += 1;
       this.ends.push(e.endsMs + e.extensionMs, id);
     } else {
-      // Restored closed: retained from its effective end (the close time is not known here).
-      e.closedAtMs = e.endsMs + e.extensionMs;
+      // Retained from the close, as before the rebuild (older snapshots: from the effective end).
+      e.closedAtMs = s.closed_at_ms ?? e.endsMs + e.extensionMs;
       this.closedQueue.push(id);
     }
     return true;
+  }
+
+  /**
+   * Replaces an auction's remembered bid ids by `ids`, remembered one by one
+   * in decision order with the same bounded eviction as `applyBid`, so a
+   * rebuilt book forgets exactly the ids the original had forgotten.
+   */
+  replaySeen(auctionId: string, ids: readonly string[]): void {
+    const e = this.auctions.get(auctionId);
+    if (!e) return;
+    e.seen = new Set();
+    e.seenOrder = [];
+    for (const id of ids) if (!e.seen.has(id)) this.remember(e, id);
   }
 
   /** Drops every auction whose id `keep` rejects (partition revoked). Held bids for them are dropped too. */

@@ -69,13 +69,27 @@ describe("BidProcessorCore", () => {
     const held = core.onBid(bidRaw({ auction_id: "late" }), T0, { offset: "17" });
     expect(held).toMatchObject({ ok: true, held: true, outputs: [] });
     expect(core.heldRefs()).toEqual([{ offset: "17" }]);
+    // Logged 1 s after the bid: the bid is decided when the bids' clock
+    // reaches the auction record, as a replay in log order decides it.
     const out = core.onAuction(auctionRaw("late"), T0 + 1000).outputs;
-    expect(topics(out)).toEqual(["prices", "bidsAccepted", "prices"]);
+    expect(topics(out)).toEqual(["prices"]);
+    expect(core.heldRefs()).toEqual([{ offset: "17" }]);
+    expect(core.tick(T0 + 999)).toEqual([]);
+    expect(topics(core.tick(T0 + 1000))).toEqual(["bidsAccepted", "prices"]);
     expect(core.heldRefs()).toEqual([]);
 
-    core.onBid(bidRaw({ auction_id: "never" }), T0);
-    expect(core.tick(T0 + 9999)).toEqual([]);
-    const exp = core.tick(T0 + 10_000);
+    // Read after the bids' clock passed it (bids fetched ahead): decided at once.
+    core.onBid(bidRaw({ auction_id: "later" }), T0 + 2000, { offset: "18" });
+    core.tick(T0 + 5000);
+    expect(topics(core.onAuction(auctionRaw("later"), T0 + 3000).outputs)).toEqual([
+      "prices",
+      "bidsAccepted",
+      "prices",
+    ]);
+
+    core.onBid(bidRaw({ auction_id: "never" }), T0 + 5000);
+    expect(core.tick(T0 + 14_999)).toEqual([]);
+    const exp = core.tick(T0 + 15_000);
     expect(exp).toHaveLength(1);
     expect(exp[0]!.value as BidRejected).toMatchObject({ reason: "auction_not_found", auction_id: "never" });
   });

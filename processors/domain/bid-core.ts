@@ -37,6 +37,30 @@ export interface OutputRecord {
   /** Kafka key: always the auction_id (or "" when a malformed record had none). */
   readonly key: string;
   readonly value: object;
+  /**
+   * An accepted or rejected bid that reached its auction's book: its id was
+   * remembered for duplicates and the fraud scorer observed it. A rebuild
+   * replays exactly these, in decision order (`replayDecision`).
+   */
+  readonly inBook?: boolean;
+}
+
+/**
+ * An earlier decision of a partition, as a rebuild reads it back from the
+ * output topics: a bid that reached its auction's book, or a closed auction.
+ * `seq` orders them as they were decided.
+ */
+export type Decision =
+  | { readonly kind: "accepted" | "rejected"; readonly seq: number; readonly bid: DecidedBid }
+  | { readonly kind: "transaction"; readonly seq: number; readonly raw: Buffer | string };
+
+/** The fields of a decided bid that a rebuild replays into the book and the fraud scorer. */
+export interface DecidedBid {
+  readonly bid_id: string;
+  readonly auction_id: string;
+  readonly bidder_id: string;
+  readonly amount: number;
+  readonly placed_at: string;
 }
 
 export interface BidCoreOptions {
@@ -75,6 +99,15 @@ export class BidProcessorCore {
   readonly book: AuctionBook;
   readonly scorer: FraudScorer;
   private readonly opts: BidCoreOptions;
+  /**
+   * How far the auctions topic has been read, in log time: a held bid is
+   * given up (auction_not_found) only once every auction record logged
+   * within its hold time has been read. A runtime that reads both topics
+   * sets it; without it the bids' clock alone decides, as in a merged replay.
+   */
+  auctionsClockMs = Number.POSITIVE_INFINITY;
+  /** The bids' clock as last passed to `onBid`/`tick`. */
+  private clockMs = Number.NEGATIVE_INFINITY;
 
   constructor(opts: BidCoreOptions) {
     this.opts = opts;
@@ -82,16 +115,23 @@ export class BidProcessorCore {
     this.scorer = new FraudScorer(opts.fraud, opts.scorer);
   }
 
-  /** An auction record (auctions topic). Releases bids held for it. */
-  onAuction(raw: Buffer | string, nowMs: number): InputResult {
+  /**
+   * An auction record (auctions topic), `logMs` its Kafka timestamp.
+   * Releases the bids held for it; each is judged as of its own arrival.
+   */
+  onAuction(raw: Buffer | string, logMs: number): InputResult {
     const d = decodeAuction(raw);
     if (!d.ok) return { ok: false, detail: d.detail, outputs: [] };
-    const r = this.book.applyAuction(d.value);
+    const r = this.book.applyAuction(d.value, logMs);
     const outputs: OutputRecord[] = [];
     if (r.kind === "created" || r.kind === "updated") {
       outputs.push({ topic: "prices", key: d.value.auction_id, value: r.price });
     }
-    for (const h of r.released) outputs.push(...this.decide(h.bid, rawOf(h), nowMs));
+    // Read before the bids' clock reached this record: the held bids are
+    // deferred by the book until it does, as in log order. Read after (the
+    // bids were fetched ahead): decided now, in arrival order.
+    const late = this.clockMs >= logMs;
+    for (const h of r.released) outputs.push(...this.decide(h.bid, rawOf(h), h.heldAtMs, refOf(h), late));
     return { ok: true, outputs };
   }
 
@@ -115,12 +155,62 @@ export class BidProcessorCore {
     return { ok: true, outputs: [] };
   }
 
-  /** A transaction record (own output, re-read on restore) feeds the shill signal's wins. */
+  /**
+   * A transaction record (own output, re-read on a rebuild, in decision
+   * order with `replayDecision`) feeds the shill signal's wins.
+   */
   onTransaction(raw: Buffer | string): InputResult {
     const d = decodeTransaction(raw);
     if (!d.ok) return { ok: false, detail: d.detail, outputs: [] };
     this.scorer.applyTransaction(d.value);
     return { ok: true, outputs: [] };
+  }
+
+  /**
+   * Rebuilds a fresh core: the auctions from their latest price updates (the
+   * compacted prices topic), then the partition's earlier decisions in
+   * decision order, so the bid ids each auction remembers for duplicates
+   * (with the same bounded forgetting) and the fraud scorer's history
+   * (velocity, shill pairs and wins, category statistics) end as they were
+   * before the rebuild: later bids are decided and scored as without it.
+   */
+  rebuild(
+    snapshots: Iterable<Buffer | string>,
+    decisions: readonly Decision[],
+  ): { readonly restored: number; readonly unusable: number } {
+    let restored = 0;
+    let unusable = 0;
+    for (const raw of snapshots) {
+      if (this.onPriceSnapshot(raw).ok) restored++;
+      else unusable++;
+    }
+    const seen = new Map<string, string[]>();
+    for (const d of [...decisions].sort((a, b) => a.seq - b.seq)) {
+      if (d.kind === "transaction") {
+        this.onTransaction(d.raw);
+        continue;
+      }
+      const ids = seen.get(d.bid.auction_id) ?? [];
+      ids.push(d.bid.bid_id);
+      seen.set(d.bid.auction_id, ids);
+      this.replayDecision(d.bid, d.kind === "accepted");
+    }
+    for (const [auctionId, ids] of seen) this.book.replaySeen(auctionId, ids);
+    return { restored, unusable };
+  }
+
+  /**
+   * Rebuild: a bid this partition decided before (an `inBook` output), in
+   * decision order. The fraud scorer observes it again, as when it was
+   * decided; the auction must have been restored first. Returns false when
+   * the auction is unknown.
+   */
+  replayDecision(bid: DecidedBid, accepted: boolean): boolean {
+    const v = this.book.view(bid.auction_id);
+    if (!v) return false;
+    // observe() reads only these fields of the bid.
+    this.scorer.observe(bid as BidEvent, v, accepted);
+    return true;
   }
 
   /**
@@ -153,8 +243,12 @@ export class BidProcessorCore {
    * bids whose auction never came. Call it before each batch and on a timer.
    */
   tick(nowMs: number): OutputRecord[] {
+    this.clockMs = Math.max(this.clockMs, nowMs);
     const outputs: OutputRecord[] = [];
-    for (const h of this.book.expirePending(nowMs)) {
+    // Bids logged before their (already read) auction record, in log order.
+    for (const h of this.book.releaseDue(nowMs))
+      outputs.push(...this.decide(h.bid, rawOf(h), h.heldAtMs, refOf(h), true));
+    for (const h of this.book.expirePending(Math.min(nowMs, this.auctionsClockMs))) {
       const rej = bidRejection(
         rawOf(h),
         "auction_not_found",
@@ -197,7 +291,13 @@ export class BidProcessorCore {
     return this.book.heldRefs().map((r) => (r as { ref?: unknown } | undefined)?.ref);
   }
 
-  private decide(bid: BidEvent, raw: Buffer | string, nowMs: number, ref?: unknown): OutputRecord[] {
+  private decide(
+    bid: BidEvent,
+    raw: Buffer | string,
+    nowMs: number,
+    ref?: unknown,
+    released = false,
+  ): OutputRecord[] {
     let assessment: FraudAssessment | undefined;
     let view: AuctionView | undefined;
     const outcome: BidOutcome = this.book.applyBid(
@@ -210,29 +310,45 @@ export class BidProcessorCore {
       },
       this.opts.fraud.quarantineThreshold,
       { raw, ref },
+      released,
     );
     if (outcome.kind === "pending") return [];
     const out: OutputRecord[] = [];
     const key = bid.auction_id;
     // Observe every non-duplicate bid that reached its auction (velocity and
     // shill count attempts, not only accepted bids).
-    if (outcome.kind === "accepted" || (outcome.kind === "rejected" && outcome.reason !== "duplicate")) {
+    let inBook = false;
+    if (
+      outcome.kind === "accepted" ||
+      (outcome.kind === "rejected" &&
+        outcome.reason !== "duplicate" &&
+        outcome.reason !== "auction_not_found")
+    ) {
       const v = view ?? this.book.view(key);
-      if (v) this.scorer.observe(bid, v, outcome.kind === "accepted");
+      if (v) {
+        this.scorer.observe(bid, v, outcome.kind === "accepted");
+        inBook = true;
+      }
     }
     if (assessment?.alert) out.push({ topic: "fraudAlerts", key, value: fraudAlert(bid, assessment) });
     if (outcome.kind === "accepted") {
-      out.push({ topic: "bidsAccepted", key, value: outcome.accepted });
+      out.push({ topic: "bidsAccepted", key, value: outcome.accepted, inBook });
       out.push({ topic: "prices", key, value: outcome.price });
     } else {
       out.push({
         topic: "bidsRejected",
         key,
         value: bidRejection(raw, outcome.reason, outcome.detail, bid, outcome.fraudScore),
+        inBook,
       });
     }
     return out;
   }
+}
+
+/** The caller's ref of a held bid (the book keeps `{ raw, ref }`). */
+function refOf(h: HeldBid): unknown {
+  return (h.ref as { ref?: unknown } | undefined)?.ref;
 }
 
 function rawOf(h: HeldBid): Buffer | string {

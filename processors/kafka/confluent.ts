@@ -130,6 +130,7 @@ interface CkConsumer {
   commitOffsets(
     o: { topic: string; partition: number; offset: string; metadata?: string | null }[],
   ): Promise<void>;
+  seek(o: { topic: string; partition: number; offset: string }): void;
   _getInternalClient(): RdConsumer;
 }
 
@@ -605,6 +606,10 @@ class ConfluentGroupConsumer implements GroupConsumer {
       if (p >= eof.fetchedBefore && eof.offset > p) out.set(k, eof.offset);
     }
     return out;
+  }
+
+  seek(topic: string, partition: number, offset: number): void {
+    this.#consumer?.seek({ topic, partition, offset: String(offset) });
   }
 
   /** Never set: the librdkafka-based consumer logs and retries every error of a batch or a fetch. */

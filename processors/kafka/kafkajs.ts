@@ -445,6 +445,10 @@ class KafkajsGroupConsumer implements GroupConsumer {
     return this.#positions;
   }
 
+  seek(topic: string, partition: number, offset: number): void {
+    this.#consumer.seek({ topic, partition, offset: String(offset) });
+  }
+
   failure(): Error | undefined {
     return this.#failure;
   }

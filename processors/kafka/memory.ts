@@ -547,6 +547,8 @@ class MemoryGroupConsumer implements GroupConsumer {
   #handlers?: ConsumerHandlers;
   /** Where the next fetch starts, per assigned partition. */
   readonly #fetchAt = new Map<string, number>();
+  /** Partitions sought during the batch in flight: its end must not move their fetch position. */
+  readonly #sought = new Set<string>();
   /** Positions reported by `positions()`: end of the last delivered (or skipped) range. */
   readonly #positions = new Map<string, number>();
   #assigned: TopicPartition[] = [];
@@ -686,6 +688,7 @@ class MemoryGroupConsumer implements GroupConsumer {
         return true;
       }
       let marked = from - 1;
+      this.#sought.delete(k);
       const ctx: BatchContext = {
         isRunning: () => this.#running && !this.#quiesceReq,
         heartbeat: async () => {},
@@ -700,7 +703,7 @@ class MemoryGroupConsumer implements GroupConsumer {
         );
       } catch (err) {
         // Like kafkajs: the unmarked records are fetched again after a backoff.
-        if (marked >= from) this.#fetchAt.set(k, marked + 1);
+        if (marked >= from && !this.#sought.has(k)) this.#fetchAt.set(k, marked + 1);
         this.#broker.warn(err, "batch handler failed; unmarked records will be fetched again", {
           group: this.#opts.groupId,
           topic: tp.topic,
@@ -710,7 +713,9 @@ class MemoryGroupConsumer implements GroupConsumer {
         return true;
       }
       const last = f.records.at(-1)!.offset;
-      if (marked >= last) this.#fetchAt.set(k, f.next);
+      if (this.#sought.has(k)) {
+        // sought during the batch: the seek wins
+      } else if (marked >= last) this.#fetchAt.set(k, f.next);
       else if (marked >= from) this.#fetchAt.set(k, marked + 1);
       this.#bumpPosition(k, f.next);
       return true;
@@ -729,6 +734,12 @@ class MemoryGroupConsumer implements GroupConsumer {
 
   positions(): ReadonlyMap<string, number> {
     return this.#positions;
+  }
+
+  seek(topic: string, partition: number, offset: number): void {
+    const k = tpKey(topic, partition);
+    this.#fetchAt.set(k, offset);
+    this.#sought.add(k);
   }
 
   /** Never set: a failing handler is retried after a backoff, the in-memory log has no fatal errors. */

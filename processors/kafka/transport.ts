@@ -143,6 +143,13 @@ export interface GroupConsumer {
    * and be restarted. Undefined while consuming.
    */
   failure(): Error | undefined;
+  /**
+   * Makes the next fetch of an assigned partition start at `offset` (the
+   * in-memory position only; nothing is committed). A processor that rebuilt
+   * a partition from its committed state without a rebalance rewinds the
+   * partition to the committed offset with it.
+   */
+  seek(topic: string, partition: number, offset: number): void;
   /** Stops fetching, waits for the in-flight batch, leaves the group. */
   stop(): Promise<void>;
 }

@@ -47,6 +47,8 @@ export interface InstrumentOptions {
   readonly processor: string;
   /** Consumer group, a span attribute. */
   readonly groupId?: string;
+  /** The pipeline, a label of the per-partition lag gauge (the HPA's external metric selects on it). */
+  readonly pipeline?: string;
 }
 
 /**
@@ -87,6 +89,7 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
     { unit: "{record}" },
   );
   const partLabels = (tp: TopicPartition) => ({
+    ...(o.pipeline ? { pipeline: o.pipeline } : {}),
     processor: o.processor,
     topic: tp.topic,
     partition: String(tp.partition),

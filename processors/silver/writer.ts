@@ -103,7 +103,12 @@ export class SilverWriter {
       [...this.#kindOf.keys()],
       instrumentBatches(
         { eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx) },
-        { metrics: this.#o.metrics, processor: "silver-writer", groupId: this.#groupId },
+        {
+          metrics: this.#o.metrics,
+          processor: "silver-writer",
+          groupId: this.#groupId,
+          pipeline: this.#o.pipeline.metadata.name,
+        },
       ),
     );
     this.#running = true;

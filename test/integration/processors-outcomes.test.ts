@@ -1,0 +1,259 @@
+/**
+ * Issue #13: auction outcomes must not depend on crashes, lag or speed.
+ *
+ * Every scenario runs the real processors on the real broker and database
+ * against a pipeline with 48 partitions (more than the 8 the bid-processor
+ * serves at once), then compares what was committed with the oracle of
+ * `outcomes.ts` (the log replayed through pure cores) bid by bid and auction
+ * by auction, and keeps the independent count checks of the harness.
+ */
+import type { ChildProcess } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
+import { type Dataset, generateDataset } from "../../processors/generate/dataset.ts";
+import type { Producer } from "../../processors/kafka/transport.ts";
+import { diffOutcomes, liveOutcomes, oracleOutcomes, size } from "./outcomes.ts";
+import {
+  assertPipelineResult,
+  type Env,
+  expectedOutcome,
+  type Running,
+  readTopic,
+  setupEnv,
+  spawnProcessor,
+  startBidProcessor,
+  startBronze,
+  startSilverWriter,
+  transport,
+} from "./processors-harness.ts";
+
+const PARTITIONS = 48;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function kill9(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
+}
+
+function dataset(seed: number, over: Partial<Parameters<typeof generateDataset>[0]> = {}): Dataset {
+  return generateDataset({ seed, auctions: 60, bids: 3000, rate: 300, startMs: Date.now() + 4_000, ...over });
+}
+
+interface SendOptions {
+  /** Auctions whose record is written only this long after their first bid (held bids). */
+  readonly lateAuctions?: ReadonlySet<string>;
+  readonly lateByMs?: number;
+}
+
+/**
+ * Users and auctions first, then every bid at its time. Records are stamped
+ * with the time they are sent (as ingest stamps received_at), so a busy test
+ * machine delays records without making them older than the log around them.
+ */
+async function send(env: Env, ds: Dataset, o: SendOptions = {}): Promise<void> {
+  const producer: Producer = await transport("outcomes-generator", 25).producer();
+  const late = o.lateAuctions ?? new Set<string>();
+  try {
+    await producer.send([
+      {
+        topic: env.topics.users.name,
+        messages: ds.users.map((u) => ({ key: u.user_id, value: JSON.stringify(u) })),
+      },
+      {
+        topic: env.topics.auctions.name,
+        messages: ds.auctions
+          .filter((a) => !late.has(a.auction_id))
+          .map((a) => ({ key: a.auction_id, value: JSON.stringify(a) })),
+      },
+    ]);
+    type Ev = { at: number; topic: string; key: string; value: string };
+    const evs: Ev[] = ds.bids.map((b) => ({
+      at: b.sendAtMs,
+      topic: env.topics.bids.name,
+      key: b.key,
+      value: b.raw,
+    }));
+    for (const a of ds.auctions) {
+      if (!late.has(a.auction_id)) continue;
+      const first = ds.bids.find((b) => b.key === a.auction_id)?.sendAtMs ?? ds.startMs;
+      evs.push({
+        at: first + (o.lateByMs ?? 3_000),
+        topic: env.topics.auctions.name,
+        key: a.auction_id,
+        value: JSON.stringify(a),
+      });
+    }
+    evs.sort((x, y) => x.at - y.at);
+    for (let i = 0; i < evs.length; ) {
+      const wait = (evs[i]?.at ?? 0) - Date.now();
+      if (wait > 0) await sleep(Math.min(wait, 50));
+      const now = Date.now();
+      const byTopic = new Map<string, { key: string; value: string; timestamp: number }[]>();
+      while (
+        i < evs.length &&
+        (evs[i]?.at ?? 0) <= now &&
+        byTopic.size < 2 &&
+        (byTopic.get(evs[i]!.topic)?.length ?? 0) < 500
+      ) {
+        const e = evs[i++]!;
+        const list = byTopic.get(e.topic) ?? [];
+        list.push({ key: e.key, value: e.value, timestamp: Date.now() });
+        byTopic.set(e.topic, list);
+      }
+      if (byTopic.size > 0)
+        await producer.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+    }
+  } finally {
+    await producer.close();
+  }
+}
+
+/** Waits for the pipeline's independent checks, then compares the committed outcomes with the oracle. */
+async function assertSameOutcomes(env: Env, ds: Dataset): Promise<void> {
+  const exp = expectedOutcome(ds);
+  try {
+    await assertPipelineResult(env, ds, exp);
+  } catch (err) {
+    const got = await env.pool.query<{ reason: string; n: number }>(
+      "SELECT reason, count(*)::int AS n FROM silver.bid_rejections GROUP BY reason ORDER BY reason",
+    );
+    const sample = await env.pool.query<{ reason: string; detail: string }>(
+      "SELECT reason, detail FROM silver.bid_rejections WHERE reason IN ('auction_closed','auction_not_found') LIMIT 5",
+    );
+    process.stderr.write(
+      `[outcomes] expected ${exp.accepted.size} accepted, rejections ${JSON.stringify(exp.byReason)}; silver rejections ${JSON.stringify(got.rows)} e.g. ${JSON.stringify(sample.rows)}\n`,
+    );
+    throw err;
+  }
+  const live = await liveOutcomes(env);
+  const oracle = await oracleOutcomes(env);
+  expect(diffOutcomes(oracle, live), "committed outcomes differ from the oracle's replay of the log").toEqual(
+    [],
+  );
+  // Every bid record and every auction is in the comparison.
+  expect(size(live)).toBeGreaterThanOrEqual(ds.bids.length + ds.auctions.length);
+}
+
+/** Milliseconds from `since` until the outputs of the bid-processor grow again (the recovery stall). */
+async function stallAfter(env: Env, since: number): Promise<number> {
+  const count = async () =>
+    (await env.admin.topicOffsets(env.topics["bids.accepted"].name)).reduce((n, p) => n + p.high, 0) +
+    (await env.admin.topicOffsets(env.topics["bids.rejected"].name)).reduce((n, p) => n + p.high, 0);
+  const start = await count();
+  for (let i = 0; i < 1200; i++) {
+    if ((await count()) > start) return Date.now() - since;
+    await sleep(100);
+  }
+  return Number.NaN;
+}
+
+describe("auction outcomes do not depend on crashes, lag or speed (48 partitions)", () => {
+  let env: Env | undefined;
+  const running: Running[] = [];
+  const children: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const c of children.splice(0)) await kill9(c);
+    for (const r of running.splice(0)) await r.close().catch(() => undefined);
+    await env?.cleanup();
+    env = undefined;
+  });
+
+  it("kill -9 mid-stream with a backlog on more partitions than are served at once, then restart", async () => {
+    env = await setupEnv("oc-kill", PARTITIONS);
+    const e = env;
+    const ds = dataset(21);
+    running.push(await startSilverWriter(e), await startBronze(e));
+    let bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    const sending = send(e, ds);
+    await sleep(Math.max(0, ds.startMs + ds.durationMs * 0.4 - Date.now()));
+    await kill9(bp);
+    const killedAt = Date.now();
+    // A backlog builds while the group waits for the dead member's session to end.
+    bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    const stall = await stallAfter(e, killedAt);
+    process.stderr.write(`[outcomes] kill -9: outputs resumed ${stall} ms after the kill\n`);
+    await sending;
+    await assertSameOutcomes(e, ds);
+  }, 400_000);
+
+  it("a bid-processor started 60 s late on a backlog in which auctions have ended", async () => {
+    env = await setupEnv("oc-late", PARTITIONS);
+    const e = env;
+    const ds = dataset(22, { bids: 2000, rate: 400 });
+    running.push(await startSilverWriter(e), await startBronze(e));
+    await send(e, ds);
+    const ended = ds.auctions.filter((a) => Date.parse(a.ends_at) < Date.now()).length;
+    expect(ended, "some auctions ended before the bid-processor started").toBeGreaterThan(0);
+    await sleep(Math.max(0, ds.startMs + 60_000 - Date.now()));
+    running.push(await startBidProcessor(e, "late"));
+    await assertSameOutcomes(e, ds);
+  }, 400_000);
+
+  it("two replicas with forced rebalances (a second joins, the first leaves, a third joins)", async () => {
+    env = await setupEnv("oc-rebalance", PARTITIONS);
+    const e = env;
+    const ds = dataset(23);
+    running.push(await startSilverWriter(e), await startBronze(e));
+    const first = await startBidProcessor(e, "bp-1");
+    const sending = send(e, ds);
+    const at = (f: number) => sleep(Math.max(0, ds.startMs + ds.durationMs * f - Date.now()));
+    await at(0.25);
+    running.push(await startBidProcessor(e, "bp-2"));
+    await at(0.5);
+    await first.close();
+    await at(0.7);
+    running.push(await startBidProcessor(e, "bp-3"));
+    await sending;
+    await assertSameOutcomes(e, ds);
+  }, 400_000);
+
+  it("anti-sniping extensions that fall inside a crash window", async () => {
+    env = await setupEnv("oc-snipe", PARTITIONS);
+    const e = env;
+    // Many snipes: bids in the last seconds of auctions with a soft close.
+    const ds = dataset(24, { fractions: { snipe: 0.3 } });
+    const ends = ds.auctions
+      .filter((a) => (a.soft_close_seconds ?? 0) > 0)
+      .map((a) => Date.parse(a.ends_at))
+      .filter((t) => t > ds.startMs + 2_000 && t < ds.startMs + ds.durationMs - 2_000)
+      .sort((a, b) => a - b);
+    expect(ends.length, "auctions with a soft close end while bids flow").toBeGreaterThan(0);
+    const crashAt = ends[Math.floor(ends.length / 2)]! - 1_000;
+    running.push(await startSilverWriter(e), await startBronze(e));
+    let bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    const sending = send(e, ds);
+    await sleep(Math.max(0, crashAt - Date.now()));
+    await kill9(bp);
+    bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    await sending;
+    await assertSameOutcomes(e, ds);
+    const accepted = await readTopic(e, e.topics["bids.accepted"].name);
+    const extended = accepted.filter(
+      (r) => (JSON.parse(r.value?.toString() ?? "{}") as { extended?: boolean }).extended,
+    );
+    expect(extended.length, "anti-sniping extended some auctions").toBeGreaterThan(0);
+  }, 400_000);
+
+  it("bids held for auction records that arrive late, with a crash while they are held", async () => {
+    env = await setupEnv("oc-held", PARTITIONS);
+    const e = env;
+    const ds = dataset(25);
+    const late = new Set(ds.auctions.filter((_, i) => i % 4 === 0).map((a) => a.auction_id));
+    running.push(await startSilverWriter(e), await startBronze(e));
+    let bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    const sending = send(e, ds, { lateAuctions: late, lateByMs: 3_000 });
+    await sleep(Math.max(0, ds.startMs + 2_000 - Date.now()));
+    await kill9(bp);
+    bp = spawnProcessor(e, "bid-processor");
+    children.push(bp);
+    await sending;
+    await assertSameOutcomes(e, ds);
+  }, 400_000);
+});
