@@ -63,6 +63,11 @@ fi
 export PATH="$repo/node_modules/.bin:$PATH"
 log "node $(node --version)"
 
+# Helm is built from the Go module proxy the first time (about 6 minutes on 2
+# cores, cached): build it here, not inside a test's 5-minute setup hook,
+# which a busy brand-new machine overran.
+log "helm: $(bash scripts/install-helm.sh)"
+
 log "lint (biome) and type-check (tsc)"
 biome check .
 tsc -p tsconfig.json

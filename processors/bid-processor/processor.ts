@@ -544,11 +544,14 @@ export class BidProcessor {
       // topics arrive together and nothing waits.
       const now = this.#now();
       if (isBids) st.waitingForAuctions = false;
+      /** Offset of the first bid left undecided to wait for the auctions topic: fetched again. */
+      let waitingAt: number | undefined;
       for (const r of batch.records) {
         const decided =
           isBids && st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset);
         if (isBids && !decided && r.timestamp > st.core.auctionsClockMs && now - r.timestamp > BACKLOG_MS) {
           st.waitingForAuctions = true;
+          waitingAt = r.offset;
           break;
         }
         // Time passes with the records: close due auctions and expire held
@@ -608,7 +611,14 @@ export class BidProcessor {
       // on them: fetching again from a held bid pins the partition to one
       // fetch window (maxBytes) once more than that arrived behind it, and
       // then its clock, hold expiry and auction closing stop for good.
-      const next = isBids ? st.bidsNext : st.auctionsNext;
+      // A bid left waiting for the auctions topic is neither decided nor held:
+      // the consumer must fetch it again (a replayed held bid behind skipped
+      // records was otherwise never read again after a restart).
+      const next = !isBids
+        ? st.auctionsNext
+        : waitingAt === undefined
+          ? st.bidsNext
+          : Math.min(waitingAt, st.bidsNext ?? waitingAt);
       if (next !== undefined && next > (batch.records[0]?.offset ?? 0)) ctx.markProcessed(next - 1);
       else if (isBids) await new Promise((r) => setTimeout(r, 50));
     });
@@ -807,6 +817,22 @@ export class BidProcessor {
         const epoch = st.epoch;
         return this.#withLock(st, async () => {
           if (this.#stopping || st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile
+          if (this.#o.logger.isLevelEnabled("debug"))
+            this.#o.logger.debug(
+              {
+                partition: st.p,
+                bidsNext: st.bidsNext,
+                bidsEnd: bids.find((e) => e.partition === st.p)?.high,
+                auctionsNext: st.auctionsNext,
+                auctionsEnd: auctions.find((e) => e.partition === st.p)?.high,
+                replayHeld: st.replayHeld.size,
+                clock: st.clock,
+                auctionsClock: st.core.auctionsClockMs,
+                oldestHeldAt: st.core.book.oldestHeldAtMs(),
+                to,
+              },
+              "checking the log end",
+            );
           if (st.replayHeld.size === 0 && readToLogEnd(st.bidsNext, bids, st.p))
             st.clock = Math.max(st.clock, to);
           if (readToLogEnd(st.auctionsNext, auctions, st.p))
