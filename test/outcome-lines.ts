@@ -48,6 +48,9 @@ export function diffOutcomes(want: Outcomes, got: Outcomes, max = 20): string[] 
     if (m !== n) diffs.push(`oracle ${n}x, run ${m}x: ${line}`);
   }
   for (const [line, m] of got) if (!want.has(line)) diffs.push(`oracle 0x, run ${m}x: ${line}`);
+  // The two sides of one decision next to each other.
+  const subject = (d: string) => d.slice(d.indexOf(": ") + 2);
+  diffs.sort((a, b) => subject(a).localeCompare(subject(b)));
   return diffs.slice(0, max).concat(diffs.length > max ? [`... ${diffs.length - max} more`] : []);
 }
 

@@ -222,18 +222,29 @@ export class BidProcessor {
   async start(): Promise<void> {
     const t = this.#o.topics;
     await this.#checkTopics();
+    const onUser = (r: KafkaRecord) => {
+      if (r.value === null || r.key === null) return;
+      this.#users.set(r.key, r.value);
+      for (const st of this.#parts.values()) {
+        const res = st.core.onUser(r.value);
+        if (!res.ok) this.#m.bad.inc({ topic: r.topic });
+      }
+    };
+    // Every user logged so far is known before the first bid is scored (a
+    // replica that joins a running pipeline scores as the others do); the
+    // tail below then keeps the view current.
+    await readToEnd({
+      transport: this.#o.transport,
+      admin: this.#o.admin,
+      topic: t.users.name,
+      groupPrefix: this.#groupId,
+      onRecord: onUser,
+    });
     const users = tailTopic({
       transport: this.#o.transport,
       topic: t.users.name,
       groupPrefix: this.#groupId,
-      onRecord: (r) => {
-        if (r.value === null || r.key === null) return;
-        this.#users.set(r.key, r.value);
-        for (const st of this.#parts.values()) {
-          const res = st.core.onUser(r.value);
-          if (!res.ok) this.#m.bad.inc({ topic: r.topic });
-        }
-      },
+      onRecord: onUser,
     });
     this.#usersConsumer = users.consumer;
     await users.started;
