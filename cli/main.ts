@@ -7,6 +7,7 @@ import { registerDev } from "../processors/dev/cli.ts";
 import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerTestenv } from "../test/env/cli.ts";
+import { registerCluster } from "./cluster.ts";
 
 /**
  * `gavel`: one CLI, one image. Each area registers its own subcommands and
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .showSuggestionAfterError(true);
   registerTestenv(program);
+  registerCluster(program);
   registerProcessors(program);
   registerOperator(program);
   registerSynth(program);
