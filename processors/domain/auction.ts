@@ -181,6 +181,14 @@ function sameAuction(a: AuctionEvent, b: AuctionEvent): boolean {
   return true;
 }
 
+function heldDuplicate(bid: BidEvent): BidOutcome {
+  return {
+    kind: "rejected",
+    reason: "duplicate",
+    detail: `bid_id ${bid.bid_id} is already held for this auction`,
+  };
+}
+
 export class AuctionBook {
   private readonly opts: Required<AuctionBookOptions>;
   private readonly auctions = new Map<string, Entry>();
@@ -336,11 +344,7 @@ export class AuctionBook {
       // A copy whose hold has run out in log time is no longer held, even if
       // its expiry waits for the auctions topic to be read that far.
       if (held?.some((h) => h.bid.bid_id === bid.bid_id && nowMs - h.heldAtMs < this.opts.pendingMaxAgeMs)) {
-        return {
-          kind: "rejected",
-          reason: "duplicate",
-          detail: `bid_id ${bid.bid_id} is already held for this auction`,
-        };
+        return heldDuplicate(bid);
       }
       if (this.pendingCount < this.opts.pendingMaxBids && this.opts.pendingMaxAgeMs > 0) {
         const h: HeldBid = { bid, ref, heldAtMs: nowMs };
@@ -350,11 +354,7 @@ export class AuctionBook {
         this.pendingCount += 1;
         return { kind: "pending" };
       }
-      return {
-        kind: "rejected",
-        reason: "auction_not_found",
-        detail: `auction ${bid.auction_id} is unknown (hold buffer of ${this.opts.pendingMaxBids} bids is full)`,
-      };
+      return this.holdFull(bid);
     }
     if (e.knownAtMs - nowMs > this.opts.pendingMaxAgeMs) {
       // Read out of log order (the auctions topic was fetched ahead of the
@@ -369,11 +369,7 @@ export class AuctionBook {
     if (!released && e.knownAtMs > nowMs) {
       // Logged before its auction record: held until the bids' clock reaches it.
       if (this.deferred.some((h) => h.bid.auction_id === bid.auction_id && h.bid.bid_id === bid.bid_id)) {
-        return {
-          kind: "rejected",
-          reason: "duplicate",
-          detail: `bid_id ${bid.bid_id} is already held for this auction`,
-        };
+        return heldDuplicate(bid);
       }
       if (this.pendingCount < this.opts.pendingMaxBids) {
         this.deferred.push({ bid, ref, heldAtMs: nowMs, releaseAtMs: e.knownAtMs, order: e.knownSeq });
@@ -381,11 +377,7 @@ export class AuctionBook {
         this.pendingCount += 1;
         return { kind: "pending" };
       }
-      return {
-        kind: "rejected",
-        reason: "auction_not_found",
-        detail: `auction ${bid.auction_id} is unknown (hold buffer of ${this.opts.pendingMaxBids} bids is full)`,
-      };
+      return this.holdFull(bid);
     }
     if (e.seen.has(bid.bid_id)) {
       return {
@@ -482,6 +474,14 @@ export class AuctionBook {
       extended,
     };
     return { kind: "accepted", accepted, price: this.priceOf(e, bid.placed_at) };
+  }
+
+  private holdFull(bid: BidEvent): BidOutcome {
+    return {
+      kind: "rejected",
+      reason: "auction_not_found",
+      detail: `auction ${bid.auction_id} is unknown (hold buffer of ${this.opts.pendingMaxBids} bids is full)`,
+    };
   }
 
   private remember(e: Entry, bidId: string): void {

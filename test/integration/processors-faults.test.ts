@@ -7,6 +7,7 @@ import {
   assertPipelineResult,
   type Env,
   expectedOutcome,
+  kill9,
   type Running,
   readTopic,
   setupEnv,
@@ -20,14 +21,6 @@ import {
 } from "./processors-harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function kill9(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
 
 function dataset(seed: number): Dataset {
   return generateDataset({ seed, auctions: 20, bids: 1500, rate: 300, startMs: Date.now() + 3_000 });

@@ -216,6 +216,15 @@ export async function startBronze(env: Env): Promise<Running> {
   };
 }
 
+/** SIGKILL, resolved once the child has exited. */
+export function kill9(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
+}
+
 /** `node bin/gavel processor <name> -f <pipeline>` as a child process (for kill -9). */
 export function spawnProcessor(env: Env, name: string): ChildProcess {
   const child = spawn(

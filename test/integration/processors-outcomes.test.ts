@@ -16,6 +16,7 @@ import {
   assertPipelineResult,
   type Env,
   expectedOutcome,
+  kill9,
   type Running,
   readTopic,
   setupEnv,
@@ -28,14 +29,6 @@ import {
 
 const PARTITIONS = 48;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function kill9(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
 
 function dataset(seed: number, over: Partial<Parameters<typeof generateDataset>[0]> = {}): Dataset {
   return generateDataset({ seed, auctions: 60, bids: 3000, rate: 300, startMs: Date.now() + 4_000, ...over });
