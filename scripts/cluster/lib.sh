@@ -52,6 +52,10 @@ holder_alive() {
 }
 # Run a command inside the node's namespaces (mount + network). The cwd is kept.
 nsx() { nsenter -t "$(holder_pid)" -m -n --wd="$PWD" -- "$@"; }
+# The same from /: for commands run as another user (postgres), which cannot
+# enter a checkout under a 0700 folder (mktemp -d) and then refuse to start
+# ("could not identify current directory").
+nsx_root() { nsenter -t "$(holder_pid)" -m -n --wd=/ -- "$@"; }
 
 # kubectl/helm write caches under $HOME: keep them in the cluster folder.
 kenv() {

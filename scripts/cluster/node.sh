@@ -33,7 +33,7 @@ start() {
   local name=$1
   shift
   alive "$name" && return 0
-  nsenter -t "$(holder_pid)" -m -n --wd="$D" -- setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  nsenter -t "$(holder_pid)" -m -n --wd="${START_WD:-$D}" -- setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
   log "  $name started (pid $!)"
 }
@@ -396,12 +396,12 @@ up_services() {
       printf '%s\n' "$PG_PASSWORD" >"$RUN/pgpass"
       nsx bash -euc "mkdir -p $pgd && chown postgres:postgres $pgd && install -m 600 -o postgres '$RUN/pgpass' $pgd/pwfile"
       rm -f "$RUN/pgpass"
-      nsx setpriv --reuid=postgres --regid=postgres --init-groups -- "$PG_BIN/initdb" -D $pgd/data -U gavel --pwfile=$pgd/pwfile --auth-local=trust \
+      nsx_root setpriv --reuid=postgres --regid=postgres --init-groups -- "$PG_BIN/initdb" -D $pgd/data -U gavel --pwfile=$pgd/pwfile --auth-local=trust \
         --auth-host=scram-sha-256 -E UTF8 --no-locale --no-sync >>"$LOGS/postgres.log" 2>&1
       nsx bash -c "echo 'host all all 0.0.0.0/0 scram-sha-256' >>$pgd/data/pg_hba.conf"
     fi
     # setpriv execs in place (runuser would fork): the pid file is the server's.
-    start postgres setpriv --reuid=postgres --regid=postgres --init-groups -- "$PG_BIN/postgres" -D $pgd/data -k $pgd -p 5432 \
+    START_WD=/ start postgres setpriv --reuid=postgres --regid=postgres --init-groups -- "$PG_BIN/postgres" -D $pgd/data -k $pgd -p 5432 \
       -c "listen_addresses=127.0.0.1,$NODE_IP" -c max_connections=300 -c shared_buffers=128MB \
       -c fsync=off -c full_page_writes=off
   fi
