@@ -791,9 +791,15 @@ export class BidProcessor {
     for (const st of this.#parts.values()) {
       if (st.restoring || !st.valid) continue;
       const book = st.core.book;
+      // The first time the clock must reach: a close, or a bid deferred until
+      // its auction record's time (without it that bid would wait for the
+      // auction's close on a partition without new bids).
       const closeAt = book.nextCloseAtMs();
+      const releaseAt = book.nextReleaseAtMs();
+      const dueAt =
+        closeAt === undefined ? releaseAt : releaseAt === undefined ? closeAt : Math.min(closeAt, releaseAt);
       const wantsClock =
-        closeAt !== undefined && closeAt <= lagged && st.clock < closeAt && now - st.lastActivity >= 300;
+        dueAt !== undefined && dueAt <= lagged && st.clock < dueAt && now - st.lastActivity >= 300;
       const heldAt = book.oldestHeldAtMs();
       const expiresAt =
         heldAt === undefined ? undefined : heldAt + (this.#o.book?.pendingMaxAgeMs ?? HOLD_MS);
