@@ -215,6 +215,8 @@ export class AuctionBook {
   private deferredMin = Number.POSITIVE_INFINITY;
   /** Order in which auctions became known (ties of knownAtMs keep it). */
   private knownSeq = 0;
+  /** Due auctions read ahead of their record's log time: id -> that time (`closeDue`). */
+  private readonly closeAtRecord = new Map<string, number>();
 
   constructor(opts: AuctionBookOptions = {}) {
     this.opts = {
@@ -522,7 +524,17 @@ export class AuctionBook {
    * run out of room makes room this way.
    */
   evictOldestPending(n: number): HeldBid[] {
-    return this.takeOldestPending((_, taken) => taken < n);
+    const out = this.takeOldestPending((_, taken) => taken < n);
+    // Then bids deferred until their auction record's time, oldest first:
+    // otherwise a runtime out of room to record them could never make room.
+    if (out.length < n && this.deferred.length > 0) {
+      this.deferred.sort((a, b) => a.heldAtMs - b.heldAtMs);
+      const taken = this.deferred.splice(0, n - out.length);
+      this.pendingCount -= taken.length;
+      this.deferredMin = Math.min(Number.POSITIVE_INFINITY, ...this.deferred.map((h) => h.releaseAtMs));
+      out.push(...taken);
+    }
+    return out;
   }
 
   /** Removes held bids in arrival order while `more(next, takenSoFar)` holds. */
@@ -589,12 +601,16 @@ export class AuctionBook {
 
   /** Earliest processing time at which `closeDue` will close something, or undefined. */
   nextCloseAtMs(): number | undefined {
+    let next: number | undefined;
+    for (const k of this.closeAtRecord.values()) if (next === undefined || k < next) next = k;
     for (;;) {
       const top = this.ends.peek();
-      if (!top) return undefined;
+      if (!top) return next;
       const e = this.auctions.get(top[1]);
-      if (e && e.status === "open" && e.endsMs + e.extensionMs === top[0])
-        return top[0] + this.opts.closeGraceMs;
+      if (e && e.status === "open" && e.endsMs + e.extensionMs === top[0]) {
+        const at = top[0] + this.opts.closeGraceMs;
+        return next === undefined || at < next ? at : next;
+      }
       this.ends.pop(); // stale (extended, updated or closed)
     }
   }
@@ -607,19 +623,26 @@ export class AuctionBook {
    */
   closeDue(nowMs: number): ClosedAuction[] {
     const out: ClosedAuction[] = [];
-    // An auction whose record was logged after `nowMs` (read ahead) does not
-    // exist yet in log time: it closes once the clock reaches its record.
-    const notYet: Array<[number, string]> = [];
+    // Due auctions whose record was logged after their close time close when
+    // the clock reaches the record (first: their end is the oldest).
+    for (const [id, k] of [...this.closeAtRecord]) {
+      if (k > nowMs) continue;
+      this.closeAtRecord.delete(id);
+      const e = this.auctions.get(id);
+      if (e?.status === "open") out.push(this.close(e, nowMs));
+    }
     for (;;) {
       const top = this.ends.peek();
       if (!top || top[0] + this.opts.closeGraceMs > nowMs) break;
       this.ends.pop();
       const e = this.auctions.get(top[1]);
       if (e?.status !== "open" || e.endsMs + e.extensionMs !== top[0]) continue;
-      if (e.knownAtMs > nowMs) notYet.push(top);
+      // Read ahead: the auction does not exist yet in log time; it closes
+      // once the clock reaches its record (kept apart, so the heap's top
+      // never hides the closes behind it).
+      if (e.knownAtMs > nowMs) this.closeAtRecord.set(top[1], e.knownAtMs);
       else out.push(this.close(e, nowMs));
     }
-    for (const [end, id] of notYet) this.ends.push(end, id);
     this.evictClosed(nowMs);
     return out;
   }

@@ -232,3 +232,33 @@ describe("latestPricePerAuction", () => {
     );
   });
 });
+
+describe("BidProcessorCore: auctions read ahead of their log time", () => {
+  it("an auction whose record comes after its own close time does not hide the closes behind it", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { pendingMaxAgeMs: 10_000 } });
+    const K = T0 + 120_000;
+    // Logged at K although it ended at T0 + 10 s (read ahead of the bids' clock).
+    core.onAuction(auctionRaw("late", { ends_at: iso(10) }), K);
+    core.onAuction(auctionRaw("b", { ends_at: iso(30), soft_close_seconds: null }), T0);
+    const closed = core.tick(T0 + 40_000).filter((o) => o.topic === "transactions");
+    expect(closed.map((o) => o.key)).toEqual(["b"]);
+    // What the runtime waits for next (its log-end check) is the late record's time, not a past close.
+    expect(core.book.nextCloseAtMs()).toBe(K);
+    expect(
+      core
+        .tick(K)
+        .filter((o) => o.topic === "transactions")
+        .map((o) => o.key),
+    ).toEqual(["late"]);
+  });
+
+  it("bids deferred until their auction record's time can be evicted when the runtime has no room", () => {
+    const core = new BidProcessorCore({ fraud: DEFAULT_FRAUD_CONFIG, book: { pendingMaxAgeMs: 10_000 } });
+    core.onAuction(auctionRaw("a"), T0 + 5_000);
+    expect(core.onBid(bidRaw(), T0 + 1_000, { offset: 1 })).toMatchObject({ held: true });
+    expect(core.heldRefs()).toEqual([{ offset: 1 }]);
+    const out = core.evictHeld(1, T0 + 2_000, "too many held bids");
+    expect(out.map((o) => (o.value as BidRejected).reason)).toEqual(["auction_not_found"]);
+    expect(core.heldRefs()).toEqual([]);
+  });
+});
