@@ -31,6 +31,7 @@ import {
   pipelineMetrics,
 } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
+import { withRetry } from "../runtime/retry.ts";
 import { encodeHeldMeta, fits, parseHeldMeta } from "./held-meta.ts";
 
 export interface BidProcessorOptions {
@@ -233,13 +234,18 @@ export class BidProcessor {
     // Every user logged so far is known before the first bid is scored (a
     // replica that joins a running pipeline scores as the others do); the
     // tail below then keeps the view current.
-    await readToEnd({
-      transport: this.#o.transport,
-      admin: this.#o.admin,
-      topic: t.users.name,
-      groupPrefix: this.#groupId,
-      onRecord: onUser,
-    });
+    // Retried: a topic just created may not have a leader yet (NOT_LEADER).
+    await withRetry(
+      () =>
+        readToEnd({
+          transport: this.#o.transport,
+          admin: this.#o.admin,
+          topic: t.users.name,
+          groupPrefix: this.#groupId,
+          onRecord: onUser,
+        }),
+      { what: "reading the users topic", logger: this.#o.logger, retries: 10 },
+    );
     const users = tailTopic({
       transport: this.#o.transport,
       topic: t.users.name,
