@@ -144,6 +144,8 @@ export class BidProcessor {
   #stopping = false;
   /** A log-end check of idle partitions is under way (`#tick`). */
   #checking = false;
+  /** Fresh cores of rebuilds under way (users read meanwhile go to them too). */
+  readonly #rebuilding = new Set<BidProcessorCore>();
   readonly #m;
 
   constructor(o: BidProcessorOptions) {
@@ -230,6 +232,8 @@ export class BidProcessor {
         const res = st.core.onUser(r.value);
         if (!res.ok) this.#m.bad.inc({ topic: r.topic });
       }
+      // Cores being rebuilt are not installed yet: they must not miss a user.
+      for (const core of this.#rebuilding) core.onUser(r.value);
     };
     // Every user logged so far is known before the first bid is scored (a
     // replica that joins a running pipeline scores as the others do); the
@@ -388,6 +392,7 @@ export class BidProcessor {
     // next one; its late results must then not overwrite the newer state.
     const epochs = new Map(parts.map((st) => [st.p, st.epoch]));
     const cores = new Map(parts.map((st) => [st.p, this.#newCore()]));
+    for (const core of cores.values()) this.#rebuilding.add(core);
     try {
       // 1. Fence: a producer with this partition's transactional id aborts the
       //    previous owner's open transaction, so the read below sees final state.
@@ -461,6 +466,7 @@ export class BidProcessor {
         "partition state rebuilt",
       );
     } finally {
+      for (const core of cores.values()) this.#rebuilding.delete(core);
       for (const st of parts) {
         if (st.epoch !== epochs.get(st.p)) continue; // a newer rebuild owns these flags
         st.restoring = false;
