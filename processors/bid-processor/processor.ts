@@ -430,13 +430,26 @@ export class BidProcessor {
           }
         },
       });
+      // Grouped by partition once: a rebuild of 48 partitions read every
+      // decision and snapshot 48 times.
+      const decisionsOf = new Map<number, PartitionDecision[]>();
+      for (const d of replay) {
+        const list = decisionsOf.get(d.p) ?? [];
+        list.push(d);
+        decisionsOf.set(d.p, list);
+      }
+      const snapshotsOf = new Map<number, string[]>();
+      for (const l of latest.values()) {
+        const list = snapshotsOf.get(l.p) ?? [];
+        list.push(JSON.stringify(l.v));
+        snapshotsOf.set(l.p, list);
+      }
       let restored = 0;
       const seqs = new Map<number, number>();
       for (const [p, core] of cores) {
-        const mine = replay.filter((d) => d.p === p);
+        const mine = decisionsOf.get(p) ?? [];
         for (const d of mine) seqs.set(p, Math.max(seqs.get(p) ?? 0, d.seq + 1));
-        const snapshots = [...latest.values()].filter((l) => l.p === p).map((l) => JSON.stringify(l.v));
-        const r = core.rebuild(snapshots, mine);
+        const r = core.rebuild(snapshotsOf.get(p) ?? [], mine);
         restored += r.restored;
         if (r.unusable > 0) this.#m.bad.inc({ topic: this.#o.topics.prices.name }, r.unusable);
       }
