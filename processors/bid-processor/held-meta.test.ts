@@ -32,6 +32,38 @@ describe("held-bid offset metadata", () => {
     expect(fits(s)).toBe(false);
   });
 
+  it("keeps the arrival of held bids that arrived after their own timestamp", () => {
+    const a = new Map([
+      [7, 1_764_583_200_123],
+      [1_003, 1_764_583_260_000],
+    ]);
+    const s = encodeHeldMeta({ u: 2_000, h: [3, 7, 1_003], a });
+    expect(parseHeldMeta(s)).toEqual({ u: 2_000, h: [3, 7, 1_003], a });
+    // Arrivals of offsets no longer held are dropped; none left: no field.
+    expect(encodeHeldMeta({ u: 2_000, h: [3], a })).toBe(encodeHeldMeta({ u: 2_000, h: [3] }));
+    expect(parseHeldMeta('{"v":2,"u":5,"h":"1","a":"1~x~y"}')).toBeUndefined();
+  });
+
+  it("keeps the clock at u, and only as many arrivals as fit, the oldest first", () => {
+    expect(parseHeldMeta(encodeHeldMeta({ u: 9, h: [], c: 1_764_583_200_000 }))).toEqual({
+      u: 9,
+      h: [],
+      c: 1_764_583_200_000,
+    });
+    // 600 scattered held bids, each with an arrival: the held offsets fit, not every arrival.
+    const h = Array.from({ length: 600 }, (_, i) => i * 3);
+    const a = new Map(h.map((o) => [o, 1_764_583_200_000 + o]));
+    const s = encodeHeldMeta({ u: 5_000, h, a, c: 1_764_583_300_000 });
+    expect(fits(s)).toBe(true);
+    const back = parseHeldMeta(s);
+    expect(back?.h).toEqual(h);
+    expect(back?.c).toBe(1_764_583_300_000);
+    const kept = [...(back?.a ?? [])];
+    expect(kept.length).toBeGreaterThan(10);
+    expect(kept.length).toBeLessThan(h.length);
+    expect(kept).toEqual([...a].slice(0, kept.length));
+  });
+
   it("reads the first format (an array of offsets) so an upgrade resumes", () => {
     expect(parseHeldMeta('{"u":12,"h":[4,7]}')).toEqual({ u: 12, h: [4, 7] });
   });

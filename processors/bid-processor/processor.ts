@@ -70,6 +70,8 @@ export const IN_BOOK_HEADER = "gavel-in-book";
 interface Ref {
   readonly p: number;
   readonly offset: number;
+  /** The record's timestamp (a held bid's arrival is kept only when it differs). */
+  readonly ts: number;
 }
 
 /** The parts of a price update the rebuild touches. */
@@ -113,6 +115,10 @@ interface Part {
   auctionsNext?: number;
   /** Held offsets below bidsNext read from the committed metadata: they must be decided again. */
   replayHeld: Set<number>;
+  /** Arrival of replayHeld offsets that arrived after their own timestamp (the committed metadata's `a`). */
+  replayArrival: Map<number, number>;
+  /** Auction updates below auctionsNext that waited for the bids' clock at the last commit: applied again. */
+  replayQueued: Set<number>;
   /** Offsets of the last commit, to skip empty transactions. */
   lastOffsets?: string;
   /** Committed offsets read by the last rebuild (-1: none): where a rebuild without a rebalance rewinds the consumer to. */
@@ -340,6 +346,8 @@ export class BidProcessor {
           epoch: 0,
           lock: Promise.resolve(),
           replayHeld: new Set(),
+          replayArrival: new Map(),
+          replayQueued: new Set(),
         };
         this.#parts.set(p, st);
       }
@@ -469,7 +477,12 @@ export class BidProcessor {
         const meta = parseHeldMeta(b?.metadata ?? null);
         st.bidsNext = meta ? meta.u : b && b.offset >= 0 ? b.offset : undefined;
         st.replayHeld = new Set(meta?.h ?? []);
-        st.auctionsNext = a && a.offset >= 0 ? a.offset : undefined;
+        st.replayArrival = new Map(meta?.a ?? []);
+        // The clock where reading resumes: a late-stamped next record arrives as it would have.
+        if (meta?.c !== undefined) st.replayArrival.set(meta.u, meta.c);
+        const queued = parseHeldMeta(a?.metadata ?? null);
+        st.auctionsNext = queued ? queued.u : a && a.offset >= 0 ? a.offset : undefined;
+        st.replayQueued = new Set(queued?.h ?? []);
         st.committed = { bids: b?.offset ?? -1, auctions: a?.offset ?? -1 };
       }
       for (const st of parts) st.valid = true;
@@ -595,8 +608,10 @@ export class BidProcessor {
         // the two are fetched independently, and an auctions topic read ahead
         // must not close auctions before the bids logged in time are read.
         if (isBids) {
-          if (r.timestamp > st.clock) {
-            st.clock = r.timestamp;
+          // A held bid read again after a restart arrives when it first did.
+          const at = decided ? r.timestamp : Math.max(r.timestamp, st.replayArrival.get(r.offset) ?? 0);
+          if (at > st.clock) {
+            st.clock = at;
             outputs.push(...st.core.tick(st.clock));
           }
         } else if (r.timestamp > st.core.auctionsClockMs) {
@@ -609,19 +624,22 @@ export class BidProcessor {
             continue;
           }
           st.replayHeld.delete(r.offset);
+          st.replayArrival.delete(r.offset);
           progressed = true;
-          const ref: Ref = { p: st.p, offset: r.offset };
+          const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
           const res = st.core.onBid(r.value ?? Buffer.alloc(0), st.clock, ref);
           outputs.push(...deriveFrom(res.outputs, r));
           st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
         } else {
-          if (st.auctionsNext !== undefined && r.offset < st.auctionsNext) {
+          if (st.auctionsNext !== undefined && r.offset < st.auctionsNext && !st.replayQueued.has(r.offset)) {
             this.#m.skipped.inc({ topic: r.topic });
             continue;
           }
+          st.replayQueued.delete(r.offset);
           progressed = true;
           if (r.value !== null) {
-            const res = st.core.onAuction(r.value, r.timestamp);
+            const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
+            const res = st.core.onAuction(r.value, r.timestamp, ref);
             if (!res.ok) {
               this.#m.bad.inc({ topic: r.topic });
               this.#o.logger.warn(
@@ -631,7 +649,7 @@ export class BidProcessor {
             }
             outputs.push(...res.outputs);
           }
-          st.auctionsNext = r.offset + 1;
+          st.auctionsNext = Math.max(st.auctionsNext ?? 0, r.offset + 1);
         }
         this.#m.in.inc({ topic: r.topic });
       }
@@ -669,7 +687,16 @@ export class BidProcessor {
   #offsetsFitting(st: Part, outputs: OutputRecord[]): TopicPartitionOffset[] {
     for (;;) {
       const offsets = this.#offsets(st);
-      const meta = offsets[0]?.metadata ?? "";
+      const auctionsMeta = offsets.find((o) => o.topic === this.#o.topics.auctions.name)?.metadata ?? "";
+      if (!fits(auctionsMeta)) {
+        // Too many auction updates waiting to record: the oldest take effect now.
+        const flushed = st.core.flushQueued(Math.max(1, Math.ceil(st.core.queuedRefs().length / 10)));
+        if (flushed.length > 0 || st.core.queuedRefs().length > 0) {
+          outputs.push(...flushed);
+          continue;
+        }
+      }
+      const meta = offsets.find((o) => o.topic === this.#o.topics.bids.name)?.metadata ?? "";
       if (fits(meta)) return offsets;
       const held = st.core.heldRefs().length;
       const evicted = st.core.evictHeld(
@@ -689,24 +716,52 @@ export class BidProcessor {
     const out: TopicPartitionOffset[] = [];
     if (st.bidsNext !== undefined) {
       const held = new Set<number>(st.replayHeld);
-      for (const r of st.core.heldRefs() as (Ref | undefined)[]) if (r && r.p === st.p) held.add(r.offset);
-      this.#m.held.set({ partition: String(st.p) }, held.size);
-      if (held.size === 0) {
-        out.push({ topic: this.#o.topics.bids.name, partition: st.p, offset: st.bidsNext, metadata: "" });
-      } else {
-        let oldest = st.bidsNext;
-        for (const o of held) if (o < oldest) oldest = o;
-        out.push({
-          topic: this.#o.topics.bids.name,
-          partition: st.p,
-          offset: oldest,
-          metadata: encodeHeldMeta({ u: st.bidsNext, h: [...held] }),
-        });
+      const arrivals = new Map(st.replayArrival);
+      for (const { ref, arrivedAtMs } of st.core.heldArrivals()) {
+        const r = ref as Ref | undefined;
+        if (!r || r.p !== st.p) continue;
+        held.add(r.offset);
+        if (arrivedAtMs > r.ts) arrivals.set(r.offset, arrivedAtMs);
       }
+      this.#m.held.set({ partition: String(st.p) }, held.size);
+      out.push(
+        this.#resumeAt(
+          this.#o.topics.bids.name,
+          st.p,
+          st.bidsNext,
+          held,
+          arrivals,
+          st.clock > 0 ? st.clock : undefined,
+        ),
+      );
     }
-    if (st.auctionsNext !== undefined)
-      out.push({ topic: this.#o.topics.auctions.name, partition: st.p, offset: st.auctionsNext });
+    if (st.auctionsNext !== undefined) {
+      const queued = new Set<number>(st.replayQueued);
+      for (const r of st.core.queuedRefs() as (Ref | undefined)[])
+        if (r && r.p === st.p) queued.add(r.offset);
+      out.push(this.#resumeAt(this.#o.topics.auctions.name, st.p, st.auctionsNext, queued));
+    }
     return out;
+  }
+
+  /** The offset to commit: `next`, or the oldest of `held` with the metadata naming what to read again. */
+  #resumeAt(
+    topic: string,
+    partition: number,
+    next: number,
+    held: ReadonlySet<number>,
+    arrivals?: ReadonlyMap<number, number>,
+    clock?: number,
+  ): TopicPartitionOffset {
+    if (held.size === 0 && clock === undefined) return { topic, partition, offset: next, metadata: "" };
+    let oldest = next;
+    for (const o of held) if (o < oldest) oldest = o;
+    return {
+      topic,
+      partition,
+      offset: oldest,
+      metadata: encodeHeldMeta({ u: next, h: [...held], a: arrivals, c: clock }),
+    };
   }
 
   /** One Kafka transaction: outputs (to the input's partition number) and the input offsets. */
@@ -795,6 +850,8 @@ export class BidProcessor {
     if (c.bids >= 0) this.#consumer.seek(t.bids.name, st.p, c.bids);
     else if (st.replayHeld.size > 0) this.#consumer.seek(t.bids.name, st.p, Math.min(...st.replayHeld));
     if (c.auctions >= 0) this.#consumer.seek(t.auctions.name, st.p, c.auctions);
+    else if (st.replayQueued.size > 0)
+      this.#consumer.seek(t.auctions.name, st.p, Math.min(...st.replayQueued));
   }
 
   /**
@@ -816,13 +873,14 @@ export class BidProcessor {
     for (const st of this.#parts.values()) {
       if (st.restoring || !st.valid) continue;
       const book = st.core.book;
-      // The first time the clock must reach: a close, or a bid deferred until
+      // The first time the clock must reach: a close, a bid deferred until
       // its auction record's time (without it that bid would wait for the
-      // auction's close on a partition without new bids).
-      const closeAt = book.nextCloseAtMs();
-      const releaseAt = book.nextReleaseAtMs();
-      const dueAt =
-        closeAt === undefined ? releaseAt : releaseAt === undefined ? closeAt : Math.min(closeAt, releaseAt);
+      // auction's close on a partition without new bids), or an auction
+      // update read ahead of the bids.
+      const times = [book.nextCloseAtMs(), book.nextReleaseAtMs(), st.core.nextQueuedAtMs()].filter(
+        (t): t is number => t !== undefined,
+      );
+      const dueAt = times.length === 0 ? undefined : Math.min(...times);
       const wantsClock =
         dueAt !== undefined && dueAt <= lagged && st.clock < dueAt && now - st.lastActivity >= 300;
       const heldAt = book.oldestHeldAtMs();
@@ -877,7 +935,7 @@ export class BidProcessor {
             );
           if (st.replayHeld.size === 0 && readToLogEnd(st.bidsNext, bids, st.p))
             st.clock = Math.max(st.clock, to);
-          if (readToLogEnd(st.auctionsNext, auctions, st.p))
+          if (st.replayQueued.size === 0 && readToLogEnd(st.auctionsNext, auctions, st.p))
             st.core.auctionsClockMs = Math.max(st.core.auctionsClockMs, to);
           const outputs = st.core.tick(st.clock);
           if (outputs.length === 0) return;

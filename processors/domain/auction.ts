@@ -593,9 +593,14 @@ export class AuctionBook {
 
   /** Refs of all held bids (a runtime must not commit offsets past the oldest of them). */
   heldRefs(): unknown[] {
-    const out: unknown[] = [];
-    for (const held of this.pending.values()) for (const h of held) out.push(h.ref);
-    for (const h of this.deferred) out.push(h.ref);
+    return this.held().map((h) => h.ref);
+  }
+
+  /** All held bids: waiting for their auction record, or deferred until its log time. */
+  held(): HeldBid[] {
+    const out: HeldBid[] = [];
+    for (const held of this.pending.values()) out.push(...held);
+    out.push(...this.deferred);
     return out;
   }
 

@@ -12,6 +12,7 @@ import {
   type HeldBid,
 } from "./auction.ts";
 import {
+  type AuctionEvent,
   type BidEvent,
   bidRejection,
   type DecodeOptions,
@@ -108,6 +109,13 @@ export class BidProcessorCore {
   auctionsClockMs = Number.POSITIVE_INFINITY;
   /** The bids' clock as last passed to `onBid`/`tick`. */
   private clockMs = Number.NEGATIVE_INFINITY;
+  /**
+   * Updates of known auctions read before the bids' clock reached their log
+   * time (the auctions topic was fetched ahead of the bids), by log time:
+   * applied when the clock gets there (`tick`), so bids logged before an
+   * update are judged by the auction as it was then.
+   */
+  private queued: QueuedUpdate[] = [];
 
   constructor(opts: BidCoreOptions) {
     this.opts = opts;
@@ -119,20 +127,58 @@ export class BidProcessorCore {
    * An auction record (auctions topic), `logMs` its Kafka timestamp.
    * Releases the bids held for it; each is judged as of its own arrival.
    */
-  onAuction(raw: Buffer | string, logMs: number): InputResult {
+  onAuction(raw: Buffer | string, logMs: number, ref?: unknown): InputResult {
     const d = decodeAuction(raw);
     if (!d.ok) return { ok: false, detail: d.detail, outputs: [] };
-    const r = this.book.applyAuction(d.value, logMs);
+    if (logMs > this.clockMs && (this.book.status(d.value.auction_id) === "open" || this.isQueued(d.value))) {
+      // An update read ahead of the bids: in log order the bids logged
+      // before it saw the auction as it was. Applied by `tick`.
+      const q: QueuedUpdate = { auction: d.value, logMs, ref };
+      let i = this.queued.length;
+      while (i > 0 && (this.queued[i - 1] as QueuedUpdate).logMs > logMs) i--;
+      this.queued.splice(i, 0, q);
+      return { ok: true, outputs: [], held: true };
+    }
+    return { ok: true, outputs: this.applyAuction(d.value, logMs) };
+  }
+
+  private isQueued(a: AuctionEvent): boolean {
+    return this.queued.length > 0 && this.queued.some((q) => q.auction.auction_id === a.auction_id);
+  }
+
+  private applyAuction(a: AuctionEvent, logMs: number): OutputRecord[] {
+    const r = this.book.applyAuction(a, logMs);
     const outputs: OutputRecord[] = [];
     if (r.kind === "created" || r.kind === "updated") {
-      outputs.push({ topic: "prices", key: d.value.auction_id, value: r.price });
+      outputs.push({ topic: "prices", key: a.auction_id, value: r.price });
     }
     // Read before the bids' clock reached this record: the held bids are
     // deferred by the book until it does, as in log order. Read after (the
     // bids were fetched ahead): decided now, in arrival order.
     const late = this.clockMs >= logMs;
     for (const h of r.released) outputs.push(...this.decide(h.bid, rawOf(h), h.heldAtMs, refOf(h), late));
-    return { ok: true, outputs };
+    return outputs;
+  }
+
+  /** The refs (as passed to `onAuction`) of auction updates waiting for the bids' clock: not to be committed past. */
+  queuedRefs(): unknown[] {
+    return this.queued.map((q) => q.ref);
+  }
+
+  /** Log time of the first update waiting for the bids' clock, or undefined. */
+  nextQueuedAtMs(): number | undefined {
+    return this.queued[0]?.logMs;
+  }
+
+  /**
+   * Applies the `n` oldest waiting updates now, whatever the clock: a
+   * runtime out of room to record them makes room this way (the update then
+   * takes effect early, as when it was read).
+   */
+  flushQueued(n: number): OutputRecord[] {
+    const out: OutputRecord[] = [];
+    for (const q of this.queued.splice(0, n)) out.push(...this.applyAuction(q.auction, q.logMs));
+    return out;
   }
 
   /** A user record (users topic): feeds fraud signals only. */
@@ -245,6 +291,15 @@ export class BidProcessorCore {
   tick(nowMs: number): OutputRecord[] {
     this.clockMs = Math.max(this.clockMs, nowMs);
     const outputs: OutputRecord[] = [];
+    // Updates read ahead, in log order with the bids released before them
+    // (a bid released at the same time as an update was released by a
+    // record logged before it).
+    while (this.queued.length > 0 && (this.queued[0] as QueuedUpdate).logMs <= nowMs) {
+      const q = this.queued.shift() as QueuedUpdate;
+      for (const h of this.book.releaseDue(q.logMs))
+        outputs.push(...this.decide(h.bid, rawOf(h), h.heldAtMs, refOf(h), true));
+      outputs.push(...this.applyAuction(q.auction, q.logMs));
+    }
     // Bids logged before their (already read) auction record, in log order.
     for (const h of this.book.releaseDue(nowMs))
       outputs.push(...this.decide(h.bid, rawOf(h), h.heldAtMs, refOf(h), true));
@@ -289,6 +344,11 @@ export class BidProcessorCore {
    */
   heldRefs(): unknown[] {
     return this.book.heldRefs().map((r) => (r as { ref?: unknown } | undefined)?.ref);
+  }
+
+  /** Held bids' refs with their arrival (the clock passed to `onBid`), which a restart must restore. */
+  heldArrivals(): { readonly ref: unknown; readonly arrivedAtMs: number }[] {
+    return this.book.held().map((h) => ({ ref: refOf(h), arrivedAtMs: h.heldAtMs }));
   }
 
   private decide(
@@ -344,6 +404,13 @@ export class BidProcessorCore {
     }
     return out;
   }
+}
+
+/** An auction update waiting for the bids' clock (`BidProcessorCore.onAuction`). */
+interface QueuedUpdate {
+  readonly auction: AuctionEvent;
+  readonly logMs: number;
+  readonly ref: unknown;
 }
 
 /** The caller's ref of a held bid (the book keeps `{ raw, ref }`). */

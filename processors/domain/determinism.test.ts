@@ -38,15 +38,31 @@ interface Rec {
   readonly offset: number;
 }
 
-/** The dataset's records as logged: auctions at the start, some late (after their first bid). */
-function logOf(ds: Dataset): { bids: Rec[]; auctions: Rec[] } {
+/**
+ * The dataset's records as logged: auctions at the start, some late (after
+ * their first bid), and some updated while they run (a later end and a
+ * larger increment, logged half-way), so bids logged before an update and
+ * after it are judged by different terms.
+ */
+function logOf(ds: Dataset, updates = true): { bids: Rec[]; auctions: Rec[] } {
   const bids = ds.bids.map((b, i) => ({ topic: "bids" as const, ts: b.sendAtMs, raw: b.raw, offset: i }));
   const auctions = ds.auctions
-    .map((a, i) => {
+    .flatMap((a, i) => {
       const first = ds.bids.find((b) => b.key === a.auction_id)?.sendAtMs ?? ds.startMs;
       // Every 5th auction 3 s late (its early bids are held), every 7th 15 s late (beyond the hold).
       const ts = i % 5 === 0 ? first + 3_000 : i % 7 === 0 ? first + 15_000 : ds.startMs - 1_000;
-      return { ts, raw: JSON.stringify(a) };
+      const recs = [{ ts, raw: JSON.stringify(a) }];
+      if (updates && i % 3 === 1) {
+        const starts = Date.parse(a.starts_at);
+        const ends = Date.parse(a.ends_at);
+        const update = {
+          ...a,
+          ends_at: new Date(ends + 20_000).toISOString(),
+          min_increment: a.min_increment * 3,
+        };
+        recs.push({ ts: Math.max(ts + 1, Math.round((starts + ends) / 2)), raw: JSON.stringify(update) });
+      }
+      return recs;
     })
     .sort((x, y) => x.ts - y.ts)
     .map((a, i) => ({ topic: "auctions" as const, ts: a.ts, raw: a.raw, offset: i }));
@@ -76,7 +92,7 @@ class Run {
         c.auctionsClockMs = r.ts;
         this.out.push(...c.tick(this.clock));
       }
-      this.out.push(...c.onAuction(r.raw, r.ts).outputs);
+      this.out.push(...c.onAuction(r.raw, r.ts, ref).outputs);
     }
   }
   /** Both topics read to their end, and time passes. */
@@ -140,9 +156,9 @@ const ds = generateDataset({
 const log = logOf(ds);
 const END = ds.startMs + ds.durationMs + 3_600_000;
 
-function reference(opts: BidCoreOptions = OPTS, scores = true): Outcomes {
+function reference(opts: BidCoreOptions = OPTS, scores = true, of = log): Outcomes {
   const run = new Run(ds, opts);
-  for (const r of inLogOrder(log)) run.feed(r);
+  for (const r of inLogOrder(of)) run.feed(r);
   run.finish(END);
   return lines(run.out, scores);
 }
@@ -177,10 +193,13 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
     // Held bids are then decided when their auction record is read: the
     // rules use log times, so each decision is the same, but the fraud
     // scorer may observe them in another order (docs/events.md "Time").
-    const want = reference(NO_QUARANTINE, false);
+    // Without auction updates: an update read after bids logged after it
+    // (live, within the backlog gate's 5 s) takes effect when it is read.
+    const plain = logOf(ds, false);
+    const want = reference(NO_QUARANTINE, false, plain);
     for (const order of [
-      [...log.bids, ...log.auctions],
-      ...[6, 7, 8].map((s) => fetchOrder(log, s, false)),
+      [...plain.bids, ...plain.auctions],
+      ...[6, 7, 8].map((s) => fetchOrder(plain, s, false)),
     ]) {
       const run = new Run(ds, NO_QUARANTINE);
       for (const r of order) run.feed(r);
@@ -195,8 +214,8 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
       const first = new Run(ds);
       const refs = new Map<unknown, Rec>();
       for (const r of order.slice(0, cut)) {
-        const ref = r.topic === "bids" ? { offset: r.offset } : undefined;
-        if (ref) refs.set(ref, r);
+        const ref = { offset: r.offset };
+        if (r.topic === "bids") refs.set(ref, r);
         first.feed(r, ref);
       }
       // What a rebuild reads back: the latest price update per auction, and
@@ -222,6 +241,7 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
           });
       });
       const held = new Set(first.core.heldRefs().map((r) => (r as { offset: number }).offset));
+      const queued = new Set(first.core.queuedRefs().map((r) => (r as { offset: number }).offset));
       const second = new Run(ds);
       second.core.rebuild([...latest.values()], decisions);
       // The runtime resumes at the oldest held bid (committed offset + held
@@ -233,10 +253,20 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
       const lastAuction = Math.max(-1, ...done.filter((r) => r.topic === "auctions").map((r) => r.offset));
       const replayBids = log.bids.filter((r) => r.offset >= Math.min(oldestHeld, lastBid + 1));
       const rest = order.slice(cut);
-      for (const r of replayBids.filter((b) => b.offset <= lastBid)) {
-        if (held.has(r.offset)) second.feed(r);
-        else if (r.ts > second.clock) {
+      // Held bids and waiting auction updates are in the committed offsets'
+      // metadata: read again (the runtime's backlog gate keeps the two topics
+      // in log-time order), the records between them skipped.
+      const replay = inLogOrder({
+        bids: replayBids.filter((b) => b.offset <= lastBid),
+        auctions: log.auctions.filter((a) => a.offset <= lastAuction && a.offset >= Math.min(...queued)),
+      });
+      for (const r of replay) {
+        if ((r.topic === "bids" ? held : queued).has(r.offset)) second.feed(r);
+        else if (r.topic === "bids" && r.ts > second.clock) {
           second.clock = r.ts;
+          second.out.push(...second.core.tick(second.clock));
+        } else if (r.topic === "auctions" && r.ts > second.core.auctionsClockMs) {
+          second.core.auctionsClockMs = r.ts;
           second.out.push(...second.core.tick(second.clock));
         }
       }

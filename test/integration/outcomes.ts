@@ -12,10 +12,11 @@
  * effective end), same rejection reasons, same winners, prices and close
  * times, same fraud alerts.
  */
+import { expect } from "vitest";
 import { bidCoreOptions } from "../../processors/bid-processor/processor.ts";
 import { BidProcessorCore, type OutputRecord } from "../../processors/domain/bid-core.ts";
 import type { KafkaRecord } from "../../processors/kafka/transport.ts";
-import { add, type Json, type Outcomes, outcomeLine } from "../outcome-lines.ts";
+import { add, diffOutcomes, type Json, type Outcomes, outcomeLine, size } from "../outcome-lines.ts";
 import { type Env, readTopic } from "./processors-harness.ts";
 
 export { diffOutcomes, type Outcomes, size } from "../outcome-lines.ts";
@@ -77,4 +78,39 @@ export async function oracleOutcomes(env: Env, endMs = Date.now()): Promise<Outc
     collect(core.tick(Math.max(clock, endMs)));
   }
   return out;
+}
+
+/**
+ * The committed outcomes equal the oracle's, bid by bid and auction by
+ * auction (on a difference, the run's rejection details of the first bids
+ * that differ are printed); `records`: at least this many bid records and
+ * auctions are compared.
+ */
+export async function expectOracleOutcomes(env: Env, records: number): Promise<void> {
+  const live = await liveOutcomes(env);
+  const oracle = await oracleOutcomes(env);
+  const diff = diffOutcomes(oracle, live);
+  if (diff.length > 0) {
+    // The run's side of the first differences, with the detail that explains them.
+    const ids = new Set(
+      diff
+        .map((l) => / bid ([^@ ]+)@/.exec(l)?.[1])
+        .filter((id): id is string => id !== undefined)
+        .slice(0, 8),
+    );
+    for (const r of await readTopic(env, env.topics["bids.rejected"].name)) {
+      const v = JSON.parse(r.value?.toString() ?? "{}") as {
+        bid_id?: string;
+        reason?: string;
+        detail?: string;
+      };
+      if (v.bid_id !== undefined && ids.has(v.bid_id))
+        process.stderr.write(
+          `[outcomes] run: ${v.bid_id} p${r.partition}@${r.offset} ${v.reason}: ${v.detail}\n`,
+        );
+    }
+  }
+  expect(diff, "committed outcomes differ from the oracle's replay of the log").toEqual([]);
+  // Every bid record and every auction is in the comparison.
+  expect(size(live)).toBeGreaterThanOrEqual(records);
 }
