@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Dataset, generateDataset } from "../../processors/generate/dataset.ts";
 import { sendToKafka } from "../../processors/generate/sinks.ts";
 import { restart } from "../env/testenv.ts";
+import { expectOracleOutcomes } from "./outcomes.ts";
 import {
   assertPipelineResult,
   type Env,
@@ -73,6 +74,7 @@ describe("stream processors under faults", () => {
     }
     await sending;
     await assertPipelineResult(e, ds, exp);
+    await expectOracleOutcomes(e, ds.bids.length + ds.auctions.length);
   }, 300_000);
 
   it("two bid-processor replicas with forced rebalances (join, then leave mid-stream)", async () => {
@@ -90,6 +92,7 @@ describe("stream processors under faults", () => {
     await first.close();
     await sending;
     await assertPipelineResult(e, ds, exp);
+    await expectOracleOutcomes(e, ds.bids.length + ds.auctions.length);
   }, 300_000);
 
   it("kill -9 of the silver-writer mid-stream and restart: silver still has every record exactly once", async () => {
@@ -111,6 +114,7 @@ describe("stream processors under faults", () => {
     children.push(sw);
     await sending;
     await assertPipelineResult(e, ds, exp);
+    await expectOracleOutcomes(e, ds.bids.length + ds.auctions.length);
   }, 300_000);
 
   it("kill -9 of the bronze-archiver mid-stream and restart: every record in bronze exactly once", async () => {
@@ -130,6 +134,7 @@ describe("stream processors under faults", () => {
     }
     await sending;
     await assertPipelineResult(e, ds, exp);
+    await expectOracleOutcomes(e, ds.bids.length + ds.auctions.length);
   }, 300_000);
 
   it("PostgreSQL restart mid-stream: the silver-writer retries and silver ends complete and exact", async () => {
@@ -146,6 +151,7 @@ describe("stream processors under faults", () => {
     await restart("postgres", { downMs: 3_000 });
     await sending;
     await assertPipelineResult(e, ds, exp);
+    await expectOracleOutcomes(e, ds.bids.length + ds.auctions.length);
   }, 300_000);
 
   // It restarts the shared broker; integration files run one at a time
@@ -194,5 +200,6 @@ describe("stream processors under faults", () => {
       throw err;
     });
     await assertPipelineResult(e, ds, exp);
+    await expectOracleOutcomes(e, ds.bids.length + ds.auctions.length);
   }, 400_000);
 });
