@@ -12,6 +12,10 @@ export function registerOperator(program: Command): void {
     )
     .option("--lease-name <name>", "name of the leader-election Lease", "gavel-operator")
     .option(
+      "--lease-owner-deployment <name>",
+      "Deployment (in the Lease's namespace) that owns the Lease, so deleting it deletes the Lease (the chart sets it)",
+    )
+    .option(
       "--lease-duration-seconds <s>",
       "how long a silent leader keeps the Lease before a standby takes over",
       "15",
@@ -24,6 +28,7 @@ export function registerOperator(program: Command): void {
         namespace?: string;
         leaseNamespace?: string;
         leaseName: string;
+        leaseOwnerDeployment?: string;
         leaseDurationSeconds: string;
         healthPort: string;
         resyncSeconds: string;

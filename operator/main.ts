@@ -1,6 +1,7 @@
 /** `gavel operator`: wiring only (config, logger, manager, health, signals). */
-import { KubeConfig } from "@kubernetes/client-node";
+import { AppsV1Api, KubeConfig, type V1OwnerReference } from "@kubernetes/client-node";
 import { readConnectionConfig } from "../lib/config.ts";
+import type { Logger } from "../lib/log.ts";
 import { createLogger } from "../lib/log.ts";
 import { startTracing } from "../lib/telemetry.ts";
 import { operatorMetrics } from "../processors/runtime/instrument.ts";
@@ -12,6 +13,7 @@ export interface OperatorCommandOptions {
   readonly namespace?: string;
   readonly leaseNamespace?: string;
   readonly leaseName: string;
+  readonly leaseOwnerDeployment?: string;
   readonly leaseDurationSeconds: string;
   readonly healthPort: string;
   readonly resyncSeconds: string;
@@ -34,19 +36,49 @@ export function loadKubeConfig(): KubeConfig {
   return kc;
 }
 
+/**
+ * The owner reference for the Lease: the operator's own Deployment, read
+ * once at start. Without it (not found, not allowed) the Lease has no owner
+ * and outlives an uninstall; the operator runs anyway, saying why.
+ */
+async function leaseOwner(
+  kc: KubeConfig,
+  namespace: string,
+  name: string | undefined,
+  log: Logger,
+): Promise<V1OwnerReference | undefined> {
+  if (!name) return undefined;
+  try {
+    const d = await kc.makeApiClient(AppsV1Api).readNamespacedDeployment({ name, namespace });
+    const uid = d.metadata?.uid;
+    if (!uid) throw new Error("the Deployment has no uid");
+    return { apiVersion: "apps/v1", kind: "Deployment", name, uid };
+  } catch (err) {
+    log.warn(
+      { deployment: `${namespace}/${name}`, err: (err as Error).message },
+      "--lease-owner-deployment: cannot read the Deployment; the Lease gets no owner and outlives an uninstall",
+    );
+    return undefined;
+  }
+}
+
 export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<void> {
   const log = createLogger("gavel-operator");
   const healthPort = positiveInt("--health-port", opts.healthPort);
   const leaseMs = positiveInt("--lease-duration-seconds", opts.leaseDurationSeconds, 3) * 1000;
   startTracing("gavel-operator");
   const registry = new Registry("gavel_", { serviceName: "gavel-operator" });
+  const kubeConfig = loadKubeConfig();
+  const leaseNamespace = opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? "default";
+  const owner = await leaseOwner(kubeConfig, leaseNamespace, opts.leaseOwnerDeployment, log);
   const manager = new Manager({
-    kubeConfig: loadKubeConfig(),
+    kubeConfig,
     log,
     metrics: operatorMetrics(registry),
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
-    leaseNamespace: opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? "default",
+    leaseNamespace,
     leaseName: opts.leaseName,
+    ...(owner ? { leaseOwner: owner } : {}),
     leaseDurationMs: leaseMs,
     renewDeadlineMs: Math.round((leaseMs * 2) / 3),
     retryPeriodMs: Math.round(leaseMs / 7.5),

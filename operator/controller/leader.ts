@@ -4,7 +4,12 @@
  * `leaseDurationSeconds` without renewal. A leader that cannot renew within
  * the renew deadline stops acting before anyone else may start.
  */
-import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
+import {
+  type CoordinationV1Api,
+  type V1Lease,
+  V1MicroTime,
+  type V1OwnerReference,
+} from "@kubernetes/client-node";
 import type { Logger } from "../../lib/log.ts";
 import { httpStatus } from "./errors.ts";
 
@@ -20,6 +25,12 @@ export interface LeaderElectionOptions {
   readonly retryPeriodMs?: number;
   readonly onStartedLeading: () => void | Promise<void>;
   readonly onStoppedLeading: () => void | Promise<void>;
+  /**
+   * Owner of the Lease (the operator's Deployment): the garbage collector
+   * deletes the Lease with it, so `helm uninstall` leaves no Lease behind,
+   * even one re-created by a replica still shutting down.
+   */
+  readonly owner?: V1OwnerReference | undefined;
 }
 
 function time(v: unknown): number {
@@ -41,7 +52,13 @@ export class LeaderElector {
   constructor(api: CoordinationV1Api, log: Logger, opts: LeaderElectionOptions) {
     this.#api = api;
     this.#log = log;
-    this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
+    this.#o = {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      ...opts,
+      owner: opts.owner,
+    } as Required<LeaderElectionOptions>;
     if (this.#o.renewDeadlineMs >= this.#o.leaseDurationMs)
       throw new Error("leader election: renewDeadline must be shorter than the lease duration");
   }
@@ -120,7 +137,7 @@ export class LeaderElector {
         await this.#api.createNamespacedLease({
           namespace,
           body: {
-            metadata: { name, namespace },
+            metadata: { name, namespace, ...(this.#o.owner ? { ownerReferences: [this.#o.owner] } : {}) },
             spec: {
               holderIdentity: identity,
               leaseDurationSeconds: durationS,
@@ -141,8 +158,19 @@ export class LeaderElector {
     const expired =
       holder === "" || time(spec.renewTime) + (spec.leaseDurationSeconds ?? durationS) * 1000 < Date.now();
     if (holder !== identity && !expired) return false;
+    const owner = this.#o.owner;
+    const owned = !owner || (lease.metadata?.ownerReferences ?? []).some((r) => r.uid === owner.uid);
     const next: V1Lease = {
       ...lease,
+      // A Lease from before the owner was set (or of an earlier install) gets it now.
+      ...(owned
+        ? {}
+        : {
+            metadata: {
+              ...lease.metadata,
+              ownerReferences: [...(lease.metadata?.ownerReferences ?? []), owner],
+            },
+          }),
       spec: {
         ...spec,
         holderIdentity: identity,

@@ -15,6 +15,7 @@ import {
   KubernetesObjectApi,
   makeInformer,
   type ObjectCache,
+  type V1OwnerReference,
 } from "@kubernetes/client-node";
 import { MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL } from "../../cdk8s/names.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -38,6 +39,8 @@ export interface ManagerOptions {
   /** Leader-election Lease. */
   readonly leaseNamespace: string;
   readonly leaseName?: string;
+  /** Owner of the Lease (deleted with it by the garbage collector). */
+  readonly leaseOwner?: V1OwnerReference;
   /** Unique per replica. Default `<hostname>-<pid>-<random>`. */
   readonly identity?: string;
   readonly leaseDurationMs?: number;
@@ -81,6 +84,7 @@ export class Manager {
       namespace: opts.leaseNamespace,
       name: opts.leaseName ?? "gavel-operator",
       identity: this.identity,
+      owner: opts.leaseOwner,
       ...(opts.leaseDurationMs ? { leaseDurationMs: opts.leaseDurationMs } : {}),
       ...(opts.renewDeadlineMs ? { renewDeadlineMs: opts.renewDeadlineMs } : {}),
       ...(opts.retryPeriodMs ? { retryPeriodMs: opts.retryPeriodMs } : {}),

@@ -194,6 +194,7 @@ describe("operator Deployment", () => {
       expect.arrayContaining([
         "--lease-name=gavel-operator",
         `--lease-namespace=${namespace}`,
+        "--lease-owner-deployment=gavel-operator",
         "--concurrency=4",
       ]),
     );

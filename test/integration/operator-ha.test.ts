@@ -70,6 +70,20 @@ describe("operator replicas", () => {
   it("converges after the operator process is killed mid-reconcile", async () => {
     const ns = await createNamespace("op-restart");
     const port = await freePort();
+    // The Deployment the chart runs the operator as: it owns the Lease, so
+    // the garbage collector deletes the Lease with it (helm uninstall).
+    const owner = await objects.create({
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "gavel-operator", namespace: ns },
+      spec: {
+        selector: { matchLabels: { app: "op" } },
+        template: {
+          metadata: { labels: { app: "op" } },
+          spec: { containers: [{ name: "op", image: "gavel:test" }] },
+        },
+      },
+    });
     const proc = spawn(
       process.execPath,
       [
@@ -79,6 +93,8 @@ describe("operator replicas", () => {
         ns,
         "--lease-namespace",
         ns,
+        "--lease-owner-deployment",
+        "gavel-operator",
         "--lease-duration-seconds",
         "4",
         "--health-port",
@@ -113,6 +129,19 @@ describe("operator replicas", () => {
     );
     proc.kill("SIGKILL");
     await new Promise((r) => proc.once("exit", r));
+    const lease = await objects.read({
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: "gavel-operator", namespace: ns },
+    });
+    expect(lease.metadata?.ownerReferences).toEqual([
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        name: "gavel-operator",
+        uid: (owner.metadata as { uid?: string }).uid,
+      },
+    ]);
     // Whatever it managed to create, make the state worse and change the spec while no operator runs.
     const ds = await list("apps/v1", "Deployment", ns);
     for (const d of ds)
