@@ -49,6 +49,8 @@ export function leaderElectionRules(): PolicyRule[] {
       resources: ["leases"],
       verbs: ["get", "list", "watch", "create", "update", "patch"],
     },
+    // --lease-owner-deployment: the operator reads its own Deployment's uid to own the Lease.
+    { apiGroups: ["apps"], resources: ["deployments"], verbs: ["get"] },
   ];
 }
 
