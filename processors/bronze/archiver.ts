@@ -217,6 +217,8 @@ export class BronzeArchiver {
     const maxAge = this.#o.maxAgeMs ?? 60_000;
     const generation = this.#generation;
     for (const st of this.#parts.values()) {
+      // close() while a pass is under way: what is left is written by the next owner.
+      if (this.#stopping) break;
       const open = st.seg.open;
       if (st.unwritten.length === 0 && (!open || now - open.openedAt < maxAge)) continue;
       await this.#withLock(st, async () => {
@@ -226,9 +228,12 @@ export class BronzeArchiver {
           if (s) st.unwritten.push(s);
         }
         await this.#drain(st, generation);
-      }).catch((err) =>
-        this.#o.logger.error({ err, topic: st.seg.topic, partition: st.seg.partition }, "age flush failed"),
-      );
+      }).catch((err) => {
+        const where = { err, topic: st.seg.topic, partition: st.seg.partition };
+        // Stopping: the consumer is gone, the objects are the next owner's to write.
+        if (this.#stopping) this.#o.logger.debug(where, "age flush abandoned: stopping");
+        else this.#o.logger.error(where, "age flush failed");
+      });
     }
     this.#updateBuffered();
   }

@@ -302,8 +302,13 @@ function curlExamples(ds: Dataset, prefix: string, url: string, apiKey: string):
     source: "api",
   };
   const c = (path: string, body: unknown) =>
-    `curl -sS -X POST ${url}${path} -H 'authorization: Bearer ${apiKey}' -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;
+    `curl -sS -X POST ${url}${path} -H ${shellQuote(`authorization: Bearer ${apiKey}`)} -H 'content-type: application/json' -d ${shellQuote(JSON.stringify(body))}`;
   return [c("/v1/auctions", auction), c("/v1/bids", bid)];
+}
+
+/** One POSIX-shell word: single-quoted, a `'` inside written as `'\''` (ids are opaque text, `d'artagnan` included). */
+export function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
 }
 
 function cell(v: unknown): string {
