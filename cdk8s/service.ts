@@ -1,6 +1,5 @@
 import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
-import { HTTP_PORT } from "./names.ts";
 
 export interface IngestServiceProps {
   readonly name: string;
@@ -29,5 +28,3 @@ export class IngestService extends Construct {
     });
   }
 }
-
-export const INGEST_CONTAINER_PORT = HTTP_PORT;

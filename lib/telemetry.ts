@@ -12,7 +12,6 @@
 import {
   type Context,
   context,
-  isSpanContextValid,
   type Link,
   propagation,
   type Span,
@@ -188,17 +187,6 @@ export function tracer() {
   return trace.getTracer(SCOPE);
 }
 
-/** Ids of the active span for log lines (the pino mixin of lib/log.ts). */
-export function activeTraceIds(): { trace_id: string; span_id: string; trace_flags: string } | undefined {
-  const sc = trace.getActiveSpan()?.spanContext();
-  if (!sc || !isSpanContextValid(sc)) return undefined;
-  return {
-    trace_id: sc.traceId,
-    span_id: sc.spanId,
-    trace_flags: `0${sc.traceFlags.toString(16)}`.slice(-2),
-  };
-}
-
 /** Kafka record headers as Gavel's transport types carry them. */
 export type Headers = Readonly<Record<string, string>>;
 
@@ -218,12 +206,6 @@ export function traceHeaders(ctx: Context = context.active()): Record<string, st
 export function contextFromHeaders(headers: Headers | undefined, base: Context = context.active()): Context {
   if (!headers) return base;
   return propagation.extract(base, headers, headerGetter);
-}
-
-/** Link to the span context carried in headers (batch spans link to every record they handle). */
-export function linkFromHeaders(headers: Headers | undefined): Link | undefined {
-  const sc = trace.getSpanContext(contextFromHeaders(headers));
-  return sc && isSpanContextValid(sc) ? { context: sc } : undefined;
 }
 
 /**

@@ -880,10 +880,6 @@ export function decodeWith<T>(schema: TSchema, raw: Buffer | string | unknown): 
   return { ok: true, value: parsed.value as T };
 }
 
-export const decodeBidAccepted = (raw: Buffer | string | unknown) =>
-  decodeWith<BidAccepted>(BidAcceptedSchema, raw);
-export const decodeBidRejected = (raw: Buffer | string | unknown) =>
-  decodeWith<BidRejected>(BidRejectedSchema, raw);
 export const decodePriceUpdate = (raw: Buffer | string | unknown) =>
   decodeWith<PriceUpdate>(PriceUpdateSchema, raw);
 export const decodeFraudAlert = (raw: Buffer | string | unknown) =>

@@ -14,7 +14,6 @@ import {
   API_VERSION,
   type AuctionPipeline,
   AuctionPipelineSchema,
-  type AuctionPipelineSpec,
   CLUSTER_NAME_REQUIRED_MESSAGE,
   CO_PARTITIONED_MESSAGE,
   ExtraTopic,
@@ -287,11 +286,6 @@ export function topicNames(pipeline: AuctionPipeline): Record<TopicSuffix, Resol
   return out;
 }
 
-/** Logical topic by its `spec.topics.overrides` key. */
-export function topicByKey(pipeline: AuctionPipeline, key: LogicalTopicKey): ResolvedTopic {
-  return topicNames(pipeline)[LOGICAL_TOPICS[key].suffix];
-}
-
 /** Every topic the pipeline manages: the eight logical ones, then `spec.topics.extra`. */
 export function allTopics(pipeline: AuctionPipeline): ResolvedTopic[] {
   const t = pipeline.spec.topics;
@@ -353,9 +347,4 @@ export function processors(pipeline: AuctionPipeline): ResolvedProcessor[] {
 /** S3 key prefix (ends with `/`): `spec.storage.s3.prefix` or `<pipeline-name>/`. */
 export function s3Prefix(pipeline: AuctionPipeline): string {
   return pipeline.spec.storage.s3.prefix ?? `${pipeline.metadata.name}/`;
-}
-
-/** The spec with defaults applied, for code that only has a spec. */
-export function defaultSpec(spec: unknown): AuctionPipelineSpec {
-  return Value.Default(AuctionPipelineSchema.properties.spec, structuredClone(spec)) as AuctionPipelineSpec;
 }
