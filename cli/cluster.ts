@@ -1,4 +1,7 @@
 import type { Command } from "commander";
+import { devTool } from "./dev-tool.ts";
+
+const impl = () => devTool("cluster", () => import("../test/cluster/cluster.ts"));
 
 /**
  * `gavel cluster up | down | status | secrets`: a real single-node
@@ -20,7 +23,7 @@ export function registerCluster(program: Command): void {
     .option("--no-image", "do not build or import the Gavel image from the working tree")
     .option("--image-ref <ref>", "build the image from this commit instead of the working tree")
     .action(async (opts: { image: boolean; imageRef?: string }) => {
-      const { up } = await import("../test/cluster/cluster.ts");
+      const { up } = await impl();
       await up({ image: opts.image, imageRef: opts.imageRef });
     });
   cluster
@@ -29,14 +32,14 @@ export function registerCluster(program: Command): void {
       "stop the cluster; leaves no process, mount, interface or cgroup behind (the build cache stays)",
     )
     .action(async () => {
-      const { down } = await import("../test/cluster/cluster.ts");
+      const { down } = await impl();
       await down();
     });
   cluster
     .command("status")
     .description("show what runs (exit code 3 when the cluster is not fully up)")
     .action(async () => {
-      const { status } = await import("../test/cluster/cluster.ts");
+      const { status } = await impl();
       process.exitCode = (await status()) ? 0 : 3;
     });
   cluster
@@ -47,7 +50,7 @@ export function registerCluster(program: Command): void {
     .requiredOption("-f, --file <file>", "AuctionPipeline YAML (e.g. examples/pipeline-local.yaml)")
     .option("-n, --namespace <namespace>", "namespace when the file sets none", "default")
     .action(async (opts: { file: string; namespace: string }) => {
-      const { secrets } = await import("../test/cluster/cluster.ts");
+      const { secrets } = await impl();
       await secrets(opts);
     });
 }

@@ -6,8 +6,8 @@ import { registerMigrate } from "../processors/db/cli.ts";
 import { registerDev } from "../processors/dev/cli.ts";
 import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
-import { registerTestenv } from "../test/env/cli.ts";
 import { registerCluster } from "./cluster.ts";
+import { registerTestenv } from "./testenv.ts";
 
 /**
  * `gavel`: one CLI, one image. Each area registers its own subcommands and

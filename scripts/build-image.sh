@@ -73,8 +73,11 @@ step_build() {
   fi
   log "removing tests, docs and dev-only files"
   find . -path ./node_modules -prune -o -name '*.test.ts' -type f -print0 | xargs -0 rm -f
-  rm -rf test/integration docs charts deploy .github .vscode coverage .testenv kind-config.yaml \
-    biome.json vitest.config.ts tsconfig.json Dockerfile .dockerignore
+  # Development tools too (the test environment, the local cluster, the
+  # benchmarks): the image holds what runs in a pod; `gavel testenv` and
+  # `gavel cluster` then say they are not in it (cli/dev-tool.ts).
+  rm -rf test bench scripts/testenv scripts/cluster docs charts deploy .github .vscode coverage .testenv \
+    kind-config.yaml biome.json vitest.config.ts tsconfig.json Dockerfile .dockerignore
   smoke "node"
 }
 
@@ -90,6 +93,9 @@ smoke() {
   # /usr/local/bin/gavel to bin/gavel, whose shebang finds node on PATH.
   [[ -x bin/gavel ]] || die "bin/gavel is not executable"
   PATH="$(dirname "$(command -v "$node")"):$PATH" bin/gavel --version >/dev/null
+  local out
+  if out=$("$node" bin/gavel testenv status 2>&1); then die "gavel testenv ran in the image tree (test/ should be gone)"; fi
+  [[ $out == *"development tool"* ]] || die "gavel testenv in the image tree: expected the development-tool message, got: $out"
   if [[ -d node_modules/@confluentinc/kafka-javascript ]]; then
     log "loading the native Kafka client"
     "$node" -e 'require("@confluentinc/kafka-javascript")' >/dev/null

@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../lib/log.ts";
+import { DAY, EXPECTED, fixture, normalizeRow } from "../../test/rollup-fixture.ts";
 import { migrate } from "../db/migrate.ts";
 import { GOLD_TABLES } from "../rollup/gold.ts";
 import { rollupDay } from "../rollup/rollup.ts";
-import { DAY, EXPECTED, fixture, normalizeRow } from "../rollup/testdata.ts";
 import { folderObjectStore, goldLakeOn } from "../storage/objects.ts";
 import { PglitePool } from "./pglite.ts";
 

@@ -1,9 +1,16 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  DAY,
+  EXPECTED,
+  EXPECTED_GMV,
+  fixture,
+  normalizeRow,
+  type SilverFixture,
+} from "../../test/rollup-fixture.ts";
 import { failedChecks, formatCheckReport, runChecks } from "./checks.ts";
 import { SILVER_EXTRACTS } from "./extract.ts";
 import { closeDuck, computeGold, GOLD_TABLES, goldGmv, openDuck, setParams } from "./gold.ts";
-import { DAY, EXPECTED, EXPECTED_GMV, fixture, normalizeRow, type SilverFixture } from "./testdata.ts";
 
 /**
  * The gold SQL and the checks on DuckDB alone: the fixture is loaded as the

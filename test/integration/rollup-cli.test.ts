@@ -11,7 +11,7 @@ import { migrate } from "../../processors/db/migrate.ts";
 import { LAST_ROLLUP_ANNOTATION } from "../../processors/rollup/annotate.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
-import { DAY, fixture } from "../../processors/rollup/testdata.ts";
+import { DAY, fixture } from "../rollup-fixture.ts";
 import { createNamespace, custom, ensureCrd, G } from "./operator-support.ts";
 import { createTestDatabase, insertFixture } from "./rollup-helpers.ts";
 

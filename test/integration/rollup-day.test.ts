@@ -16,7 +16,7 @@ import { migrate } from "../../processors/db/migrate.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { goldObjectKey, s3ClientFromConfig, s3Lake } from "../../processors/rollup/lake.ts";
 import { dayBounds, type RollupDeps, rollupDay, rollupRange } from "../../processors/rollup/rollup.ts";
-import { DAY, EXPECTED, fixture, normalizeRow } from "../../processors/rollup/testdata.ts";
+import { DAY, EXPECTED, fixture, normalizeRow } from "../rollup-fixture.ts";
 import { createTestDatabase, insertFixture } from "./rollup-helpers.ts";
 
 const ORDER: Record<string, string> = {

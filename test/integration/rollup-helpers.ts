@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
-import type { SilverFixture } from "../../processors/rollup/testdata.ts";
+import type { SilverFixture } from "../rollup-fixture.ts";
 
 /**
  * A fresh database per test file (CREATE DATABASE gavel_test_<random>), so

@@ -1,5 +1,9 @@
 import type { Command } from "commander";
+import { devTool } from "./dev-tool.ts";
 
+const impl = () => devTool("testenv", () => import("../test/env/testenv.ts"));
+
+/** `gavel testenv up | down | status`: the local test environment (test/env/testenv.ts). */
 export function registerTestenv(program: Command): void {
   const testenv = program
     .command("testenv")
@@ -17,21 +21,21 @@ export function registerTestenv(program: Command): void {
     )
     .option("--only <services>", "comma-separated subset: kafka,postgres,s3,kube,prometheus")
     .action(async (opts: { strimziCrd?: string; only?: string }) => {
-      const { up } = await import("./testenv.ts");
+      const { up } = await impl();
       await up(opts);
     });
   testenv
     .command("down")
     .description("stop every service the test environment started")
     .action(async () => {
-      const { down } = await import("./testenv.ts");
+      const { down } = await impl();
       await down();
     });
   testenv
     .command("status")
     .description("show which services are up and on which port")
     .action(async () => {
-      const { status } = await import("./testenv.ts");
+      const { status } = await impl();
       process.exitCode = (await status()) ? 0 : 3;
     });
 }

@@ -1,7 +1,7 @@
 /**
  * A small, hand-checked silver dataset for the rollup's tests (unit tests with
  * DuckDB alone, integration tests on PostgreSQL). The expected gold values in
- * EXPECTED were computed by hand from the definitions in sql/*.sql; see the
+ * EXPECTED were computed by hand from the definitions in processors/rollup/sql/*.sql; see the
  * comments next to each number.
  *
  * Day under test: 2026-03-10 (UTC).
