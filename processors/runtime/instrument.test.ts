@@ -92,6 +92,42 @@ describe("instrumentBatches", () => {
     ).toEqual([]);
   });
 
+  it("keeps no lag series of a partition revoked while its batch was in flight (the HPA would never scale down)", async () => {
+    const reg = new Registry("gavel_", { env: {} });
+    let release: () => void = () => undefined;
+    const h = instrumentBatches(
+      {
+        onAssignment: async () => undefined,
+        eachBatch: (b) => (b.partition === 0 ? new Promise<void>((r) => (release = r)) : Promise.resolve()),
+      },
+      { metrics: reg, processor: "bid-processor", pipeline: "p" },
+    );
+    await h.onAssignment?.(
+      [
+        { topic: "p.bids", partition: 0 },
+        { topic: "p.bids", partition: 1 },
+      ],
+      [],
+    );
+    await h.eachBatch({ topic: "p.bids", partition: 1, records: [record(3)], highWatermark: 10 }, ctx);
+    const inFlight = h.eachBatch(
+      { topic: "p.bids", partition: 0, records: [record(1)], highWatermark: 500 },
+      ctx,
+    );
+    // A rebalance gives partition 0 to another replica and 1 to this one; the old batch finishes after it.
+    await h.onAssignment?.([{ topic: "p.bids", partition: 1 }], [{ topic: "p.bids", partition: 0 }]);
+    release();
+    await inFlight;
+    const text = await reg.render();
+    expect(text).toContain(
+      'gavel_consumer_lag_records{pipeline="p",processor="bid-processor",topic="p.bids",partition="1"} 6',
+    );
+    expect(text).not.toContain('partition="0"} 498');
+    // And a partition revoked without being named in `revoked` (a missed generation) loses its series too.
+    await h.onAssignment?.([], []);
+    expect(await reg.render()).not.toContain("gavel_consumer_lag_records{");
+  });
+
   it("counts failed batches and marks their spans as errors", async () => {
     spans.reset();
     const reg = new Registry("gavel_", { env: {} });

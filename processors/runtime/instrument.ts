@@ -94,6 +94,13 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
     topic: tp.topic,
     partition: String(tp.partition),
   });
+  // Partitions assigned now, and those with a lag series: a batch of a
+  // partition revoked meanwhile (it may finish after the rebalance) must not
+  // leave a series behind, or the HPA would read its last lag for ever and
+  // never scale down.
+  let assigned: Set<string> | undefined;
+  const withSeries = new Map<string, TopicPartition>();
+  const key = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
   const wrapped: ConsumerHandlers = {
     eachBatch: async (batch, ctx) => {
       const labels = { processor: o.processor, topic: batch.topic };
@@ -160,16 +167,25 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
           duration.observe(labels, (performance.now() - started) / 1000);
           consumed.inc(labels, batch.records.length);
           const last = batch.records.at(-1);
-          if (last) lag.set(partLabels(batch), Math.max(0, batch.highWatermark - last.offset - 1));
+          if (last && (assigned === undefined || assigned.has(key(batch)))) {
+            lag.set(partLabels(batch), Math.max(0, batch.highWatermark - last.offset - 1));
+            withSeries.set(key(batch), { topic: batch.topic, partition: batch.partition });
+          }
         }
       }
     },
   };
   if (handlers.onAssignment) {
     const inner = handlers.onAssignment.bind(handlers);
-    wrapped.onAssignment = async (assigned, revoked) => {
+    wrapped.onAssignment = async (next, revoked) => {
+      assigned = new Set(next.map(key));
+      for (const [k, tp] of withSeries) {
+        if (assigned.has(k)) continue;
+        lag.remove(partLabels(tp));
+        withSeries.delete(k);
+      }
       for (const tp of revoked) lag.remove(partLabels(tp));
-      await inner(assigned, revoked);
+      await inner(next, revoked);
     };
   }
   return wrapped;

@@ -53,6 +53,21 @@ describe("Registry (OpenTelemetry SDK underneath)", () => {
     expect(text).toContain('t_open{p="q"} 9');
   });
 
+  it("a label set removed after it was collected is gone from the next render", async () => {
+    // The OTel SDK keeps exporting every attribute set an async gauge ever observed.
+    const r = new Registry("t_", { env: {} });
+    const g = r.gauge("lag", "Lag.");
+    g.set({ partition: "0" }, 40);
+    g.set({ partition: "1" }, 2);
+    expect(await r.render()).toContain('t_lag{partition="0"} 40');
+    g.remove({ partition: "0" });
+    const text = await r.render();
+    expect(text).not.toContain('t_lag{partition="0"}');
+    expect(text).toContain('t_lag{partition="1"} 2');
+    g.set({ partition: "0" }, 7);
+    expect(await r.render()).toContain('t_lag{partition="0"} 7');
+  });
+
   it("honours OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES in target_info", async () => {
     const r = new Registry("t_", {
       serviceName: "ingest",

@@ -109,6 +109,16 @@ export class Gauge {
     this.#values.delete(labelKey(labels));
     this.#tracked.delete(labelKey(labels));
   }
+  /**
+   * Whether a label set is reported now. The OTel SDK keeps exporting the
+   * last value of every attribute set an asynchronous gauge ever observed
+   * (cumulative temporality), so `Registry.render` drops the ones removed
+   * here: a revoked partition's lag must not stay on /metrics for ever.
+   */
+  isLive(labels: Readonly<Record<string, unknown>>): boolean {
+    const k = labelKey(labels as Labels);
+    return this.#values.has(k) || this.#tracked.has(k);
+  }
   get(labels: Labels = {}): number {
     const k = labelKey(labels);
     return this.#tracked.get(k)?.read() ?? this.#values.get(k)?.value ?? 0;
@@ -223,6 +233,17 @@ export class Registry {
   /** Prometheus text exposition format (version 0.0.4) of every metric. */
   async render(): Promise<string> {
     const { resourceMetrics } = await this.#prometheus.collect();
+    const gauges = new Map<string, Gauge>();
+    for (const m of this.#metrics.values()) if (m instanceof Gauge) gauges.set(m.name, m);
+    for (const scope of resourceMetrics.scopeMetrics)
+      for (const metric of scope.metrics) {
+        const g = gauges.get(metric.descriptor.name);
+        if (!g) continue;
+        // Removed label sets (see Gauge.isLive); the SDK's arrays are rebuilt per collection.
+        (metric as { dataPoints: unknown[] }).dataPoints = metric.dataPoints.filter((d) =>
+          g.isLive(d.attributes),
+        );
+      }
     return this.#serializer.serialize(resourceMetrics);
   }
 
