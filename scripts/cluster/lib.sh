@@ -41,6 +41,24 @@ NODE24=${GAVEL_NODE:-$REPO/node_modules/.bin/node}
 
 # Elapsed-time helper: `t=$(now)` ... `took $t`
 now() { date +%s; }
+
+# write_if_changed FILE < content: replaces FILE only when the content
+# differs, and then atomically (a rename). A running component that watches
+# its config file (kube-proxy exits with "content of the proxy server's
+# configuration file was updated" when it sees the file truncated by a plain
+# `cat >`) is left alone by a second `up`.
+write_if_changed() {
+  local f=$1 tmp
+  tmp=$(mktemp "$f.XXXXXX")
+  cat >"$tmp"
+  if [[ -f $f ]] && cmp -s "$tmp" "$f"; then
+    rm -f "$tmp"
+  else
+    # the mode a plain `cat >` gave: the old file's, or the umask's
+    if [[ -f $f ]]; then chmod --reference="$f" "$tmp"; else chmod "$(printf '%o' $((0666 & ~$(umask))))" "$tmp"; fi
+    mv -f "$tmp" "$f"
+  fi
+}
 took() { echo "$(($(date +%s) - $1))s"; }
 
 holder_pid() { cat "$D/run/holder.pid" 2>/dev/null; }

@@ -125,7 +125,7 @@ configure() {
   local runc
   runc=$(command -v runc)
   # Debian's containerd 1.6 (CRI v1 is enough for kubelet 1.34).
-  cat >"$ETC/containerd.toml" <<TOML
+  write_if_changed "$ETC/containerd.toml" <<TOML
 version = 2
 root = "$ST/containerd"
 # /run is a tmpfs private to the node's mount namespace.
@@ -161,7 +161,7 @@ oom_score = 0
 TOML
   # No masquerade and no default route out: pods talk to each other, to the
   # node IP (where Kafka, PostgreSQL, S3 listen) and to Services.
-  cat >"$ETC/cni/10-gavel.conflist" <<JSON
+  write_if_changed "$ETC/cni/10-gavel.conflist" <<JSON
 {
   "cniVersion": "0.4.0",
   "name": "gavel-pods",
@@ -178,7 +178,7 @@ TOML
 JSON
   # An empty resolv.conf would make containerd copy the host's into pods.
   echo "nameserver 127.0.0.1" >"$ETC/resolv.conf"
-  cat >"$ETC/kubelet.yaml" <<YAML
+  write_if_changed "$ETC/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # containerd 1.6 does not report its cgroup driver; cgroup v1 needs the opt-in.
@@ -208,7 +208,7 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.availa
 serializeImagePulls: false
 maxPods: 110
 YAML
-  cat >"$ETC/kube-proxy.yaml" <<YAML
+  write_if_changed "$ETC/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $D/kubeconfigs/kube-proxy.conf}
@@ -225,7 +225,7 @@ YAML
   # Two listeners: NODE for pods (the node IP), HOST for host clients, whose
   # advertised address is the host-side bridge. Kafka clients connect to the
   # advertised address, so one listener cannot serve both sides.
-  cat >"$ETC/kafka.properties" <<PROPS
+  write_if_changed "$ETC/kafka.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:9093
@@ -251,7 +251,7 @@ group.consumer.session.timeout.ms=10000
 group.consumer.min.session.timeout.ms=3000
 group.min.session.timeout.ms=1000
 PROPS
-  cat >"$ETC/kafka-log4j2.properties" <<PROPS
+  write_if_changed "$ETC/kafka-log4j2.properties" <<PROPS
 status = warn
 appender.console.type = Console
 appender.console.name = STDOUT
@@ -265,7 +265,7 @@ PROPS
   # Kubernetes service discovery: test/cluster/prom-targets.ts writes the
   # targets file it reads.
   mkdir -p "$ST/prometheus-targets"
-  cat >"$ETC/prometheus.yml" <<YAML
+  write_if_changed "$ETC/prometheus.yml" <<YAML
 global: {scrape_interval: 5s, evaluation_interval: 5s}
 scrape_configs:
 - job_name: pods
@@ -622,7 +622,16 @@ cmd_down() {
     done
     [[ -d $hier$CG ]] && log "WARN: could not remove $hier$CG"
   done
-  # 7. the cluster folder (PKI, data, logs, env); the build cache stays.
+  # 7. the cluster folder (PKI, data, logs, env); the build cache stays, and
+  # so do the last three runs' logs (a component found down after `up` is
+  # explained by its log, which would otherwise go with the folder).
+  if [[ -d $LOGS ]] && [[ -n $(ls -A "$LOGS" 2>/dev/null) ]]; then
+    local keep=$GAVEL_CACHE/cluster-logs
+    mkdir -p "$keep"
+    cp -r "$LOGS" "$keep/$(date -u +%Y%m%dT%H%M%SZ)" 2>/dev/null || true
+    ls -1d "$keep"/*/ 2>/dev/null | sort | head -n -3 | xargs -r rm -rf
+    log "logs kept in $keep/"
+  fi
   if [[ -d $D ]]; then
     chmod -R u+w "$D" 2>/dev/null || true
     rm -rf "$D"

@@ -47,7 +47,7 @@ cert prometheus ca /CN=gavel-cluster-prometheus clientAuth
 chmod 600 ./*.key
 
 kubeconfig() { # file user cert server
-  cat >"$KC/$1" <<KC
+  write_if_changed "$KC/$1" <<KC
 apiVersion: v1
 kind: Config
 clusters:

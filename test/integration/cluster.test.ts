@@ -265,11 +265,13 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
 
   it(
     "`cluster up` twice is harmless and `status` reports everything up",
-    () => {
+    async () => {
       // --no-image: the work tree may have changed since (a new image would be built)
       const again = gavel(["cluster", "up", "--no-image"]);
       expect(again.status, again.stderr).toBe(0);
       expect(clusterEnv().GAVEL_IMAGE).toBe(image);
+      // A component that exits on a rewritten config (kube-proxy did) is gone a moment later.
+      await new Promise((r) => setTimeout(r, 5_000));
       const st = gavel(["cluster", "status"]);
       expect(st.status, st.stdout + st.stderr).toBe(0);
       expect(st.stdout).toMatch(/kubelet\s+up/);
@@ -514,6 +516,45 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
     15 * MIN,
   );
 
+  /** Bid ids of this run in silver (accepted or rejected), once per row. */
+  const seen = async () =>
+    pg(async (c) => {
+      const acc = await c.query<{ bid_id: string }>("SELECT bid_id FROM silver.bids WHERE bid_id LIKE $1", [
+        `b-${runId}-%`,
+      ]);
+      const rej = await c.query<{ bid_id: string }>(
+        "SELECT bid_id FROM silver.bid_rejections WHERE bid_id LIKE $1",
+        [`b-${runId}-%`],
+      );
+      return [...acc.rows, ...rej.rows].map((r) => r.bid_id);
+    });
+
+  /** Every bid sent so far is in silver exactly once, and the bid-processor is back to its desired pods. */
+  async function expectEachBidOnce(after: string): Promise<void> {
+    const ids = await waitFor(`all ${sentBids.length} bids in silver after ${after}`, 8 * MIN, async () => {
+      const s = await seen();
+      return s.length >= sentBids.length ? s : undefined;
+    });
+    // Let a late duplicate show up if there is one.
+    await new Promise((r) => setTimeout(r, 10_000));
+    const final = await seen();
+    expect(final.length, "a bid was written twice").toBe(sentBids.length);
+    expect(new Set(final)).toEqual(new Set(sentBids));
+    expect(ids.length).toBe(sentBids.length);
+    await waitFor("bid-processor back to its desired Running pods (at least 2)", 5 * MIN, () => {
+      const want = kubectlJson<{ spec: { replicas: number } }>(
+        "get",
+        "deployment",
+        `${PIPELINE}-bid-processor`,
+      ).spec.replicas;
+      const ps = pods(
+        "default",
+        `gavel.dev/pipeline=${PIPELINE},app.kubernetes.io/component=bid-processor`,
+      ).filter((p) => !p.metadata.deletionTimestamp && p.status.phase === "Running");
+      return (ps.length === want && want >= 2) || undefined;
+    });
+  }
+
   it(
     "a bid-processor pod deleted mid-stream: nothing lost, nothing doubled",
     async () => {
@@ -525,40 +566,104 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
       await new Promise((r) => setTimeout(r, 1500));
       kubectl("delete", "pod", before[0]!.metadata.name, "--wait=false");
       await sending;
-      const seen = async () =>
-        pg(async (c) => {
-          const acc = await c.query<{ bid_id: string }>(
-            "SELECT bid_id FROM silver.bids WHERE bid_id LIKE $1",
-            [`b-${runId}-%`],
-          );
-          const rej = await c.query<{ bid_id: string }>(
-            "SELECT bid_id FROM silver.bid_rejections WHERE bid_id LIKE $1",
-            [`b-${runId}-%`],
-          );
-          return [...acc.rows, ...rej.rows].map((r) => r.bid_id);
-        });
-      const ids = await waitFor("all 600 bids in silver after the pod was deleted", 8 * MIN, async () => {
-        const s = await seen();
-        return s.length >= sentBids.length ? s : undefined;
+      await expectEachBidOnce("the pod was deleted");
+    },
+    20 * MIN,
+  );
+
+  it(
+    "kubectl rollout restart of the bid-processor mid-stream: nothing lost, nothing doubled",
+    async () => {
+      const sending = sendBids(600, 1000);
+      await new Promise((r) => setTimeout(r, 1500));
+      kubectl("rollout", "restart", `deployment/${PIPELINE}-bid-processor`);
+      await sending;
+      kubectl("rollout", "status", `deployment/${PIPELINE}-bid-processor`, "--timeout=5m");
+      await expectEachBidOnce("the rollout restart");
+    },
+    20 * MIN,
+  );
+
+  it(
+    "the bid-processor HPA reads CPU and gavel_consumer_lag, scales up under a backlog and back down, never above the partitions",
+    async () => {
+      const hpaName = `${PIPELINE}-bid-processor`;
+      kubectl(
+        "patch",
+        "ap",
+        PIPELINE,
+        "--type=merge",
+        "-p",
+        JSON.stringify({
+          spec: {
+            processors: {
+              bidProcessor: { autoscaling: { lagPerReplica: 200, scaleDownStabilizationSeconds: 30 } },
+            },
+          },
+        }),
+      );
+      interface Hpa {
+        spec: { maxReplicas: number; metrics: { type: string }[] };
+        status: {
+          currentReplicas?: number;
+          desiredReplicas?: number;
+          currentMetrics?: { type: string; external?: { current: { averageValue?: string } } }[];
+        };
+      }
+      const hpa = () => kubectlJson<Hpa>("get", "hpa", hpaName);
+      await waitFor("the HPA has the lag metric", 2 * MIN, () =>
+        hpa().spec.metrics.some((m) => m.type === "External") ? true : undefined,
+      );
+      expect(hpa().spec.maxReplicas, "never above the 4 partitions").toBeLessThanOrEqual(4);
+      // A backlog: 60,000 bids straight into Kafka, faster than two small pods decide them.
+      const gen = gavel([
+        "generate",
+        "-f",
+        EXAMPLE,
+        "--auctions",
+        "200",
+        "--bids",
+        "60000",
+        "--rate",
+        "0",
+        "--seed",
+        "77",
+        "--prefix",
+        `h${runId}`,
+        "--to",
+        "kafka",
+        "--no-progress",
+      ]);
+      expect(gen.status, gen.stderr).toBe(0);
+      // The adapter serves the metric the HPA reads (external.metrics.k8s.io).
+      // A processor reports its lag after its first batch: the series exists
+      // once the backlog is being read (fresh pods after the rollout have none).
+      await waitFor("external.metrics.k8s.io serves gavel_consumer_lag", 3 * MIN, () => {
+        const raw = JSON.parse(
+          kubectl(
+            "get",
+            "--raw",
+            `/apis/external.metrics.k8s.io/v1beta1/namespaces/default/gavel_consumer_lag?labelSelector=${encodeURIComponent(`pipeline=${PIPELINE},processor=bid-processor`)}`,
+          ),
+        ) as { items: unknown[] };
+        return raw.items.length > 0 || undefined;
       });
-      // Let a late duplicate show up if there is one.
-      await new Promise((r) => setTimeout(r, 10_000));
-      const final = await seen();
-      expect(final.length, "a bid was written twice").toBe(sentBids.length);
-      expect(new Set(final)).toEqual(new Set(sentBids));
-      expect(ids.length).toBe(sentBids.length);
-      await waitFor("bid-processor back to its desired Running pods (at least 2)", 5 * MIN, () => {
-        const want = kubectlJson<{ spec: { replicas: number } }>(
-          "get",
-          "deployment",
-          `${PIPELINE}-bid-processor`,
-        ).spec.replicas;
-        const ps = pods(
-          "default",
-          `gavel.dev/pipeline=${PIPELINE},app.kubernetes.io/component=bid-processor`,
-        ).filter((p) => !p.metadata.deletionTimestamp && p.status.phase === "Running");
-        return (ps.length === want && want >= 2) || undefined;
+      const seenReplicas = new Set<number>();
+      const up = await waitFor("the HPA scales the bid-processor up", 6 * MIN, () => {
+        const h = hpa();
+        seenReplicas.add(h.status.currentReplicas ?? 0);
+        return (h.status.desiredReplicas ?? 0) > 2 ? h : undefined;
       });
+      const lag = up.status.currentMetrics?.find((m) => m.type === "External")?.external?.current
+        .averageValue;
+      log(`HPA scaled up: desired ${up.status.desiredReplicas}, lag per replica ${lag}`);
+      await waitFor("back down to 2 after the backlog", 8 * MIN, () => {
+        const h = hpa();
+        seenReplicas.add(h.status.currentReplicas ?? 0);
+        return h.status.desiredReplicas === 2 && h.status.currentReplicas === 2 ? true : undefined;
+      });
+      expect(Math.max(...seenReplicas), "never above maxReplicas").toBeLessThanOrEqual(3);
+      log(`HPA replicas seen: ${[...seenReplicas].sort().join(", ")}`);
     },
     20 * MIN,
   );
@@ -673,11 +778,24 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
         RELEASE_NS,
       );
       // Helm keeps CRDs (crds/) by design. The operator's leader-election
-      // Lease is created at run time, not by the chart, so it outlives the
-      // release: reported, not failed on (docs/local-cluster.md).
-      const leases = kubectl("get", "leases", "-n", RELEASE_NS, "-o", "name").trim();
-      if (leases !== "") log(`left after helm uninstall (not the chart's): ${leases.replaceAll("\n", " ")}`);
+      // Lease is created at run time, owned by the operator's Deployment: the
+      // garbage collector deletes it with the release.
+      await waitFor(
+        "the operator's Lease gone",
+        2 * MIN,
+        () => kubectl("get", "leases", "-n", RELEASE_NS, "-o", "name").trim() === "" || undefined,
+        RELEASE_NS,
+      );
     },
     8 * MIN,
+  );
+
+  it(
+    "every component of the node is still up after the whole run",
+    () => {
+      const st = gavel(["cluster", "status"]);
+      expect(st.status, st.stdout + st.stderr).toBe(0);
+    },
+    2 * MIN,
   );
 });
