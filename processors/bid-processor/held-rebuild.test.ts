@@ -166,7 +166,7 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
     bp = undefined;
   });
 
-  async function start(flaky: FlakyTransport) {
+  async function start(flaky: FlakyTransport, holdMs = 6_000) {
     const admin = await flaky.admin();
     await applyTopics(
       admin,
@@ -181,7 +181,7 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
       metrics: new Registry(),
       tickMs: 50,
       // Short hold so the test is quick; the close fails while the bid is held.
-      book: { pendingMaxAgeMs: 6_000 },
+      book: { pendingMaxAgeMs: holdMs },
     });
     await bp.start();
     return (await flaky.producer()) as Awaited<ReturnType<Transport["producer"]>>;
@@ -221,6 +221,47 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
     await until("b-ghost decided", async () => (await decidedIds(broker)).has("b-ghost"), 20_000);
     expect((await decidedIds(broker)).get("b-ghost")).toBe("auction_not_found");
   }, 60_000);
+
+  it("held bids scattered over more than one fetch, then a restart: every one is read again and decided", async () => {
+    // Seen on the local cluster: after a rebuild the consumer starts at the
+    // oldest held bid, and the first batch moved it on to bidsNext, past the
+    // held bids of later fetch windows (never decided, the clock stopped).
+    const broker = new MemoryBroker({ logger: createLogger("memory", "silent") });
+    const flaky = new FlakyTransport(new MemoryTransport(broker));
+    const producer = await start(flaky, 8_000);
+    await producer.send([
+      {
+        topic: topics.auctions.name,
+        messages: [{ key: "a1", value: JSON.stringify(auction("a1", Date.now() + 3_600_000)) }],
+      },
+    ]);
+    // 3,000 bids (~1 MB, four 256 KiB fetch windows), every 100th for an auction that never comes.
+    const messages = Array.from({ length: 3_000 }, (_, i) => ({
+      key: "a1",
+      value: JSON.stringify(
+        i % 100 === 50 ? bid(`b-ghost-${i}`, `ghost-${i}`, 150) : bid(`b-${i}`, "a1", 150 + i),
+      ),
+    }));
+    for (let i = 0; i < messages.length; i += 500)
+      await producer.send([{ topic: topics.bids.name, messages: messages.slice(i, i + 500) }]);
+    const admin = await flaky.admin();
+    await until(
+      "every bid read, the 30 ghosts held",
+      async () => {
+        const meta = (await admin.groupOffsets(bp!.groupId, topics.bids.name))[0]?.metadata ?? "";
+        return meta.includes('"u":3000') && (await decidedIds(broker)).size === 2_970;
+      },
+      20_000,
+    );
+    // A restart while they are held (graceful: the replacement resumes from the committed state).
+    await bp?.close();
+    bp = undefined;
+    await start(flaky, 8_000);
+    await until("all 3,000 decided", async () => (await decidedIds(broker)).size === 3_000, 30_000);
+    const d = await decidedIds(broker);
+    for (let i = 50; i < 3_000; i += 100)
+      expect(d.get(`b-ghost-${i}`), `b-ghost-${i}`).toBe("auction_not_found");
+  }, 90_000);
 
   it("a batch's transaction fails after an earlier batch held a bid: the held bid is still decided", async () => {
     const broker = new MemoryBroker({ logger: createLogger("memory", "silent") });

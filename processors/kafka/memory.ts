@@ -715,7 +715,9 @@ class MemoryGroupConsumer implements GroupConsumer {
       const last = f.records.at(-1)!.offset;
       if (this.#sought.has(k)) {
         // sought during the batch: the seek wins
-      } else if (marked >= last) this.#fetchAt.set(k, f.next);
+      } else if (marked >= last)
+        // Like kafkajs (resolveOffset): fetching resumes after the marked offset, even one past the batch.
+        this.#fetchAt.set(k, Math.max(f.next, marked + 1));
       else if (marked >= from) this.#fetchAt.set(k, marked + 1);
       this.#bumpPosition(k, f.next);
       return true;
