@@ -119,6 +119,8 @@ interface Part {
   replayArrival: Map<number, number>;
   /** Auction updates below auctionsNext that waited for the bids' clock at the last commit: applied again. */
   replayQueued: Set<number>;
+  /** The clock at bidsNext read from the committed metadata (`c`): the least clock to commit while replaying below it. */
+  resumeClock?: number;
   /** Offsets of the last commit, to skip empty transactions. */
   lastOffsets?: string;
   /** Committed offsets read by the last rebuild (-1: none): where a rebuild without a rebalance rewinds the consumer to. */
@@ -480,6 +482,7 @@ export class BidProcessor {
         st.replayArrival = new Map(meta?.a ?? []);
         // The clock where reading resumes: a late-stamped next record arrives as it would have.
         if (meta?.c !== undefined) st.replayArrival.set(meta.u, meta.c);
+        st.resumeClock = meta?.c;
         const queued = parseHeldMeta(a?.metadata ?? null);
         st.auctionsNext = queued ? queued.u : a && a.offset >= 0 ? a.offset : undefined;
         st.replayQueued = new Set(queued?.h ?? []);
@@ -735,7 +738,9 @@ export class BidProcessor {
           st.bidsNext,
           held,
           arrivals,
-          st.clock > 0 ? st.clock : undefined,
+          // While replaying below bidsNext the clock is rebuilt from timestamps
+          // and may trail the one the metadata named: a second crash keeps that.
+          Math.max(st.clock, st.resumeClock ?? 0) || undefined,
         ),
       );
     }
