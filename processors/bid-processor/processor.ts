@@ -582,6 +582,12 @@ export class BidProcessor {
     await this.#ensureReady(st);
     const isBids = batch.topic === this.#o.topics.bids.name;
     await this.#withLock(st, async () => {
+      // A rebuild sought the partition back to its committed offsets while
+      // this batch waited (the batch of a failed transaction, fetched again):
+      // its records come after bids held at the last commit, which the seek
+      // delivers first. Deciding it now put later bids of an auction ahead
+      // of its held ones (seen in CI: earlier bids then below_minimum).
+      if (ctx.isStale()) return;
       const epoch = st.epoch;
       const outputs: OutputRecord[] = [];
       // A held bid makes the consumer fetch the same records again; such a

@@ -573,6 +573,7 @@ class ConfluentGroupConsumer implements GroupConsumer {
             isRunning: () => isRunning() && this.#running,
             heartbeat,
             markProcessed: (offset) => resolveOffset(String(offset)),
+            isStale,
           },
         );
         const k = tpKey(batch.topic, batch.partition);

@@ -423,6 +423,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
             isRunning: () => isRunning() && this.#running,
             heartbeat,
             markProcessed: (offset) => resolveOffset(String(offset)),
+            isStale,
           },
         );
       },

@@ -695,6 +695,7 @@ class MemoryGroupConsumer implements GroupConsumer {
         markProcessed: (offset) => {
           if (offset > marked) marked = offset;
         },
+        isStale: () => this.#sought.has(k),
       };
       try {
         await this.#handlers!.eachBatch(

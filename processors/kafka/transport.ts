@@ -93,6 +93,12 @@ export interface BatchContext {
    * transaction's `sendOffsets`). Records not marked are fetched again.
    */
   markProcessed(offset: number): void;
+  /**
+   * True once `seek` was called for this partition since the batch was
+   * fetched: its records are not where reading resumes and must be dropped
+   * (neither processed nor marked); the consumer fetches from the seek.
+   */
+  isStale(): boolean;
 }
 
 export interface ConsumerHandlers {

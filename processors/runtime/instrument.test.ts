@@ -15,7 +15,12 @@ import { Registry } from "./metrics.ts";
 const spans = new InMemorySpanExporter();
 startTracing("test", { env: {}, processors: [new SimpleSpanProcessor({ exporter: spans })] });
 
-const ctx = { isRunning: () => true, heartbeat: async () => undefined, markProcessed: () => undefined };
+const ctx = {
+  isRunning: () => true,
+  heartbeat: async () => undefined,
+  markProcessed: () => undefined,
+  isStale: () => false,
+};
 
 function record(offset: number, headers?: Record<string, string>): KafkaRecord {
   return {
