@@ -12,10 +12,10 @@ import type {
   RollupStatus,
   TopicStatus,
 } from "../api/v1alpha1/types.ts";
+import { LAST_ROLLUP_ANNOTATION } from "../api/v1alpha1/types.ts";
 import type { ProvisionedTopics } from "./topics.ts";
 
-/** The annotation the rollup job writes on its pipeline: JSON `{time, result, days?, message?}`. */
-export const LAST_ROLLUP_ANNOTATION = "gavel.dev/last-rollup";
+export { LAST_ROLLUP_ANNOTATION };
 
 /** A child as read back (only the fields status needs). */
 export interface ObservedObject {

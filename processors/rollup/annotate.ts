@@ -1,4 +1,5 @@
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
+import { LAST_ROLLUP_ANNOTATION, type RollupStatus } from "../../operator/api/v1alpha1/types.ts";
 import type { RollupResult } from "./rollup.ts";
 
 /**
@@ -8,7 +9,7 @@ import type { RollupResult } from "./rollup.ts";
  * `time`, `result` Succeeded|Failed, `days`, `message`). `day`, `status` and
  * `finishedAt` of the last day are added for people reading the annotation.
  */
-export const LAST_ROLLUP_ANNOTATION = "gavel.dev/last-rollup";
+export { LAST_ROLLUP_ANNOTATION };
 
 export interface LastRollup {
   /** When the run finished (RFC 3339). */
@@ -69,14 +70,18 @@ export function pipelineRefFrom(explicit: string | undefined, env: NodeJS.Proces
  * ServiceAccount token, which may get/patch only its own pipeline).
  */
 export async function annotateLastRollup(
-  kubeconfig: string | undefined,
+  kubeconfig: string | KubeConfig | undefined,
   ref: string,
-  last: LastRollup,
+  last: LastRollup | RollupStatus,
 ): Promise<void> {
   const { namespace, name } = parsePipelineRef(ref);
-  const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromDefault();
+  let kc: KubeConfig;
+  if (kubeconfig instanceof KubeConfig) kc = kubeconfig;
+  else {
+    kc = new KubeConfig();
+    if (kubeconfig) kc.loadFromFile(kubeconfig);
+    else kc.loadFromDefault();
+  }
   const api = KubernetesObjectApi.makeApiClient(kc);
   await api.patch(
     {

@@ -2,7 +2,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from 
 import { Kafka, logLevel } from "kafkajs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { rbacManifests } from "../../operator/rbac.ts";
-import { reportRollupResult } from "../../operator/rollup-report.ts";
+import { annotateLastRollup } from "../../processors/rollup/annotate.ts";
 import {
   condition,
   core,
@@ -118,7 +118,7 @@ describe("operator RBAC", () => {
 
     // The rollup's ServiceAccount may record its result on its own pipeline, and nothing else.
     const rollupKc = await serviceAccountConfig(ns, "rb-gavel");
-    await reportRollupResult(rollupKc, ns, "rb", {
+    await annotateLastRollup(rollupKc, `${ns}/rb`, {
       time: "2026-11-22T00:20:00Z",
       result: "Failed",
       message: "dq check failed",
@@ -130,7 +130,7 @@ describe("operator RBAC", () => {
     await createPipeline(ns, pipeline("other"));
     expect(
       await status(
-        reportRollupResult(rollupKc, ns, "other", { time: "2026-11-22T00:20:00Z", result: "Succeeded" }),
+        annotateLastRollup(rollupKc, `${ns}/other`, { time: "2026-11-22T00:20:00Z", result: "Succeeded" }),
       ),
     ).toBe(403);
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { reportRollupResult } from "../../operator/rollup-report.ts";
+import { annotateLastRollup } from "../../processors/rollup/annotate.ts";
 import {
   condition,
   createNamespace,
@@ -137,7 +137,7 @@ describe("operator reconcile", () => {
 
     // The rollup records its result as an annotation; status mirrors it.
     const last = { time: "2026-11-22T00:20:00Z", result: "Succeeded", days: ["2026-11-21"] };
-    await reportRollupResult(kc, ns, "demo", { time: last.time, result: "Succeeded", days: last.days });
+    await annotateLastRollup(kc, `${ns}/demo`, { time: last.time, result: "Succeeded", days: last.days });
     await waitFor("lastRollup", async () =>
       (await getPipeline(ns, "demo")).status?.lastRollup?.time === last.time ? true : undefined,
     );

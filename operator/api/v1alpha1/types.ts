@@ -832,6 +832,13 @@ export const RollupStatus = Type.Object({
 });
 export type RollupStatus = Static<typeof RollupStatus>;
 
+/**
+ * The annotation a rollup run writes on its own AuctionPipeline (JSON, a
+ * RollupStatus plus fields for people reading it); the operator copies it
+ * into `status.lastRollup`.
+ */
+export const LAST_ROLLUP_ANNOTATION = "gavel.dev/last-rollup";
+
 export const AuctionPipelineStatus = Type.Object(
   {
     observedGeneration: Type.Optional(
