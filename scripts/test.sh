@@ -4,7 +4,8 @@
 # against real services, and ends with the plain line "N passed, N failed".
 #
 # First run on a fresh machine: apt packages, npm packages, Kafka jars and
-# Go builds (kube-apiserver, etcd, versitygw) are fetched and cached under
+# Go builds (kube-apiserver, etcd, versitygw, helm, and the local cluster's
+# kubelet, containerd shims, CoreDNS, ...) are fetched and cached under
 # ~/.cache/gavel; later runs reuse them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,16 @@ log "helm: $(bash scripts/install-helm.sh)"
 log "lint (biome) and type-check (tsc)"
 biome check .
 tsc -p tsconfig.json
+
+# The local-cluster test (test/integration/cluster.test.ts): Gavel's own
+# image on a real single-node Kubernetes (helm install, a pipeline, faults,
+# autoscaling). It needs root; the first run builds the node's binaries
+# (cached in ~/.cache/gavel/k8s). GAVEL_CLUSTER_TEST=0 leaves it out.
+if [[ $(id -u) -eq 0 ]]; then
+  export GAVEL_CLUSTER_TEST=${GAVEL_CLUSTER_TEST:-1}
+else
+  log "not root: the local-cluster test is skipped (it needs namespaces, mounts and cgroups)"
+fi
 
 mkdir -p .testenv
 report=.testenv/vitest-report.json

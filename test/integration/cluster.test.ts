@@ -14,7 +14,7 @@ import { repoRoot } from "../env/testenv.ts";
 // `helm uninstall` clean up. Needs root (namespaces, mounts, cgroups); the
 // first run builds the cluster's binaries (~15-25 min, cached in ~/.cache/gavel/k8s).
 //
-// GAVEL_CLUSTER_TEST=1 runs it (it is skipped otherwise, see below);
+// GAVEL_CLUSTER_TEST=1 runs it (npm test sets it as root; skipped otherwise);
 // GAVEL_CLUSTER_KEEP=1 leaves the cluster running afterwards.
 
 const repo = repoRoot();
@@ -214,9 +214,8 @@ async function portForwardIngest(): Promise<string> {
   });
 }
 
-// Opt-in (GAVEL_CLUSTER_TEST=1): in the CI rehearsal of this session kube-proxy
-// was found down after the first `cluster up` (cause not found yet), which
-// failed the first step; until that is fixed the cluster does not gate CI.
+// `npm test` (scripts/test.sh) sets GAVEL_CLUSTER_TEST=1 when run as root, so
+// CI runs it; GAVEL_CLUSTER_TEST=0 (or a plain `vitest run`) skips it.
 const describeCluster = isRoot && process.env.GAVEL_CLUSTER_TEST === "1" ? describe : describe.skip;
 
 describeCluster("gavel cluster: the chart, the operator and a pipeline on a real node", () => {
@@ -232,16 +231,24 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
   beforeAll(async () => {
     log("gavel cluster up (first run on a machine builds the binaries: 15-25 min)");
     const t = Date.now();
-    const r = spawnSync(
-      join(repo, "node_modules", ".bin", "node"),
-      [join(repo, "bin", "gavel"), "cluster", "up"],
-      {
-        cwd: repo,
-        stdio: ["ignore", "inherit", "inherit"],
-        timeout: 45 * MIN,
-      },
-    );
-    expect(r.status, "gavel cluster up failed (its output is above)").toBe(0);
+    // Not spawnSync: a first build takes many minutes, the worker stays responsive.
+    const status = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(
+        join(repo, "node_modules", ".bin", "node"),
+        [join(repo, "bin", "gavel"), "cluster", "up"],
+        {
+          cwd: repo,
+          stdio: ["ignore", "inherit", "inherit"],
+        },
+      );
+      const timer = setTimeout(() => child.kill("SIGTERM"), 45 * MIN);
+      child.on("error", reject);
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    expect(status, "gavel cluster up failed (its output is above)").toBe(0);
     env = clusterEnv();
     image = env.GAVEL_IMAGE!;
     expect(image).toMatch(/^gavel\.local\/gavel:dev-[0-9a-f]{12}$/);
@@ -725,6 +732,77 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
       expect(parquet.some((k) => k.includes(day) && k.endsWith(".parquet"))).toBe(true);
     },
     30 * MIN,
+  );
+
+  it(
+    "every outcome equals the oracle's replay of the log (pod deleted, rollout restart, scaled 2 -> 3 -> 2)",
+    async () => {
+      // The pipeline's input topics replayed through pure cores
+      // (test/integration/outcomes.ts), compared bid by bid and auction by
+      // auction with what the pods committed over the whole run: the faults
+      // and rebalances above must not have changed a winner, a price or a
+      // rejection reason. Closes due in the last seconds may still be on
+      // their way: compared again until equal.
+      const { KafkajsTransport } = await import("../../processors/kafka/kafkajs.ts");
+      const { createLogger } = await import("../../lib/log.ts");
+      const { readToEnd } = await import("../../processors/kafka/read.ts");
+      const { loadPipelineFile, topicNames } = await import("../../operator/api/v1alpha1/pipeline.ts");
+      const { diffOutcomes, liveOutcomes, oracleOutcomes, size } = await import("./outcomes.ts");
+      const t = new KafkajsTransport({
+        brokers: env.KAFKA_BOOTSTRAP_SERVERS!,
+        clientId: "cluster-test-outcomes",
+        logger: createLogger("cluster-test", "warn"),
+      });
+      const admin = await t.admin();
+      try {
+        const pipeline = await loadPipelineFile(EXAMPLE);
+        const source = {
+          pipeline,
+          topics: topicNames(pipeline),
+          read: async (topic: string) => {
+            const out: import("../../processors/kafka/transport.ts").KafkaRecord[] = [];
+            await readToEnd({
+              transport: t,
+              admin,
+              topic,
+              groupPrefix: `cluster-test-${runId}`,
+              onRecord: (r) => out.push(r),
+            });
+            return out;
+          },
+        };
+        let diff: string[] = [];
+        let compared = 0;
+        await waitFor("the committed outcomes to equal the oracle's", 4 * MIN, async () => {
+          const live = await liveOutcomes(source, false);
+          diff = diffOutcomes(await oracleOutcomes(source, Date.now(), false), live);
+          compared = size(live);
+          return diff.length === 0 || undefined;
+        }).catch(() => undefined);
+        expect(diff, "committed outcomes differ from the oracle's replay of the log").toEqual([]);
+        // The test's own bids and the 60,000 of the backlog, and every auction.
+        expect(compared).toBeGreaterThan(60_000 + sentBids.length);
+        // Fraud scores too (they decide quarantines): equal for the bids of
+        // the fault steps (pod deleted, rollout restart). In the backlog of
+        // the HPA step (15,000 users, 200 auctions and 60,000 bids written
+        // at once while replicas join and leave) 11-28 bids of the first
+        // seconds were scored differently in two runs (decisions equal):
+        // reported, not yet explained (docs/local-cluster.md, "Known gaps").
+        const scored = diffOutcomes(await oracleOutcomes(source), await liveOutcomes(source), 100_000);
+        const backlog = scored.filter((l) => l.includes(` h${runId}-`));
+        expect(
+          scored.filter((l) => !l.includes(` h${runId}-`)).slice(0, 20),
+          "fraud scores of the fault steps' bids differ from the oracle's",
+        ).toEqual([]);
+        log(
+          `backlog bids scored differently from the oracle: ${backlog.length / 2}${backlog.length ? `\n${backlog.slice(0, 20).join("\n")}` : ""}`,
+        );
+        log(`outcomes equal the oracle's: ${compared} bids and auctions compared`);
+      } finally {
+        await admin.close();
+      }
+    },
+    10 * MIN,
   );
 
   it(

@@ -13,6 +13,7 @@
  * times, same fraud alerts.
  */
 import { expect } from "vitest";
+import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import { bidCoreOptions } from "../../processors/bid-processor/processor.ts";
 import { BidProcessorCore, type OutputRecord } from "../../processors/domain/bid-core.ts";
 import type { KafkaRecord } from "../../processors/kafka/transport.ts";
@@ -28,31 +29,53 @@ const OUTPUT_TOPICS = [
   ["fraudAlerts", "fraud-alerts"],
 ] as const;
 
+/**
+ * Where a pipeline's records are read from: the test environment's broker
+ * (`Env` of the processors' harness) or another one (the local cluster's).
+ */
+export interface OutcomeSource {
+  readonly pipeline: AuctionPipeline;
+  readonly topics: ReturnType<typeof topicNames>;
+  /** Every committed record of a topic, read to its end. */
+  read(topic: string): Promise<KafkaRecord[]>;
+}
+
+function sourceOf(s: Env | OutcomeSource): OutcomeSource {
+  if ("read" in s) return s;
+  return { pipeline: s.pipeline, topics: s.topics, read: (topic) => readTopic(s, topic) };
+}
+
 /** What the processors committed to the output topics. */
-export async function liveOutcomes(env: Env): Promise<Outcomes> {
+export async function liveOutcomes(from: Env | OutcomeSource, scores = true): Promise<Outcomes> {
+  const env = sourceOf(from);
   const out: Outcomes = new Map();
   for (const [logical, key] of OUTPUT_TOPICS) {
-    for (const r of await readTopic(env, env.topics[key].name)) {
-      if (r.value) add(out, outcomeLine(logical, JSON.parse(r.value.toString("utf8")) as Json));
+    for (const r of await env.read(env.topics[key].name)) {
+      if (r.value) add(out, outcomeLine(logical, JSON.parse(r.value.toString("utf8")) as Json, scores));
     }
   }
   return out;
 }
 
 /** The oracle: the input topics replayed through pure cores, partition by partition. */
-export async function oracleOutcomes(env: Env, endMs = Date.now()): Promise<Outcomes> {
-  const users = await readTopic(env, env.topics.users.name);
+export async function oracleOutcomes(
+  from: Env | OutcomeSource,
+  endMs = Date.now(),
+  scores = true,
+): Promise<Outcomes> {
+  const env = sourceOf(from);
+  const users = await env.read(env.topics.users.name);
   const byPartition = new Map<number, { bids: KafkaRecord[]; auctions: KafkaRecord[] }>();
   const part = (p: number) => {
     const x = byPartition.get(p) ?? { bids: [], auctions: [] };
     byPartition.set(p, x);
     return x;
   };
-  for (const r of await readTopic(env, env.topics.bids.name)) part(r.partition).bids.push(r);
-  for (const r of await readTopic(env, env.topics.auctions.name)) part(r.partition).auctions.push(r);
+  for (const r of await env.read(env.topics.bids.name)) part(r.partition).bids.push(r);
+  for (const r of await env.read(env.topics.auctions.name)) part(r.partition).auctions.push(r);
   const out: Outcomes = new Map();
   const collect = (os: readonly OutputRecord[]) => {
-    for (const o of os) add(out, outcomeLine(o.topic, o.value as Json));
+    for (const o of os) add(out, outcomeLine(o.topic, o.value as Json, scores));
   };
   for (const { bids, auctions } of byPartition.values()) {
     const core = new BidProcessorCore(bidCoreOptions(env.pipeline));
@@ -86,7 +109,8 @@ export async function oracleOutcomes(env: Env, endMs = Date.now()): Promise<Outc
  * that differ are printed); `records`: at least this many bid records and
  * auctions are compared.
  */
-export async function expectOracleOutcomes(env: Env, records: number): Promise<void> {
+export async function expectOracleOutcomes(from: Env | OutcomeSource, records: number): Promise<void> {
+  const env = sourceOf(from);
   const live = await liveOutcomes(env);
   const oracle = await oracleOutcomes(env);
   const diff = diffOutcomes(oracle, live);
@@ -98,7 +122,7 @@ export async function expectOracleOutcomes(env: Env, records: number): Promise<v
         .filter((id): id is string => id !== undefined)
         .slice(0, 8),
     );
-    for (const r of await readTopic(env, env.topics["bids.rejected"].name)) {
+    for (const r of await env.read(env.topics["bids.rejected"].name)) {
       const v = JSON.parse(r.value?.toString() ?? "{}") as {
         bid_id?: string;
         reason?: string;
