@@ -785,9 +785,9 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
         // Fraud scores too (they decide quarantines): equal for the bids of
         // the fault steps (pod deleted, rollout restart). In the backlog of
         // the HPA step (15,000 users, 200 auctions and 60,000 bids written
-        // at once while replicas join and leave) 11-28 bids of the first
-        // seconds were scored differently in two runs (decisions equal):
-        // reported, not yet explained (docs/local-cluster.md, "Known gaps").
+        // at once) 11-28 bids of the first seconds were scored differently
+        // in two runs, decisions equal: live records are not gated across
+        // topics (docs/events.md "Time", docs/local-cluster.md "Known gaps").
         const scored = diffOutcomes(await oracleOutcomes(source), await liveOutcomes(source), 100_000);
         const backlog = scored.filter((l) => l.includes(` h${runId}-`));
         expect(
