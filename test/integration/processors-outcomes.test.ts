@@ -162,7 +162,18 @@ async function assertSameOutcomes(env: Env, ds: Dataset, o: { counts?: boolean }
     process.stderr.write(
       `[outcomes] ${late} bid records were logged more than 2 s after their schedule; the run and the oracle ${agrees}\n`,
     );
-    throw err;
+    // Seen in a CI rehearsal: 2,212 and 2,466 of 3,000 bids logged late (the
+    // sender retried "not the leader" on the freshly created topics). The
+    // counts then say how late the sender was, not how the processors
+    // decided. What still must hold: every bid decided once (below) and
+    // every outcome equal to the log's replay.
+    if (late === 0 || agrees !== "agree") throw err;
+    process.stderr.write(
+      "[outcomes] the dataset's counts do not apply to a late sender; checking every bid once\n",
+    );
+    const c = await silverCounts(env);
+    expect(c.bids + c.rejections, "every bid record in silver once").toBe(ds.bids.length);
+    expect(c.transactions, "every auction closed once").toBe(ds.auctions.length);
   }
   await expectOracleOutcomes(env, ds.bids.length + ds.auctions.length);
 }
