@@ -15,8 +15,6 @@ import type {
 import { LAST_ROLLUP_ANNOTATION } from "../api/v1alpha1/types.ts";
 import type { ProvisionedTopics } from "./topics.ts";
 
-export { LAST_ROLLUP_ANNOTATION };
-
 /** A child as read back (only the fields status needs). */
 export interface ObservedObject {
   readonly kind: string;

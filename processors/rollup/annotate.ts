@@ -9,8 +9,6 @@ import type { RollupResult } from "./rollup.ts";
  * `time`, `result` Succeeded|Failed, `days`, `message`). `day`, `status` and
  * `finishedAt` of the last day are added for people reading the annotation.
  */
-export { LAST_ROLLUP_ANNOTATION };
-
 export interface LastRollup {
   /** When the run finished (RFC 3339). */
   readonly time: string;
