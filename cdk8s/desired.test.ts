@@ -147,8 +147,13 @@ describe("desired", () => {
       "/etc/gavel/pipeline.yaml",
       "--backfill-days",
       "2",
+      "--train-fraud-model",
     ]);
     expect(pod.restartPolicy).toBe("Never");
+    const noTraining = find(desired(spec({ fraud: { model: { train: false } } })), "CronJob", "demo-rollup");
+    expect(noTraining.spec.jobTemplate.spec.template.spec.containers[0].command).not.toContain(
+      "--train-fraud-model",
+    );
   });
 
   it("pauses without deleting: replicas 0, no HPA, CronJob suspended", () => {

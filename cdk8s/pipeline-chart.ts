@@ -208,7 +208,14 @@ export class PipelineChart extends Chart {
       podSpec: gavelPodSpec({
         pipeline: p,
         image: p.spec.image,
-        args: ["rollup", "-f", CONFIG_FILE, "--backfill-days", String(p.spec.rollup.backfillDays)],
+        args: [
+          "rollup",
+          "-f",
+          CONFIG_FILE,
+          "--backfill-days",
+          String(p.spec.rollup.backfillDays),
+          ...(p.spec.fraud.model.train ? ["--train-fraud-model"] : []),
+        ],
         configMap: rollupConfig.name,
         serviceAccount: sa.name,
         resources: p.spec.rollup.resources,

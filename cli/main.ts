@@ -4,6 +4,7 @@ import { registerOperator } from "../operator/cli.ts";
 import { registerProcessors } from "../processors/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
 import { registerDev } from "../processors/dev/cli.ts";
+import { registerFraud } from "../processors/fraud/cli.ts";
 import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerCluster } from "./cluster.ts";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerMigrate(program);
   registerRollup(program);
+  registerFraud(program);
   registerGenerate(program);
   registerDev(program);
   return program;

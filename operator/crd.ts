@@ -187,6 +187,13 @@ export function auctionPipelineCrd(): Schema {
               description: "When the gold rollup last finished",
               jsonPath: ".status.lastRollup.time",
             },
+            {
+              name: "Fraud model",
+              type: "string",
+              description: "Version of the newest trained fraud model",
+              jsonPath: ".status.fraudModel.version",
+              priority: 1,
+            },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           schema: { openAPIV3Schema: openAPIV3Schema() },

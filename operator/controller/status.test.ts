@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { parsePipeline, processors } from "../api/v1alpha1/pipeline.ts";
-import { computeStatus, type ObservedObject, parseLastRollup, statusChanged } from "./status.ts";
+import {
+  computeStatus,
+  type ObservedObject,
+  parseFraudModel,
+  parseLastRollup,
+  statusChanged,
+} from "./status.ts";
 
 const p = parsePipeline({
   apiVersion: "gavel.dev/v1alpha1",
@@ -122,6 +128,28 @@ describe("computeStatus", () => {
     });
     expect(parseLastRollup({ "gavel.dev/last-rollup": "{nope" })).toBeUndefined();
     expect(parseLastRollup({ "gavel.dev/last-rollup": '{"time":"x","result":"Maybe"}' })).toBeUndefined();
+  });
+
+  it("copies the fraud model annotation into status.fraudModel and keeps it when the annotation is gone", () => {
+    const model = {
+      version: "20261202T030000Z-1a2b3c4d",
+      object: "s3://lake/demo/models/fraud/20261202T030000Z-1a2b3c4d.json",
+      trainedAt: "2026-12-02T03:00:00.000Z",
+      activeFrom: "2026-12-02T03:15:00.000Z",
+      rows: 12345,
+    };
+    expect(parseFraudModel({ "gavel.dev/fraud-model": JSON.stringify({ ...model, extra: 1 }) })).toEqual(
+      model,
+    );
+    expect(parseFraudModel({ "gavel.dev/fraud-model": '{"version":"v"}' })).toBeUndefined();
+    expect(parseFraudModel({ "gavel.dev/fraud-model": "{nope" })).toBeUndefined();
+    const annotated = {
+      ...p,
+      metadata: { ...p.metadata, annotations: { "gavel.dev/fraud-model": JSON.stringify(model) } },
+    };
+    const st = computeStatus(input([], { pipeline: annotated }));
+    expect(st.fraudModel).toEqual(model);
+    expect(computeStatus(input([], { pipeline: { ...p, status: st } })).fraudModel).toEqual(model);
   });
 });
 

@@ -7,12 +7,13 @@ import type {
   AuctionPipeline,
   AuctionPipelineStatus,
   Condition,
+  FraudModelStatus,
   Phase,
   ProcessorStatus,
   RollupStatus,
   TopicStatus,
 } from "../api/v1alpha1/types.ts";
-import { LAST_ROLLUP_ANNOTATION } from "../api/v1alpha1/types.ts";
+import { FRAUD_MODEL_ANNOTATION, LAST_ROLLUP_ANNOTATION } from "../api/v1alpha1/types.ts";
 import type { ProvisionedTopics } from "./topics.ts";
 
 /** A child as read back (only the fields status needs). */
@@ -76,6 +77,27 @@ export function parseLastRollup(annotations: Record<string, string> | undefined)
       out.days = v.days.filter((d): d is string => typeof d === "string").slice(0, 100);
     if (typeof v.message === "string") out.message = v.message.slice(0, 4096);
     return out;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `status.fraudModel` from the annotation `gavel fraud train` writes; undefined when absent or not one. */
+export function parseFraudModel(
+  annotations: Record<string, string> | undefined,
+): FraudModelStatus | undefined {
+  const raw = annotations?.[FRAUD_MODEL_ANNOTATION];
+  if (raw === undefined) return undefined;
+  try {
+    const v = JSON.parse(raw) as Record<string, unknown>;
+    const str = (x: unknown, max: number) => (typeof x === "string" && x.length <= max ? x : undefined);
+    const version = str(v.version, 64);
+    const object = str(v.object, 1024);
+    const trainedAt = str(v.trainedAt, 64);
+    const activeFrom = str(v.activeFrom, 64);
+    const rows = typeof v.rows === "number" && Number.isInteger(v.rows) && v.rows >= 0 ? v.rows : undefined;
+    if (!version || !object || !trainedAt || !activeFrom || rows === undefined) return undefined;
+    return { version, object, trainedAt, activeFrom, rows };
   } catch {
     return undefined;
   }
@@ -274,6 +296,9 @@ export function computeStatus(input: StatusInput): AuctionPipelineStatus {
   const lastRollup = parseLastRollup(p.metadata.annotations);
   if (lastRollup) status.lastRollup = lastRollup;
   else if (p.status?.lastRollup) status.lastRollup = p.status.lastRollup;
+  const fraudModel = parseFraudModel(p.metadata.annotations);
+  if (fraudModel) status.fraudModel = fraudModel;
+  else if (p.status?.fraudModel) status.fraudModel = p.status.fraudModel;
   return status;
 }
 

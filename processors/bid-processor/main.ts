@@ -1,6 +1,11 @@
 import { createLogger } from "../../lib/log.ts";
+import { s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
+import { FraudModels } from "../fraud/model.ts";
+import { s3ModelStore } from "../fraud/store.ts";
+import { ModelWatcher } from "../fraud/watcher.ts";
 import { createTransport } from "../kafka/client.ts";
-import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
+import { normalizePrefix } from "../rollup/lake.ts";
+import { kafkaBrokers, type ProcessorConfig, s3ClientFor } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { createServer } from "../runtime/server.ts";
 import { exitOnFailure, handleSignals } from "../runtime/shell.ts";
@@ -13,6 +18,9 @@ export interface RunningProcessor {
   failure(): Error | undefined;
 }
 
+/** Longest the first look for fraud models may delay the start. */
+const MODEL_LOAD_TIMEOUT_MS = 20_000;
+
 /** Starts the bid-processor with its health/metrics server. */
 export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProcessor> {
   const logger = createLogger("bid-processor");
@@ -23,7 +31,32 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
     logger,
   });
   const admin = await transport.admin();
+  // Fraud models: loaded before the first bid is scored, so a restart scores
+  // as the run before it (a model applies by record time, docs/fraud.md).
+  const models = new FraudModels();
+  const watcher = new ModelWatcher({
+    store: s3ModelStore(s3ClientFor(cfg), cfg.conn.s3Bucket ?? cfg.pipeline.spec.storage.s3.bucket),
+    prefix: normalizePrefix(s3Prefix(cfg.pipeline)),
+    models,
+    logger,
+    metrics,
+  });
+  // Bounded: an unreachable store must not keep the processor from starting.
+  let timer: NodeJS.Timeout | undefined;
+  const first = await Promise.race([
+    watcher.refresh().then(() => true),
+    new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), MODEL_LOAD_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!first)
+    logger.warn(
+      `fraud models not loaded within ${MODEL_LOAD_TIMEOUT_MS / 1000}s of start: scoring with what has loaded (rules alone if nothing) until the store answers`,
+    );
+  watcher.start(cfg.pipeline.spec.fraud.model.pollSeconds * 1000);
   const processor = new BidProcessor({
+    models,
     transport,
     admin,
     pipeline: cfg.pipeline,
@@ -42,6 +75,7 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
     await processor.start();
   } catch (err) {
     failed = (err as Error).message;
+    await watcher.stop();
     await server.close();
     await admin.close();
     throw err;
@@ -52,6 +86,7 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
     failure: () => processor.failure(),
     close: async () => {
       await processor.close();
+      await watcher.stop();
       await server.close();
       await admin.close();
     },

@@ -10,6 +10,7 @@ import {
   type OutputRecord,
   type OutputTopic,
 } from "../domain/bid-core.ts";
+import type { FraudModels } from "../fraud/model.ts";
 import { readToEnd, tailTopic } from "../kafka/read.ts";
 import type {
   Admin,
@@ -59,6 +60,12 @@ export interface BidProcessorOptions {
    * (docs/operations.md: recovery time).
    */
   readonly sessionTimeoutMs?: number;
+  /**
+   * Trained fraud models (a ModelWatcher keeps it current): every
+   * partition's scorer adds the `anomaly` signal of the model active at a
+   * bid's arrival. Absent: the rules alone.
+   */
+  readonly models?: FraudModels;
 }
 
 /** Record header with the partition's decision sequence (accepted, rejected, transactions): a rebuild replays decisions in this order. */
@@ -209,7 +216,7 @@ export class BidProcessor {
   }
 
   #newCore(): BidProcessorCore {
-    const core = new BidProcessorCore(bidCoreOptions(this.#o.pipeline, this.#o.book));
+    const core = new BidProcessorCore(bidCoreOptions(this.#o.pipeline, this.#o.book, this.#o.models));
     for (const u of this.#users.values()) core.onUser(u);
     // Nothing of the auctions topic is known to have been read yet: held bids
     // wait until it is (records or a verified log end advance it).
@@ -987,7 +994,11 @@ const HOLD_MS = 10_000;
  * The options of every partition's `BidProcessorCore` for a pipeline: what
  * a replay of the log (a reference, an audit) must use to decide the same way.
  */
-export function bidCoreOptions(pipeline: AuctionPipeline, book?: AuctionBookOptions): BidCoreOptions {
+export function bidCoreOptions(
+  pipeline: AuctionPipeline,
+  book?: AuctionBookOptions,
+  models?: FraudModels,
+): BidCoreOptions {
   const f = pipeline.spec.fraud;
   return {
     fraud: {
@@ -996,6 +1007,7 @@ export function bidCoreOptions(pipeline: AuctionPipeline, book?: AuctionBookOpti
       weights: f.weights,
     },
     book: { pendingMaxAgeMs: HOLD_MS, ...book },
+    ...(models ? { scorer: { models } } : {}),
   };
 }
 

@@ -1,8 +1,7 @@
-import { S3Client } from "@aws-sdk/client-s3";
 import { createLogger } from "../../lib/log.ts";
 import { allTopics, s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
 import { createTransport } from "../kafka/client.ts";
-import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
+import { kafkaBrokers, type ProcessorConfig, s3ClientFor } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { createServer } from "../runtime/server.ts";
 import { exitOnFailure, handleSignals } from "../runtime/shell.ts";
@@ -13,19 +12,6 @@ export const BRONZE_ENV = {
   maxAgeMs: "GAVEL_BRONZE_MAX_AGE_MS",
   maxRecords: "GAVEL_BRONZE_MAX_RECORDS",
 } as const;
-
-export function s3ClientFor(cfg: ProcessorConfig): S3Client {
-  const c = cfg.conn;
-  const s3 = cfg.pipeline.spec.storage.s3;
-  return new S3Client({
-    endpoint: c.s3Endpoint ?? s3.endpoint,
-    region: c.s3Region ?? s3.region,
-    forcePathStyle: true,
-    ...(c.awsAccessKeyId && c.awsSecretAccessKey
-      ? { credentials: { accessKeyId: c.awsAccessKeyId, secretAccessKey: c.awsSecretAccessKey } }
-      : {}),
-  });
-}
 
 export interface RunningProcessor {
   readonly url: string;

@@ -142,7 +142,14 @@ describe("BidProcessorCore", () => {
       fraud: {
         quarantineThreshold: 0.6,
         alertThreshold: 0.3,
-        weights: { velocity: 1, newAccountHighBid: 0, shillPattern: 0, amountOutlier: 0, lastSecondBurst: 0 },
+        weights: {
+          velocity: 1,
+          newAccountHighBid: 0,
+          shillPattern: 0,
+          amountOutlier: 0,
+          lastSecondBurst: 0,
+          anomaly: 0,
+        },
       },
     });
     core.onAuction(auctionRaw("a", { ends_at: iso(3600) }), T0);

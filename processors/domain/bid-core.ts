@@ -365,7 +365,7 @@ export class BidProcessorCore {
       nowMs,
       (v) => {
         view = v;
-        assessment = this.scorer.score(bid, v);
+        assessment = this.scorer.score(bid, v, nowMs);
         return assessment.score;
       },
       this.opts.fraud.quarantineThreshold,
@@ -392,13 +392,22 @@ export class BidProcessorCore {
     }
     if (assessment?.alert) out.push({ topic: "fraudAlerts", key, value: fraudAlert(bid, assessment) });
     if (outcome.kind === "accepted") {
+      // The features the bid was scored on, for training (docs/fraud.md).
+      if (assessment) outcome.accepted.fraud_features = assessment.features;
       out.push({ topic: "bidsAccepted", key, value: outcome.accepted, inBook });
       out.push({ topic: "prices", key, value: outcome.price });
     } else {
       out.push({
         topic: "bidsRejected",
         key,
-        value: bidRejection(raw, outcome.reason, outcome.detail, bid, outcome.fraudScore),
+        value: bidRejection(
+          raw,
+          outcome.reason,
+          outcome.detail,
+          bid,
+          outcome.fraudScore,
+          outcome.reason === "fraud_quarantine" ? assessment?.features : undefined,
+        ),
         inBook,
       });
     }

@@ -8,6 +8,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { add, diffOutcomes, type Json, type Outcomes, outcomeLine } from "../../test/outcome-lines.ts";
+import { decodeModel, FraudModels } from "../fraud/model.ts";
+import { buildModel } from "../fraud/train.ts";
 import { type Dataset, generateDataset } from "../generate/dataset.ts";
 import { type BidCoreOptions, BidProcessorCore, type Decision, type OutputRecord } from "./bid-core.ts";
 import { DEFAULT_FRAUD_CONFIG } from "./fraud.ts";
@@ -163,11 +165,53 @@ function reference(opts: BidCoreOptions = OPTS, scores = true, of = log): Outcom
   return lines(run.out, scores);
 }
 
-describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
-  const want = reference();
+/**
+ * A fraud model trained on another dataset (as `gavel fraud train` trains
+ * it, on the features the stream logged), active from half-way through the
+ * log: bids before it are scored by the rules alone, bids after by rules +
+ * model, and which is which must not depend on fetch order or rebuilds.
+ */
+function withModel(): BidCoreOptions {
+  const other = generateDataset({ seed: 8, auctions: 40, bids: 4000, rate: 400, startMs: ds.startMs });
+  const run = new Run(other);
+  for (const r of inLogOrder(logOf(other))) run.feed(r);
+  run.finish(END);
+  const rows = run.out
+    .map((o) => (o.value as { fraud_features?: number[] }).fraud_features)
+    .filter((f): f is number[] => f !== undefined);
+  // half-way through the bids' send schedule (bids / rate)
+  const trainedAt = new Date(ds.startMs + 5_000);
+  const model = buildModel(rows, {
+    trainingDays: 1,
+    minRows: 1,
+    trees: 50,
+    sampleSize: 128,
+    contamination: 0.05,
+    activationDelaySeconds: 0,
+    pipeline: "test/determinism",
+    trainedAt,
+    window: { from: new Date(trainedAt.getTime() - 86_400_000), to: trainedAt },
+    rows: rows.length,
+  });
+  const d = decodeModel(JSON.stringify(model));
+  if (!d.ok) throw new Error(d.detail);
+  const models = new FraudModels();
+  models.add(d.value);
+  return { ...OPTS, scorer: { models } };
+}
+
+describe.each([
+  ["rules", OPTS],
+  ["rules + anomaly model", withModel()],
+] as const)("outcomes are a function of the log (%s)", { timeout: 120_000 }, (name, opts) => {
+  const want = reference(opts);
 
   it("the reference decides every bid and closes every auction, with holds, late auctions and quarantines", () => {
     const all = [...want.keys()].join("\n");
+    if (name !== "rules") {
+      // the model did change scores: not the same outcomes as the rules alone
+      expect(diffOutcomes(reference(OPTS), want).length).toBeGreaterThan(0);
+    }
     expect(all).toMatch(/ auction_not_found /);
     expect(all).toMatch(/ fraud_quarantine /);
     expect(all).toMatch(/ extended=true/);
@@ -182,7 +226,7 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
       ...[1, 2, 3, 4, 5].map((s) => fetchOrder(log, s)),
     ];
     for (const order of orders) {
-      const run = new Run(ds);
+      const run = new Run(ds, opts);
       for (const r of order) run.feed(r);
       run.finish(END);
       expect(diffOutcomes(want, lines(run.out))).toEqual([]);
@@ -211,7 +255,7 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
   it("a rebuild from the committed outputs at any point decides the rest as without it, scores included", () => {
     const order = fetchOrder(log, 9);
     for (const cut of [0.1, 0.35, 0.6, 0.85].map((f) => Math.floor(order.length * f))) {
-      const first = new Run(ds);
+      const first = new Run(ds, opts);
       const refs = new Map<unknown, Rec>();
       for (const r of order.slice(0, cut)) {
         const ref = { offset: r.offset };
@@ -242,7 +286,7 @@ describe("outcomes are a function of the log", { timeout: 120_000 }, () => {
       });
       const held = new Set(first.core.heldRefs().map((r) => (r as { offset: number }).offset));
       const queued = new Set(first.core.queuedRefs().map((r) => (r as { offset: number }).offset));
-      const second = new Run(ds);
+      const second = new Run(ds, opts);
       second.core.rebuild([...latest.values()], decisions);
       // The runtime resumes at the oldest held bid (committed offset + held
       // metadata) and at the committed auctions offset; records decided

@@ -285,6 +285,7 @@ export const FRAUD_SIGNALS = [
   "shillPattern",
   "amountOutlier",
   "lastSecondBurst",
+  "anomaly",
 ] as const;
 export type FraudSignalName = (typeof FRAUD_SIGNALS)[number];
 
@@ -404,6 +405,12 @@ export const BidAcceptedSchema = Type.Object(
     received_at: Timestamp("When ingest received the bid"),
     source: BidSource,
     fraud_score: Type.Number({ minimum: 0, maximum: 1, description: "Fraud score of the bid, 0..1" }),
+    fraud_features: Type.Optional(
+      Type.Array(Type.Number(), {
+        description:
+          "The fraud model's features of the bid as the stream computed them (processors/fraud/model.ts FEATURES, in order), logged for training; present when the bid was scored",
+      }),
+    ),
     bid_seq: Type.Integer({
       minimum: 1,
       description: "1 for the auction's first accepted bid, then 2, 3...",
@@ -436,6 +443,12 @@ export const BidRejectedSchema = Type.Object(
     placed_at: Nullable(Type.String()),
     received_at: Nullable(Type.String()),
     fraud_score: Type.Optional(Nullable(Type.Number({ minimum: 0, maximum: 1 }))),
+    fraud_features: Type.Optional(
+      Type.Array(Type.Number(), {
+        description:
+          "The fraud model's features of the bid as the stream computed them (processors/fraud/model.ts FEATURES, in order), logged for training; present when the bid was scored",
+      }),
+    ),
     raw: Type.Optional(
       Type.String({
         description: "The original record (as text) when it was malformed; truncated to 64 KiB",
@@ -912,6 +925,7 @@ export function bidRejection(
   detail: string,
   bid?: BidEvent,
   fraudScore?: number,
+  fraudFeatures?: number[],
 ): BidRejected {
   if (bid) {
     return {
@@ -927,6 +941,7 @@ export function bidRejection(
       placed_at: bid.placed_at,
       received_at: bid.received_at,
       ...(fraudScore === undefined ? {} : { fraud_score: fraudScore }),
+      ...(fraudFeatures === undefined ? {} : { fraud_features: fraudFeatures }),
     };
   }
   let v: Record<string, unknown> = {};

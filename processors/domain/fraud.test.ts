@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { FEATURE_NAMES } from "../fraud/model.ts";
 import type { AuctionView } from "./auction.ts";
 import { type AuctionEvent, type BidEvent, SCHEMA } from "./events.ts";
 import { DEFAULT_FRAUD_CONFIG, type FraudConfig, FraudScorer, fraudAlert, Lru } from "./fraud.ts";
@@ -60,6 +61,7 @@ function only(name: keyof FraudConfig["weights"]): FraudConfig {
     shillPattern: 0,
     amountOutlier: 0,
     lastSecondBurst: 0,
+    anomaly: 0,
   };
   return { quarantineThreshold: 0.8, alertThreshold: 0.5, weights: { ...weights, [name]: 1 } };
 }
@@ -69,7 +71,13 @@ describe("FraudScorer signals", () => {
     const s = new FraudScorer();
     s.applyUser(user("alice", -400 * DAY));
     const a = s.score(bid(), view());
-    expect(a).toEqual({ score: 0, signals: [], alert: false, quarantine: false });
+    expect(a).toMatchObject({ score: 0, signals: [], alert: false, quarantine: false });
+    expect(a.model).toBeUndefined();
+    // one bid in the window, at the start price, 400 days old, first bid on the seller, no linked bidders
+    expect(a.features).toHaveLength(FEATURE_NAMES.length);
+    expect(a.features[0]).toBe(1);
+    expect(a.features[5]).toBeCloseTo(Math.log1p(400), 3);
+    expect(a.features.slice(6)).toEqual([1, 0, 0]);
   });
 
   it("velocity: grows past the normal count inside the window, ignores old bids", () => {

@@ -15,7 +15,14 @@
  * - lastSecondBurst: in the last seconds before the effective end, other
  *   bidders linked to this one (same country, accounts created close
  *   together) bid on the same auction.
+ * - anomaly: the trained Isolation Forest (processors/fraud/model.ts) finds
+ *   the bid's features unusual; only when a model is active for the bid.
+ *
+ * Every scored bid also gets its feature vector (FEATURES), logged with the
+ * bid so the gold job trains the model on what the stream computed.
  */
+
+import { anomalyOf, type FraudModels, roundFeature } from "../fraud/model.ts";
 import type { AuctionView } from "./auction.ts";
 import type { BidEvent, FraudAlert, FraudSignal, FraudSignalName, Transaction, UserEvent } from "./events.ts";
 import { FRAUD_SIGNALS, SCHEMA } from "./events.ts";
@@ -37,6 +44,7 @@ export const DEFAULT_FRAUD_CONFIG: FraudConfig = {
     shillPattern: 0.2,
     amountOutlier: 0.2,
     lastSecondBurst: 0.1,
+    anomaly: 0.3,
   },
 };
 
@@ -76,6 +84,8 @@ export interface FraudScorerOptions {
   readonly maxPairs?: number;
   readonly maxAuctions?: number;
   readonly maxCategories?: number;
+  /** Trained anomaly models (shared by a process's scorers); none: the rules alone. */
+  readonly models?: FraudModels;
 }
 
 const D = {
@@ -98,7 +108,7 @@ const D = {
   maxPairs: 200_000,
   maxAuctions: 200_000,
   maxCategories: 10_000,
-} satisfies Required<FraudScorerOptions>;
+} satisfies Required<Omit<FraudScorerOptions, "models">>;
 
 export interface FraudAssessment {
   /** min(1, sum of contributions), rounded to 6 decimals. */
@@ -107,6 +117,10 @@ export interface FraudAssessment {
   readonly signals: FraudSignal[];
   readonly alert: boolean;
   readonly quarantine: boolean;
+  /** The bid's features (FEATURES order, rounded), logged as `fraud_features`. */
+  readonly features: number[];
+  /** Version of the model that scored the bid, if one was active. */
+  readonly model?: string;
 }
 
 /**
@@ -184,7 +198,8 @@ const MAX_RECENT_PER_AUCTION = 32;
 
 export class FraudScorer {
   private readonly cfg: FraudConfig;
-  private readonly o: Required<FraudScorerOptions>;
+  private readonly o: Required<Omit<FraudScorerOptions, "models">>;
+  private readonly models: FraudModels | undefined;
   private readonly users: Lru<string, UserInfo>;
   private readonly bidTimes: Lru<string, number[]>;
   private readonly pairs: Lru<string, PairInfo>;
@@ -193,7 +208,9 @@ export class FraudScorer {
 
   constructor(cfg: FraudConfig = DEFAULT_FRAUD_CONFIG, opts: FraudScorerOptions = {}) {
     this.cfg = cfg;
-    this.o = { ...D, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
+    const { models, ...tuning } = opts;
+    this.models = models;
+    this.o = { ...D, ...Object.fromEntries(Object.entries(tuning).filter(([, v]) => v !== undefined)) };
     this.users = new Lru(this.o.maxUsers);
     this.bidTimes = new Lru(this.o.maxBidders);
     this.pairs = new Lru(this.o.maxPairs);
@@ -222,9 +239,10 @@ export class FraudScorer {
 
   /**
    * Scores a bid against what was observed before it (does not change
-   * state; call `observe` afterwards).
+   * state; call `observe` afterwards). `atMs` is the bid's arrival (its
+   * partition clock): it picks the active model. Default: placed_at.
    */
-  score(bid: BidEvent, view: AuctionView): FraudAssessment {
+  score(bid: BidEvent, view: AuctionView, atMs?: number): FraudAssessment {
     const placed = Date.parse(bid.placed_at);
     const w = this.cfg.weights;
     const raw: Array<{ name: FraudSignalName; strength: number; detail: string }> = [];
@@ -241,8 +259,10 @@ export class FraudScorer {
 
     // newAccountHighBid
     const user = this.users.peek(bid.bidder_id);
+    let ageFeature = -1;
     if (user) {
       const ageMs = Math.max(0, placed - user.createdMs);
+      ageFeature = Math.log1p(ageMs / 86_400_000);
       const youth = clamp01(1 - ageMs / this.o.newAccountAgeMs);
       const ratio = bid.amount / view.auction.start_price;
       const high = clamp01(Math.log(Math.max(ratio, 1)) / Math.log(this.o.highBidFactor));
@@ -255,9 +275,13 @@ export class FraudScorer {
 
     // shillPattern
     const pair = this.pairs.peek(`${bid.bidder_id}\u0000${view.auction.seller_id}`);
+    let sellerAuctions = 1;
+    let sellerWinRate = 0;
     if (pair) {
       const n = pair.auctions.length + (pair.auctions.includes(bid.auction_id) ? 0 : 1);
       const winRate = pair.wins / n;
+      sellerAuctions = n;
+      sellerWinRate = winRate;
       const many = clamp01((n - this.o.shillMinAuctions + 1) / this.o.shillMinAuctions);
       const loses = clamp01(1 - winRate / this.o.shillMaxWinRate);
       raw.push({
@@ -294,6 +318,7 @@ export class FraudScorer {
 
     // lastSecondBurst: linked bidders bidding in the last seconds of this auction.
     const toEnd = view.effectiveEndMs - placed;
+    let linkedCount = 0;
     if (toEnd >= 0 && toEnd <= this.o.burstWindowMs && user) {
       const linked = new Set<string>();
       for (const r of this.recent.peek(bid.auction_id) ?? []) {
@@ -308,10 +333,32 @@ export class FraudScorer {
           linked.add(r.bidderId);
         }
       }
+      linkedCount = linked.size;
       raw.push({
         name: "lastSecondBurst",
         strength: clamp01(linked.size / this.o.burstLinkedMax),
         detail: `${linked.size} linked bidders bid in the last ${this.o.burstWindowMs / 1000}s (${(toEnd / 1000).toFixed(1)}s before the end)`,
+      });
+    }
+
+    const features = [
+      inWindow,
+      Math.log(Math.max(bid.amount, 1) / ref),
+      Math.log(Math.max(bid.amount, 1) / Math.max(view.auction.start_price, 1)),
+      z,
+      Math.log1p(Math.max(0, toEnd) / 1000),
+      ageFeature,
+      sellerAuctions,
+      sellerWinRate,
+      linkedCount,
+    ].map(roundFeature);
+    const model = this.models?.at(atMs ?? placed);
+    if (model) {
+      const a = anomalyOf(model, features);
+      raw.push({
+        name: "anomaly",
+        strength: a.strength,
+        detail: `isolation score ${a.score.toFixed(3)} (model ${model.model.version}: normal below ${model.model.calibration.low.toFixed(3)})`,
       });
     }
 
@@ -334,6 +381,8 @@ export class FraudScorer {
       signals,
       alert: score >= this.cfg.alertThreshold && signals.length > 0,
       quarantine: score >= this.cfg.quarantineThreshold && signals.length > 0,
+      features,
+      ...(model ? { model: model.model.version } : {}),
     };
   }
 

@@ -72,6 +72,16 @@ export async function annotateLastRollup(
   ref: string,
   last: LastRollup | RollupStatus,
 ): Promise<void> {
+  await annotatePipeline(kubeconfig, ref, LAST_ROLLUP_ANNOTATION, last);
+}
+
+/** Merge-patches one JSON annotation (`key`) on the AuctionPipeline `ref`, as annotateLastRollup. */
+export async function annotatePipeline(
+  kubeconfig: string | KubeConfig | undefined,
+  ref: string,
+  key: string,
+  value: object,
+): Promise<void> {
   const { namespace, name } = parsePipelineRef(ref);
   let kc: KubeConfig;
   if (kubeconfig instanceof KubeConfig) kc = kubeconfig;
@@ -85,7 +95,7 @@ export async function annotateLastRollup(
     {
       apiVersion: "gavel.dev/v1alpha1",
       kind: "AuctionPipeline",
-      metadata: { namespace, name, annotations: { [LAST_ROLLUP_ANNOTATION]: JSON.stringify(last) } },
+      metadata: { namespace, name, annotations: { [key]: JSON.stringify(value) } },
     },
     undefined,
     undefined,

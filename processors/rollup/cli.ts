@@ -13,6 +13,7 @@ export interface RollupCliOptions {
   keepGoing?: boolean;
   pipelineRef?: string;
   json?: boolean;
+  trainFraudModel?: boolean;
 }
 
 /** `gavel rollup`: the gold rollup the operator's CronJob runs. */
@@ -46,6 +47,10 @@ export function registerRollup(program: Command): void {
       "record the result as annotation gavel.dev/last-rollup on this AuctionPipeline (in a pod the default is POD_NAMESPACE/GAVEL_PIPELINE)",
     )
     .option("--json", "print the run results as JSON on stdout")
+    .option(
+      "--train-fraud-model",
+      "after the rollup, train the fraud anomaly model as `gavel fraud train -f` does (needs -f)",
+    )
     .action(async (opts: RollupCliOptions, cmd: Command) => {
       const { runRollupCommand } = await import("./command.ts");
       await runRollupCommand(opts, (msg) => cmd.error(`error: ${msg}`, { exitCode: 2 }));

@@ -59,6 +59,8 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
     timeZone = validateTimeZone(opts.timeZone ?? settings.timeZone ?? "UTC");
     days = resolveDays(opts, new Date(), timeZone);
     if (opts.pipelineRef) parsePipelineRef(opts.pipelineRef);
+    if (opts.trainFraudModel && !opts.file)
+      throw new RollupUsageError("--train-fraud-model needs -f with the pipeline (spec.fraud.model)");
   } catch (err) {
     if (err instanceof RollupUsageError || (err instanceof Error && err.message.startsWith("--pipeline-ref")))
       usage(err.message);
@@ -123,4 +125,17 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
     }
   }
   if (failed.length > 0) process.exitCode = 1;
+  else if (opts.trainFraudModel && opts.file) {
+    // After a good rollup only: the silver it read is what the model learns from.
+    const { runFraudTrain } = await import("../fraud/command.ts");
+    try {
+      await runFraudTrain(
+        { file: opts.file, ...(opts.pipelineRef ? { pipelineRef: opts.pipelineRef } : {}) },
+        usage,
+      );
+    } catch (err) {
+      logger.error({ err }, "training the fraud model failed; bid-processors keep the models they have");
+      process.exitCode = 1;
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { S3Client } from "@aws-sdk/client-s3";
 import { type ConnectionConfig, readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { type AuctionPipeline, loadPipelineFile, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 
@@ -51,4 +52,18 @@ export async function loadProcessorConfig(
 
 export function kafkaBrokers(cfg: ProcessorConfig): string {
   return requireEnv(cfg.conn, "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS");
+}
+
+/** The S3 client of a processor: connection settings first, then the pipeline's storage.s3. */
+export function s3ClientFor(cfg: ProcessorConfig): S3Client {
+  const c = cfg.conn;
+  const s3 = cfg.pipeline.spec.storage.s3;
+  return new S3Client({
+    endpoint: c.s3Endpoint ?? s3.endpoint,
+    region: c.s3Region ?? s3.region,
+    forcePathStyle: true,
+    ...(c.awsAccessKeyId && c.awsSecretAccessKey
+      ? { credentials: { accessKeyId: c.awsAccessKeyId, secretAccessKey: c.awsSecretAccessKey } }
+      : {}),
+  });
 }

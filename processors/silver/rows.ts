@@ -61,6 +61,13 @@ function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
+/** The fraud model's feature vector (finite numbers, at most 64), or null. */
+function features(v: unknown): number[] | null {
+  if (!Array.isArray(v) || v.length === 0 || v.length > 64) return null;
+  for (const x of v) if (typeof x !== "number" || !Number.isFinite(x)) return null;
+  return v as number[];
+}
+
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 /** An instant PostgreSQL accepts (years 1..9999, RFC 3339), or null. */
 function time(v: unknown): string | null {
@@ -129,6 +136,7 @@ const BID_COLS = [
   "placed_at",
   "received_at",
   "fraud_score",
+  "fraud_features",
   "source",
   "accepted_at",
   "schema_version",
@@ -146,6 +154,7 @@ const REJECTION_COLS = [
   "placed_at",
   "received_at",
   "fraud_score",
+  "fraud_features",
   "source",
   "payload",
   ...LINEAGE,
@@ -252,6 +261,7 @@ export const TABLES: Record<SilverKind, TableSpec> = {
           time(v.placed_at),
           time(v.received_at),
           num(v.fraud_score),
+          features(v.fraud_features),
           text(v.source),
           new Date(r.timestamp).toISOString(),
           schemaVersion(v),
@@ -280,6 +290,7 @@ export const TABLES: Record<SilverKind, TableSpec> = {
           time(v.placed_at),
           time(v.received_at),
           num(v.fraud_score),
+          features(v.fraud_features),
           text(v.source, 100),
           text(v.raw, 70_000),
           ...lineage(r),

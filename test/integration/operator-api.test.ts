@@ -83,6 +83,17 @@ describe("AuctionPipeline API", () => {
     expect(bounds).toMatch(/spec.topics.replicas: Invalid value: 0: .*greater than or equal to 1/);
     expect(bounds).toMatch(/spec.fraud.quarantineThreshold: Invalid value: 2: .*less than or equal to 1/);
 
+    const model = await rejection(
+      createPipeline(
+        ns,
+        pipeline("m", { fraud: { model: { activationDelaySeconds: 60, pollSeconds: 45 } } }),
+      ),
+    );
+    expect(model).toContain("spec.fraud.model.activationDelaySeconds");
+    expect(model).toContain(
+      "activationDelaySeconds must be at least twice pollSeconds, so every replica has loaded a model before it becomes active",
+    );
+
     const longName = await rejection(createPipeline(ns, pipeline("x".repeat(45))));
     expect(longName).toContain("at most 40 characters");
 
@@ -174,6 +185,8 @@ spec:
     expect(table.out.split("\n")[0]).toMatch(
       /NAME\s+READY\s+PHASE\s+TOPICS\s+PROCESSORS\s+LAST ROLLUP\s+AGE/,
     );
+    const wide = await kubectl(["get", "auctionpipelines", "-n", ns, "-o", "wide"]);
+    expect(wide.out.split("\n")[0]).toMatch(/PROVISIONER\s+LAST ROLLUP\s+FRAUD MODEL\s+AGE/);
     expect((await kubectl(["get", "ap", "-n", ns, "auctions-eu", "-o", "name"])).out.trim()).toBe(
       "auctionpipeline.gavel.dev/auctions-eu",
     );

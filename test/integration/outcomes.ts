@@ -16,6 +16,7 @@ import { expect } from "vitest";
 import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import { bidCoreOptions } from "../../processors/bid-processor/processor.ts";
 import { BidProcessorCore, type OutputRecord } from "../../processors/domain/bid-core.ts";
+import type { FraudModels } from "../../processors/fraud/model.ts";
 import type { KafkaRecord } from "../../processors/kafka/transport.ts";
 import { add, diffOutcomes, type Json, type Outcomes, outcomeLine, size } from "../outcome-lines.ts";
 import { type Env, readTopic } from "./processors-harness.ts";
@@ -62,6 +63,8 @@ export async function oracleOutcomes(
   from: Env | OutcomeSource,
   endMs = Date.now(),
   scores = true,
+  /** The fraud models the run had (a replay scores with the same ones). */
+  models?: FraudModels,
 ): Promise<Outcomes> {
   const env = sourceOf(from);
   const users = await env.read(env.topics.users.name);
@@ -78,7 +81,7 @@ export async function oracleOutcomes(
     for (const o of os) add(out, outcomeLine(o.topic, o.value as Json, scores));
   };
   for (const { bids, auctions } of byPartition.values()) {
-    const core = new BidProcessorCore(bidCoreOptions(env.pipeline));
+    const core = new BidProcessorCore(bidCoreOptions(env.pipeline, undefined, models));
     for (const u of users) if (u.value) core.onUser(u.value);
     bids.sort((a, b) => a.offset - b.offset);
     auctions.sort((a, b) => a.offset - b.offset);

@@ -7,7 +7,7 @@ import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { LAST_ROLLUP_ANNOTATION } from "../../operator/api/v1alpha1/types.ts";
-import { parseLastRollup } from "../../operator/controller/status.ts";
+import { parseFraudModel, parseLastRollup } from "../../operator/controller/status.ts";
 import { migrate } from "../../processors/db/migrate.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
@@ -71,6 +71,9 @@ spec:
       prefix: ${prefix}
   rollup:
     timeZone: UTC
+  fraud:
+    model:
+      minRows: 100
 `,
     );
     await ensureCrd();
@@ -166,6 +169,49 @@ spec:
       ["2026-03-09", "succeeded", 0],
       ["2026-03-10", "succeeded", 0],
     ]);
+  });
+
+  it("--train-fraud-model trains the fraud model after the rollup and records it on the pipeline", async () => {
+    // Scored bids of the last days (outside the rolled-up day), with the features the stream logs.
+    await db.pool.query(
+      `INSERT INTO silver.bids (bid_id, auction_id, bidder_id, amount, currency, placed_at, received_at, fraud_features)
+       SELECT 'cli-f-' || i, 'A1', 'U' || (i % 17), 1000 + i, 'EUR', now() - interval '2 hours', now() - interval '2 hours',
+              ARRAY[1 + i % 4, (i % 13) / 20.0, (i % 7) / 5.0, (i % 9) / 3.0 - 1.5, 2 + (i % 11) / 3.0, 4 + (i % 5) / 4.0, 1 + i % 2, 0, 0]::float8[]
+         FROM generate_series(1, 300) AS i`,
+    );
+    const r = await gavel(
+      [
+        "rollup",
+        "--date",
+        DAY,
+        "-f",
+        pipelineFile,
+        "--pipeline-ref",
+        `${namespace}/${name}`,
+        "--train-fraud-model",
+      ],
+      { DATABASE_URL: db.url },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const line = r.stdout.split("\n").find((l) => l.startsWith("fraud model "));
+    expect(line).toMatch(
+      /^fraud model \d{8}T\d{6}Z-[0-9a-f]{8}: 300 scored bids \(300 sampled\), 100 trees, active from .* -> s3:\/\//,
+    );
+    const version = /^fraud model (\S+):/.exec(line ?? "")?.[1] ?? "";
+    const listed = await s3ClientFromConfig(cfg).send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}models/fraud/` }),
+    );
+    expect((listed.Contents ?? []).map((o) => o.Key)).toEqual([`${prefix}models/fraud/${version}.json`]);
+    const obj = (await custom.getNamespacedCustomObject({ ...G, namespace, name })) as {
+      metadata: { annotations?: Record<string, string> };
+    };
+    expect(parseFraudModel(obj.metadata.annotations)).toMatchObject({
+      version,
+      object: `s3://${bucket}/${prefix}models/fraud/${version}.json`,
+      rows: 300,
+    });
+    await db.pool.query("DELETE FROM silver.bids WHERE bid_id LIKE 'cli-f-%'");
   });
 
   it("exits 1 with the check report on bad silver data and records the failure on the pipeline", async () => {

@@ -443,6 +443,66 @@ export type ProcessorsSpec = Static<typeof ProcessorsSpec>;
 const Weight = (description: string, def: number) =>
   Type.Number({ description, minimum: 0, maximum: 1, default: def });
 
+export const FraudModelSpec = Type.Object(
+  {
+    train: Type.Boolean({
+      description:
+        "Train a new anomaly model after each gold rollup, from the features the stream logged in silver over the last `trainingDays` (the rollup CronJob runs `gavel fraud train`).",
+      default: true,
+    }),
+    trainingDays: Type.Integer({
+      description: "Days of scored bids a model is trained on.",
+      minimum: 1,
+      maximum: 90,
+      default: 7,
+    }),
+    minRows: Type.Integer({
+      description: "Fewest scored bids worth training on: with fewer, no model is written.",
+      minimum: 100,
+      maximum: 100_000_000,
+      default: 1000,
+    }),
+    trees: Type.Integer({ description: "Isolation Forest trees.", minimum: 10, maximum: 1000, default: 100 }),
+    sampleSize: Type.Integer({
+      description: "Rows each tree is grown on.",
+      minimum: 16,
+      maximum: 4096,
+      default: 256,
+    }),
+    contamination: Type.Number({
+      description:
+        "Share of training bids taken as anomalous: the anomaly signal starts at the forest score of this upper quantile of the training bids.",
+      minimum: 0.001,
+      maximum: 0.5,
+      default: 0.05,
+    }),
+    activationDelaySeconds: Type.Integer({
+      description:
+        "How long after training a model starts scoring (by record time), so every bid-processor replica has loaded it first: which model scored a bid then depends on the log alone.",
+      minimum: 60,
+      maximum: 86_400,
+      default: 900,
+    }),
+    pollSeconds: Type.Integer({
+      description: "How often bid-processors look for a new model under `<prefix>models/fraud/`.",
+      minimum: 5,
+      maximum: 3600,
+      default: 60,
+    }),
+  },
+  {
+    default: {},
+    description: "The trained anomaly model (an Isolation Forest, docs/fraud.md).",
+    ...cel({
+      rule: "!has(self.activationDelaySeconds) || !has(self.pollSeconds) || self.activationDelaySeconds >= 2 * self.pollSeconds",
+      message:
+        "activationDelaySeconds must be at least twice pollSeconds, so every replica has loaded a model before it becomes active",
+      fieldPath: ".activationDelaySeconds",
+    }),
+  },
+);
+export type FraudModelSpec = Static<typeof FraudModelSpec>;
+
 export const FraudSpec = Type.Object(
   {
     quarantineThreshold: Type.Number({
@@ -472,12 +532,17 @@ export const FraudSpec = Type.Object(
           0.2,
         ),
         lastSecondBurst: Weight("Weight of last-second bursts by linked bidders.", 0.1),
+        anomaly: Weight(
+          "Weight of the trained anomaly model's signal (docs/fraud.md); no effect until a model is active.",
+          0.3,
+        ),
       },
       {
         default: {},
         description: "Weights (0..1) of the named fraud signals; the score is the weighted sum, capped at 1.",
       },
     ),
+    model: FraudModelSpec,
   },
   {
     default: {},
@@ -839,6 +904,30 @@ export type RollupStatus = Static<typeof RollupStatus>;
  */
 export const LAST_ROLLUP_ANNOTATION = "gavel.dev/last-rollup";
 
+export const FraudModelStatus = Type.Object({
+  version: Type.String({
+    description: "Version of the newest fraud model (`<trainedAt>-<hash>`).",
+    maxLength: 64,
+  }),
+  object: Type.String({
+    description: "Where it is: `s3://<bucket>/<prefix>models/fraud/<version>.json`.",
+    maxLength: 1024,
+  }),
+  trainedAt: Type.String({ description: "When it was trained (RFC 3339).", maxLength: 64 }),
+  activeFrom: Type.String({
+    description: "Record time from which bids are scored with it (RFC 3339).",
+    maxLength: 64,
+  }),
+  rows: Type.Integer({ description: "Scored bids it was trained on.", minimum: 0 }),
+});
+export type FraudModelStatus = Static<typeof FraudModelStatus>;
+
+/**
+ * The annotation `gavel fraud train` writes on its AuctionPipeline (JSON, a
+ * FraudModelStatus); the operator copies it into `status.fraudModel`.
+ */
+export const FRAUD_MODEL_ANNOTATION = "gavel.dev/fraud-model";
+
 export const AuctionPipelineStatus = Type.Object(
   {
     observedGeneration: Type.Optional(
@@ -869,6 +958,7 @@ export const AuctionPipelineStatus = Type.Object(
       Type.Array(ProcessorStatus, { description: "Per-processor replicas.", maxItems: 8 }),
     ),
     lastRollup: Type.Optional(RollupStatus),
+    fraudModel: Type.Optional(FraudModelStatus),
   },
   { description: "Observed state, written by the operator." },
 );
