@@ -42,18 +42,11 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
     metrics,
   });
   // Bounded: an unreachable store must not keep the processor from starting.
-  let timer: NodeJS.Timeout | undefined;
-  const first = await Promise.race([
-    watcher.refresh().then(() => true),
-    new Promise<false>((r) => {
-      timer = setTimeout(() => r(false), MODEL_LOAD_TIMEOUT_MS);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (!first)
+  if (!(await watcher.initial(MODEL_LOAD_TIMEOUT_MS)))
     logger.warn(
-      `fraud models not loaded within ${MODEL_LOAD_TIMEOUT_MS / 1000}s of start: scoring with what has loaded (rules alone if nothing) until the store answers`,
+      `fraud models could not be listed within ${MODEL_LOAD_TIMEOUT_MS / 1000}s of start: scoring with the rules alone until the store answers (a model loaded then that is already active is logged as late)`,
     );
+  watcher.consuming();
   watcher.start(cfg.pipeline.spec.fraud.model.pollSeconds * 1000);
   const processor = new BidProcessor({
     models,

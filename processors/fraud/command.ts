@@ -20,6 +20,8 @@ export function formatTrainResult(r: TrainResult): string {
 export async function runFraudTrain(
   opts: FraudTrainCliOptions,
   usage: (msg: string) => never,
+  /** Report on the log (stderr) instead of stdout: `gavel rollup --json` keeps stdout one JSON document. */
+  log = false,
 ): Promise<TrainResult> {
   const logger = createLogger("fraud-train");
   const now = opts.now === undefined ? new Date() : new Date(opts.now);
@@ -60,7 +62,11 @@ export async function runFraudTrain(
   } finally {
     await pool.end();
   }
-  process.stdout.write(opts.json ? `${JSON.stringify(summary(result))}\n` : `${formatTrainResult(result)}\n`);
+  if (log) logger.info({ result: summary(result) }, formatTrainResult(result));
+  else
+    process.stdout.write(
+      opts.json ? `${JSON.stringify(summary(result))}\n` : `${formatTrainResult(result)}\n`,
+    );
   const ref = pipelineRefFrom(opts.pipelineRef, process.env);
   if (ref && result.status === "trained") {
     const status: FraudModelStatus = {

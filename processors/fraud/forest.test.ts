@@ -77,6 +77,10 @@ describe("Isolation Forest", () => {
     const wide = { ...f, trees: [{ ...t, f: t.f.map((d) => (d >= 0 ? 9 : d)) }] };
     expect(forestProblem(wide)).toMatch(/feature 9 is out of range/);
     expect(forestProblem({ ...f, trees: [{ ...t, n: [] }] })).toMatch(/differ in length/);
+    // the root's left child also made the right child of another node: two parents
+    const other = t.f.findIndex((d, i) => i > 0 && d >= 0);
+    const shared = { ...f, trees: [{ ...t, r: t.r.map((c, i) => (i === other ? t.l[0]! : c)) }] };
+    expect(forestProblem(shared)).toMatch(/out of range|has two parents/);
     expect(forestProblem({ ...f, trees: [] })).toMatch(/no trees/);
   });
 });

@@ -175,8 +175,8 @@ export function scoreForest(forest: Forest, x: readonly number[]): number {
 
 /**
  * Checks a forest read from outside (a model file): every index in range,
- * every tree a tree (no cycles: children come after their parent). Returns
- * what is wrong, or undefined.
+ * every tree a tree (children come after their parent, every node but the
+ * root has one parent). Returns what is wrong, or undefined.
  */
 export function forestProblem(forest: Forest): string | undefined {
   if (!Number.isInteger(forest.dimensions) || forest.dimensions < 1)
@@ -189,6 +189,8 @@ export function forestProblem(forest: Forest): string | undefined {
     if (size === 0) return `tree ${k} has no nodes`;
     if ([tree.t, tree.l, tree.r, tree.n].some((a) => a.length !== size))
       return `tree ${k}: its arrays f, t, l, r, n differ in length`;
+    // A tree: every node but the root has exactly one parent.
+    const parents = new Uint8Array(size);
     for (let i = 0; i < size; i++) {
       const d = tree.f[i] as number;
       if (!Number.isInteger(d) || d < -1 || d >= forest.dimensions)
@@ -199,10 +201,14 @@ export function forestProblem(forest: Forest): string | undefined {
         continue;
       }
       if (!Number.isFinite(tree.t[i])) return `tree ${k} node ${i}: threshold is not a number`;
-      for (const c of [tree.l[i], tree.r[i]] as number[])
+      for (const c of [tree.l[i], tree.r[i]] as number[]) {
         if (!Number.isInteger(c) || c <= i || c >= size)
           return `tree ${k} node ${i}: child ${c} is out of range`;
+        if (parents[c]) return `tree ${k} node ${c} has two parents`;
+        parents[c] = 1;
+      }
     }
+    for (let i = 1; i < size; i++) if (!parents[i]) return `tree ${k} node ${i} has no parent`;
   }
   return undefined;
 }

@@ -203,7 +203,8 @@ describe("ModelWatcher", () => {
     // a second look reads nothing again
     expect(await w.refresh()).toEqual({ loaded: [], refused: [] });
     expect(lines.join("\n")).not.toMatch(/after it became active/);
-    // a model that appears while running, already past its activation, is loaded with a warning
+    // a model that appears once bids are scored, already past its activation, is loaded with a warning
+    w.consuming();
     const late = model(ordinaryRows(300), new Date("2026-12-01T01:00:00Z"));
     await store.put(modelKey("p/", late.version), JSON.stringify(late));
     expect((await w.refresh()).loaded).toEqual([late.version]);
@@ -232,5 +233,30 @@ describe("ModelWatcher", () => {
       /cannot list fraud models at s3:\/\/nowhere\/models\/fraud\/: connect ECONNREFUSED/,
     );
     expect(models.size).toBe(1);
+    // the first look gives up after its timeout
+    const t0 = Date.now();
+    expect(await w.initial(300, 50)).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it("the first look is retried until the store answers", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gavel-models-"));
+    dirs.push(dir);
+    const folder = folderModelStore(dir);
+    const m = model();
+    await folder.put(modelKey("", m.version), JSON.stringify(m));
+    let failures = 2;
+    const models = new FraudModels();
+    const w = new ModelWatcher({
+      store: {
+        ...folder,
+        list: (prefix) => (failures-- > 0 ? Promise.reject(new Error("503 Slow Down")) : folder.list(prefix)),
+      },
+      prefix: "",
+      models,
+      logger: createLogger("test", "silent"),
+    });
+    expect(await w.initial(5000, 20)).toBe(true);
+    expect(models.versions()).toEqual([m.version]);
   });
 });

@@ -88,6 +88,8 @@ export const MODEL_KIND = "gavel.dev/fraud-model";
 export const MODEL_FORMAT = 1;
 
 const Num = Type.Number();
+/** Times in models are UTC RFC 3339 (as toISOString writes them): parsed the same in every time zone. */
+const RFC3339_UTC = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?Z$";
 const FeatureStats = Type.Object({
   name: Type.String(),
   transform: Type.String(),
@@ -110,8 +112,8 @@ export const FraudModelSchema = Type.Object({
   version: Type.String({ pattern: "^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$" }),
   algorithm: Type.Literal("isolation-forest"),
   pipeline: Type.String(),
-  trainedAt: Type.String(),
-  activeFrom: Type.String(),
+  trainedAt: Type.String({ pattern: RFC3339_UTC }),
+  activeFrom: Type.String({ pattern: RFC3339_UTC }),
   window: Type.Object({ from: Type.String(), to: Type.String() }),
   rows: Type.Integer({ minimum: 1 }),
   seed: Type.Integer(),
@@ -129,10 +131,14 @@ export const FraudModelSchema = Type.Object({
 export type FraudModel = Static<typeof FraudModelSchema>;
 const check = TypeCompiler.Compile(FraudModelSchema);
 
-/** A model ready to score: the decoded object, its forest and activation time. */
+/** What a loaded model keeps of its object: everything but the trees (they are compiled). */
+export type ModelInfo = Omit<FraudModel, "forest"> & {
+  readonly forest: { readonly sampleSize: number; readonly trees: number };
+};
+
+/** A model ready to score: its description, its compiled forest and activation time. */
 export interface LoadedModel {
-  readonly model: FraudModel;
-  readonly forest: Forest;
+  readonly model: ModelInfo;
   /** The forest laid out for scoring. */
   readonly compiled: CompiledForest;
   readonly activeFromMs: number;
@@ -184,7 +190,15 @@ export function decodeModel(text: string): { ok: true; value: LoadedModel } | { 
     return { ok: false, detail: `activeFrom ${model.activeFrom} is not a time` };
   if (!(model.calibration.high > model.calibration.low))
     return { ok: false, detail: "calibration.high must be above calibration.low" };
-  return { ok: true, value: { model, forest, compiled: compileForest(forest), activeFromMs } };
+  let compiled: CompiledForest;
+  try {
+    compiled = compileForest(forest);
+  } catch (err) {
+    return { ok: false, detail: `the forest cannot be compiled: ${(err as Error).message}` };
+  }
+  const { forest: trees, ...rest } = model;
+  const info: ModelInfo = { ...rest, forest: { sampleSize: trees.sampleSize, trees: trees.trees.length } };
+  return { ok: true, value: { model: info, compiled, activeFromMs } };
 }
 
 /** The `anomaly` signal of a bid: the forest's score and its calibrated strength in [0, 1]. */

@@ -1,6 +1,6 @@
 /**
  * Where fraud models live: objects under `<prefix>models/fraud/` of the
- * pipeline's bucket (or, for `gavel dev` without S3, a local folder). The
+ * pipeline's bucket (or a local folder, as the gold lake has one). The
  * trainer puts, bid-processors list and get.
  */
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";

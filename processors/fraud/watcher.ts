@@ -18,7 +18,12 @@ export interface ModelWatcherOptions {
   readonly models: FraudModels;
   readonly logger: Logger;
   readonly metrics?: Registry;
-  /** Newest versions to load (older ones are no longer active). Default 3. */
+  /**
+   * Newest versions to load at start. Default 10: with the daily rollup more
+   * than the bids topic's default retention (7 days), so a backlog reaching
+   * back to the oldest record still in Kafka finds the model of its time, as
+   * a replica that has run all along has it (loaded models are kept).
+   */
   readonly keep?: number;
   /** Wall clock (tests). */
   readonly now?: () => number;
@@ -38,8 +43,8 @@ export class ModelWatcher {
   #timer?: NodeJS.Timeout;
   #running?: Promise<RefreshResult>;
   #saidNone = false;
-  /** A first look has been taken (models found later arrived while running). */
-  #started = false;
+  /** Set once bids are being scored (`consuming()`): models found later arrived late if already active. */
+  #consumingSince?: number;
   readonly #m;
 
   constructor(o: ModelWatcherOptions) {
@@ -78,7 +83,7 @@ export class ModelWatcher {
     const versionOf = (k: string) => k.slice(k.lastIndexOf("/") + 1, -".json".length);
     const wanted = keys
       .filter((k) => !models.has(versionOf(k)) && !this.#refused.has(k))
-      .slice(-(this.#o.keep ?? 3));
+      .slice(-(this.#o.keep ?? 10));
     const loaded: string[] = [];
     const refused: { key: string; detail: string }[] = [];
     for (const key of wanted) {
@@ -90,7 +95,13 @@ export class ModelWatcher {
         logger.warn({ err, key }, `cannot read fraud model ${store.location}${key}; will try again`);
         continue;
       }
-      const d = decodeModel(text);
+      let d: ReturnType<typeof decodeModel>;
+      try {
+        d = decodeModel(text);
+      } catch (err) {
+        // decodeModel refuses by value; anything thrown is refused the same way, never fatal.
+        d = { ok: false, detail: `cannot be read: ${(err as Error).message}` };
+      }
       if (!d.ok) {
         this.#refused.set(key, d.detail);
         refused.push({ key, detail: d.detail });
@@ -112,10 +123,10 @@ export class ModelWatcher {
       models.add(d.value);
       loaded.push(d.value.model.version);
       this.#m?.loads.inc({ result: "loaded" });
-      // At start, models already active are expected (they were before the
-      // restart too); one that appears while running should not be.
+      // Before consuming, models already active are expected (they were
+      // before the restart too); one loaded after bids were scored is late.
       const now = (this.#o.now ?? Date.now)();
-      if (this.#started && d.value.activeFromMs < now)
+      if (this.#consumingSince !== undefined && d.value.activeFromMs < now)
         logger.warn(
           { version: d.value.model.version, activeFrom: d.value.model.activeFrom },
           `fraud model ${d.value.model.version} loaded after it became active (${d.value.model.activeFrom}): bids that arrived since were scored without it here, a replay would score them with it (raise spec.fraud.model.activationDelaySeconds if this repeats)`,
@@ -125,12 +136,40 @@ export class ModelWatcher {
         `fraud model ${d.value.model.version} loaded; scores bids arriving from ${d.value.model.activeFrom}`,
       );
     }
-    this.#started = true;
     if (models.size === 0 && !this.#saidNone) {
       this.#saidNone = true;
       logger.info(`no usable fraud model under ${where} yet: scoring with the rules alone`);
     }
     return { loaded, refused };
+  }
+
+  /**
+   * The first look, before anything is scored: retried until the store
+   * answers or `timeoutMs` passes. True when the store was listed (whatever
+   * it held).
+   */
+  async initial(timeoutMs: number, retryMs = 1000): Promise<boolean> {
+    const end = (this.#o.now ?? Date.now)() + timeoutMs;
+    for (;;) {
+      const left = end - (this.#o.now ?? Date.now)();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const r = await Promise.race([
+        this.refresh(),
+        new Promise<undefined>((done) => {
+          timer = setTimeout(() => done(undefined), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (r && r.error === undefined) return true;
+      if (!r) return false;
+      await new Promise((done) => setTimeout(done, Math.min(retryMs, Math.max(0, end - Date.now()))));
+    }
+  }
+
+  /** From now on bids are scored: a model loaded later that is already active is reported as late. */
+  consuming(): void {
+    this.#consumingSince ??= (this.#o.now ?? Date.now)();
   }
 
   /** Refreshes every `intervalMs` until stopped. */

@@ -127,11 +127,14 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
   if (failed.length > 0) process.exitCode = 1;
   else if (opts.trainFraudModel && opts.file) {
     // After a good rollup only: the silver it read is what the model learns from.
+    // A failed training fails the run (exit 1) after the gold and its
+    // annotation are written: the Job shows it, the gold stays.
     const { runFraudTrain } = await import("../fraud/command.ts");
     try {
       await runFraudTrain(
         { file: opts.file, ...(opts.pipelineRef ? { pipelineRef: opts.pipelineRef } : {}) },
         usage,
+        opts.json === true,
       );
     } catch (err) {
       logger.error({ err }, "training the fraud model failed; bid-processors keep the models they have");

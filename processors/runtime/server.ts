@@ -1,6 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type {} from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type RawServerDefault } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+  type RawServerDefault,
+} from "fastify";
 import type { Logger } from "../../lib/log.ts";
 import { traceHttpServer } from "../../lib/telemetry.ts";
 import type { Registry } from "./metrics.ts";
@@ -11,7 +16,8 @@ export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerRespo
 function makeApp(logger: Logger, bodyLimit: number): App {
   return Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    // No per-request log lines (the top-level option is deprecated in fastify 5.12).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     return503OnClosing: true,
   });
