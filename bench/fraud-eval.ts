@@ -19,12 +19,13 @@ import { buildModel } from "../processors/fraud/train.ts";
 import {
   type BidKind,
   type Dataset,
+  FRAUD_BID_KINDS,
   type GenerateOptions,
   generateDataset,
 } from "../processors/generate/dataset.ts";
 
 /** The generated kinds that are fraud. */
-export const FRAUD_KINDS: ReadonlySet<BidKind> = new Set(["velocity", "shill", "burst"]);
+export const FRAUD_KINDS = FRAUD_BID_KINDS;
 
 export interface ScoredBid {
   readonly bidId: string;

@@ -22,6 +22,7 @@ export interface GenerateCliOptions {
   readonly prefix?: string;
   readonly users?: number;
   readonly progress: boolean;
+  readonly labels?: string;
 }
 
 /** `gavel generate`: synthetic auctions, users and bids for a pipeline. */
@@ -59,6 +60,10 @@ export function registerGenerate(program: Command): void {
     .option("--prefix <p>", "id prefix (default g<seed>)")
     .option("--users <n>", "ordinary users (default 1.5 x auctions)", positiveInt("--users", 1))
     .option("--no-progress", "no progress bar")
+    .option(
+      "--labels <file>",
+      "also write what each well-formed bid record was made as, one JSON object per line (bid_id, auction_id, bidder_id, received_at, kind, fraud): the ground truth for fraud precision and recall (docs/fraud.md)",
+    )
     .action(async (opts: GenerateCliOptions) => {
       const { runGenerate } = await import("./command.ts");
       const summary = await runGenerate(opts);

@@ -1,10 +1,11 @@
+import { writeFile } from "node:fs/promises";
 import { SingleBar } from "cli-progress";
 import { createLogger } from "../../lib/log.ts";
 import { loadPipelineFile, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import { KafkajsTransport } from "../kafka/kafkajs.ts";
 import { kafkaBrokers, processorConfigFrom } from "../runtime/config.ts";
 import type { GenerateCliOptions } from "./cli.ts";
-import { type BidKind, generateDataset } from "./dataset.ts";
+import { type BidKind, bidLabels, generateDataset } from "./dataset.ts";
 import { type SendResult, sendToHttp, sendToKafka } from "./sinks.ts";
 
 export interface GenerateSummary extends SendResult {
@@ -48,6 +49,13 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateSum
       `--rate 0 would write record timestamps up to ${new Date(ds.startMs + ds.durationMs).toISOString()}, more than an hour ahead: Kafka refuses them. Use a --start closer to now or a --rate`,
     );
   }
+  if (opts.labels)
+    await writeFile(
+      opts.labels,
+      bidLabels(ds)
+        .map((l) => `${JSON.stringify(l)}\n`)
+        .join(""),
+    );
   const bar = new SingleBar({
     stream: process.stderr,
     format: "bids {bar} {percentage}% {value}/{total} | {eta_formatted} left",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { BidProcessorCore, type OutputRecord } from "../domain/bid-core.ts";
 import { type BidRejected, decodeAuction, decodeBid, decodeUser, rejectionId } from "../domain/events.ts";
 import { DEFAULT_FRAUD_CONFIG } from "../domain/fraud.ts";
-import { BID_KINDS, generateDataset } from "./dataset.ts";
+import { BID_KINDS, bidLabels, FRAUD_BID_KINDS, generateDataset } from "./dataset.ts";
 import { Rng } from "./random.ts";
 
 const START = Date.parse("2026-11-22T12:00:00Z");
@@ -28,6 +28,21 @@ describe("Rng", () => {
 
 describe("generateDataset", () => {
   const opts = { seed: 7, auctions: 40, bids: 3000, startMs: START, rate: 500 };
+
+  it("labels every well-formed bid record with its kind, fraud for bots, shill rings and bursts", () => {
+    const full = generateDataset(opts);
+    const labels = bidLabels(full);
+    expect(labels).toHaveLength(full.bids.filter((b) => !b.malformed).length);
+    // the same labels from a lean dataset (parsed from the raw records)
+    expect(bidLabels(generateDataset({ ...opts, lean: true }))).toEqual(labels);
+    const fraud = labels.filter((l) => l.fraud);
+    expect(new Set(fraud.map((l) => l.kind))).toEqual(FRAUD_BID_KINDS);
+    expect(fraud.length).toBe(full.counts.velocity + full.counts.shill + full.counts.burst);
+    for (const [i, l] of labels.slice(0, 50).entries()) {
+      const b = full.bids.filter((x) => !x.malformed)[i]!;
+      expect(l).toMatchObject({ bid_id: b.bid?.bid_id, received_at: b.bid?.received_at, kind: b.kind });
+    }
+  });
 
   it("is deterministic for a seed and differs across seeds", () => {
     const a = generateDataset(opts);

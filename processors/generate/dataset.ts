@@ -29,6 +29,45 @@ export const BID_KINDS = [
 ] as const;
 /** Why a bid record was generated; the processor's outcome is computed independently by tests. */
 export type BidKind = (typeof BID_KINDS)[number];
+/** The kinds that are fraud: the labels of `gavel generate --labels` and of docs/fraud.md's figures. */
+export const FRAUD_BID_KINDS: ReadonlySet<BidKind> = new Set(["velocity", "shill", "burst"]);
+
+/** One line of `gavel generate --labels`: what the generator made a well-formed bid record as. */
+export interface BidLabel {
+  readonly bid_id: string;
+  readonly auction_id: string;
+  readonly bidder_id: string;
+  readonly received_at: string;
+  readonly kind: BidKind;
+  readonly fraud: boolean;
+}
+
+/**
+ * The labels of a dataset's well-formed bid records, in send order
+ * (malformed records have no usable bid_id and are not labelled). A
+ * duplicate record repeats its original's bid_id with a later received_at.
+ */
+export function bidLabels(ds: Dataset): BidLabel[] {
+  const out: BidLabel[] = [];
+  for (const b of ds.bids) {
+    if (b.malformed) continue;
+    const v = (b.bid ?? JSON.parse(b.raw)) as {
+      bid_id: string;
+      auction_id: string;
+      bidder_id: string;
+      received_at: string;
+    };
+    out.push({
+      bid_id: v.bid_id,
+      auction_id: v.auction_id,
+      bidder_id: v.bidder_id,
+      received_at: v.received_at,
+      kind: b.kind,
+      fraud: FRAUD_BID_KINDS.has(b.kind),
+    });
+  }
+  return out;
+}
 export type SpecialKind = Exclude<BidKind, "normal">;
 
 /** Default share of each special kind among all bid records. */

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -9,7 +9,7 @@ import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { allTopics, parsePipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import { decodeBid } from "../../processors/domain/events.ts";
-import { generateDataset } from "../../processors/generate/dataset.ts";
+import { type BidLabel, bidLabels, generateDataset } from "../../processors/generate/dataset.ts";
 import { sendToHttp, sendToKafka } from "../../processors/generate/sinks.ts";
 import { runIngest } from "../../processors/ingest/main.ts";
 import { KafkajsTransport } from "../../processors/kafka/kafkajs.ts";
@@ -117,6 +117,7 @@ describe("gavel generate sinks", () => {
     const name = `gen-c-${sfx}`;
     const p = await topicsFor(name);
     const file = join(tmpdir(), `${name}.json`);
+    const labelsFile = join(tmpdir(), `${name}.labels.ndjson`);
     // Kafka refuses timestamps more than an hour ahead of the broker's clock: start now.
     const startMs = Math.floor(Date.now() / 1000) * 1000;
     writeFileSync(file, JSON.stringify(p));
@@ -139,6 +140,8 @@ describe("gavel generate sinks", () => {
         "kafka",
         "--start",
         String(startMs),
+        "--labels",
+        labelsFile,
       ],
       { env: process.env, timeout: 120_000 },
     );
@@ -164,6 +167,13 @@ describe("gavel generate sinks", () => {
       rate: 0,
     });
     expect(records.map((r) => r.value!.toString()).sort()).toEqual(ds.bids.map((b) => b.raw).sort());
+    // --labels: the ground truth of each well-formed record, the same as the dataset's
+    const labels = readFileSync(labelsFile, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as BidLabel);
+    expect(labels).toEqual(bidLabels(ds));
+    expect(labels.length).toBe(ds.bids.filter((b) => !b.malformed).length);
   });
 
   it("http: well-formed bids reach the bids topic through ingest, malformed ones get 400 and nothing is produced", async () => {
