@@ -6,14 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEFAULT_FRAUD_CONFIG } from "../processors/domain/fraud.ts";
-import {
-  detection,
-  evaluationDataset,
-  FRAUD_KINDS,
-  replayScored,
-  trainOn,
-  withAnomalyWeight,
-} from "./fraud-eval.ts";
+import { FRAUD_BID_KINDS } from "../processors/generate/dataset.ts";
+import { detection, evaluationDataset, replayScored, trainOn, withAnomalyWeight } from "./fraud-eval.ts";
 
 const START = Date.parse("2026-11-01T00:00:00Z");
 
@@ -40,7 +34,7 @@ describe("fraud evaluation", { timeout: 120_000 }, () => {
 
   it("the default anomaly weight with a trained model finds more fraud at no cost in precision", () => {
     const train = replayScored(evaluationDataset(1, START, 0.25), DEFAULT_FRAUD_CONFIG);
-    expect(train.some((b) => FRAUD_KINDS.has(b.kind))).toBe(true);
+    expect(train.some((b) => FRAUD_BID_KINDS.has(b.kind))).toBe(true);
     const { models } = trainOn(train, new Date(START), "test/fraud-eval");
     const test = evaluationDataset(2, START + 30 * 86_400_000, 0.25);
     const rules = detection(replayScored(test, withAnomalyWeight(0)), DEFAULT_FRAUD_CONFIG.alertThreshold);

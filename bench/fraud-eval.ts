@@ -24,9 +24,6 @@ import {
   generateDataset,
 } from "../processors/generate/dataset.ts";
 
-/** The generated kinds that are fraud. */
-export const FRAUD_KINDS = FRAUD_BID_KINDS;
-
 export interface ScoredBid {
   readonly bidId: string;
   readonly kind: BidKind;
@@ -109,7 +106,7 @@ export function detection(bids: readonly ScoredBid[], threshold: number): Detect
   let flagged = 0;
   let tp = 0;
   for (const b of bids) {
-    const isFraud = FRAUD_KINDS.has(b.kind);
+    const isFraud = FRAUD_BID_KINDS.has(b.kind);
     const isFlagged = b.score >= threshold;
     if (isFraud) fraud++;
     if (isFlagged) flagged++;

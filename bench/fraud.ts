@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_FRAUD_CONFIG } from "../processors/domain/fraud.ts";
 import { anomalyOf } from "../processors/fraud/model.ts";
+import { FRAUD_BID_KINDS } from "../processors/generate/dataset.ts";
 import {
   type Detection,
   detection,
@@ -97,7 +98,7 @@ if (values.json) {
 } else {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   process.stdout.write(
-    `fraud scoring on generated data: train seed ${trainSeed} (${trainScored.length} scored bids, model ${model.version}, ${Math.round(trainMs)} ms), evaluation seed ${seed} (${rules.length} scored bids, ${rules.filter((b) => ["velocity", "shill", "burst"].includes(b.kind)).length} of them fraud)\n`,
+    `fraud scoring on generated data: train seed ${trainSeed} (${trainScored.length} scored bids, model ${model.version}, ${Math.round(trainMs)} ms), evaluation seed ${seed} (${rules.length} scored bids, ${rules.filter((b) => FRAUD_BID_KINDS.has(b.kind)).length} of them fraud)\n`,
   );
   process.stdout.write(
     `anomaly scoring: ${scoreUs.toFixed(2)} µs per bid (${model.forest.trees.length} trees, sample ${model.forest.sampleSize})\n`,

@@ -343,7 +343,7 @@ export class FraudScorer {
 
     const features = [
       inWindow,
-      Math.log(Math.max(bid.amount, 1) / ref),
+      Math.log(ratio),
       Math.log(Math.max(bid.amount, 1) / Math.max(view.auction.start_price, 1)),
       z,
       Math.log1p(Math.max(0, toEnd) / 1000),
