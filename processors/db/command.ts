@@ -1,11 +1,11 @@
-import pg from "pg";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
+import { openPool } from "./pool.ts";
 
 export async function runMigrateCommand(opts: { status?: boolean }): Promise<void> {
   const cfg = readConnectionConfig();
-  const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 2 });
+  const pool = openPool(requireEnv(cfg, "databaseUrl", "DATABASE_URL"), { max: 2 });
   const logger = createLogger("migrate");
   pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost"));
   try {

@@ -1,8 +1,8 @@
-import pg from "pg";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { loadPipelineFile, s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
 import { FRAUD_MODEL_ANNOTATION, type FraudModelStatus } from "../../operator/api/v1alpha1/types.ts";
+import { openPool } from "../db/pool.ts";
 import { annotatePipeline, parsePipelineRef, pipelineRefFrom } from "../rollup/annotate.ts";
 import { normalizePrefix, s3ClientFromConfig } from "../rollup/lake.ts";
 import type { FraudTrainCliOptions } from "./cli.ts";
@@ -42,7 +42,7 @@ export async function runFraudTrain(
   if (!Number.isInteger(days) || days < 1 || days > 90)
     usage(`--days ${opts.days} must be a whole number from 1 to 90`);
   const cfg = readConnectionConfig();
-  const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 2 });
+  const pool = openPool(requireEnv(cfg, "databaseUrl", "DATABASE_URL"), { max: 2 });
   pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost"));
   const bucket = cfg.s3Bucket ?? pipeline.spec.storage.s3.bucket;
   const store = s3ModelStore(

@@ -1,7 +1,7 @@
 import { SingleBar } from "cli-progress";
-import pg from "pg";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
+import { openPool } from "../db/pool.ts";
 import { recordRollup, rollupMetrics } from "../runtime/instrument.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { annotateLastRollup, lastRollup, parsePipelineRef, pipelineRefFrom } from "./annotate.ts";
@@ -67,7 +67,7 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
     throw err;
   }
   const cfg = readConnectionConfig();
-  const pool = new pg.Pool({ connectionString: requireEnv(cfg, "databaseUrl", "DATABASE_URL"), max: 3 });
+  const pool = openPool(requireEnv(cfg, "databaseUrl", "DATABASE_URL"), { max: 3 });
   // An idle connection dropped by the server must not crash the process; the next query reconnects.
   pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost"));
   const bucket = cfg.s3Bucket ?? settings.bucket;

@@ -1,7 +1,7 @@
-import pg from "pg";
 import { requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { migrate } from "../db/migrate.ts";
+import { openPool } from "../db/pool.ts";
 import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";
@@ -21,8 +21,7 @@ export interface RunningProcessor {
 export async function runSilverWriter(cfg: ProcessorConfig): Promise<RunningProcessor> {
   const logger = createLogger("silver-writer");
   const metrics = new Registry();
-  const pool = new pg.Pool({
-    connectionString: requireEnv(cfg.conn, "databaseUrl", "DATABASE_URL"),
+  const pool = openPool(requireEnv(cfg.conn, "databaseUrl", "DATABASE_URL"), {
     max: 4,
     connectionTimeoutMillis: 5_000,
   });
