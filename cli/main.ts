@@ -6,6 +6,7 @@ import { registerMigrate } from "../processors/db/cli.ts";
 import { registerDev } from "../processors/dev/cli.ts";
 import { registerFraud } from "../processors/fraud/cli.ts";
 import { registerGenerate } from "../processors/generate/cli.ts";
+import { registerKafka } from "../processors/kafka/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerCluster } from "./cluster.ts";
 import { registerTestenv } from "./testenv.ts";
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerTestenv(program);
   registerCluster(program);
   registerProcessors(program);
+  registerKafka(program);
   registerOperator(program);
   registerSynth(program);
   registerMigrate(program);
@@ -43,8 +45,11 @@ export async function main(): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    const msg = err instanceof Error ? err.message : String(err);
+    // A Kafka refusal (credentials, certificate, a missing ACL) in one line that names the fix.
+    const { explainKafkaRefusal } = await import("../processors/kafka/preflight.ts");
+    const msg = explainKafkaRefusal(err) ?? (err instanceof Error ? err.message : String(err));
     process.stderr.write(`gavel: ${msg}\n`);
+    (await import("../processors/runtime/shell.ts")).writeTerminationMessage(msg);
     process.exitCode = 1;
   }
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { MissingConfigError, readConnectionConfig, readKafkaSecurity, requireEnv } from "./config.ts";
+import {
+  MissingConfigError,
+  readCaSetting,
+  readConnectionConfig,
+  readKafkaSecurity,
+  requireEnv,
+} from "./config.ts";
 
 describe("readConnectionConfig", () => {
   it("reads the contract names and treats empty as unset", () => {
@@ -46,5 +52,22 @@ describe("readKafkaSecurity", () => {
     expect(() => readKafkaSecurity({ KAFKA_TLS: "yes" })).toThrow(
       "KAFKA_TLS must be 'true' or 'false', got 'yes'",
     );
+  });
+});
+
+describe("readCaSetting (KAFKA_TLS_CA)", () => {
+  const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  it("takes PEM text as it is, and reads a file path", () => {
+    expect(readCaSetting(pem)).toBe(pem);
+    expect(readCaSetting("/etc/kafka/ca.crt", (p) => (p === "/etc/kafka/ca.crt" ? pem : ""))).toBe(pem);
+  });
+  it("says what is wrong with a path that cannot be read or holds no certificate", () => {
+    const missing = (): string => {
+      throw Object.assign(new Error("nope"), { code: "ENOENT" });
+    };
+    expect(() => readCaSetting("/nope.crt", missing)).toThrow(
+      "KAFKA_TLS_CA is neither PEM text nor a readable file (ENOENT for '/nope.crt'): set it to the cluster CA's PEM certificate or to the path of a PEM file",
+    );
+    expect(() => readCaSetting("/x.txt", () => "hello")).toThrow(/holds no PEM certificate/);
   });
 });

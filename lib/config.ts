@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 /**
  * The one place that reads connection settings from the environment. The
  * names are a user-facing contract: `gavel testenv up` writes them to
@@ -71,8 +73,9 @@ export function requireEnv(cfg: ConnectionConfig, key: keyof ConnectionConfig, n
  * Kafka authentication and encryption, from the environment the operator
  * fills from `spec.kafka.authSecretRef` (envFrom): KAFKA_SASL_MECHANISM
  * (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512), KAFKA_SASL_USERNAME,
- * KAFKA_SASL_PASSWORD, KAFKA_TLS (`true` to encrypt) and KAFKA_TLS_CA (PEM of
- * the cluster CA; without it the system's trust store is used).
+ * KAFKA_SASL_PASSWORD, KAFKA_TLS (`true` to encrypt) and KAFKA_TLS_CA (the
+ * cluster CA: its PEM text, or the path of a PEM file; without it the
+ * system's trust store is used).
  */
 export interface KafkaSecurity {
   readonly sasl?: {
@@ -80,7 +83,34 @@ export interface KafkaSecurity {
     readonly username: string;
     readonly password: string;
   };
+  /** `ca`: PEM text (read from the file when KAFKA_TLS_CA names one). */
   readonly tls?: { readonly ca?: string };
+}
+
+/**
+ * KAFKA_TLS_CA as PEM text: the value itself when it is PEM (a Secret's
+ * key), else the contents of the file it names (a mounted file, the test
+ * environment's CA).
+ */
+export function readCaSetting(value: string, readFile: (path: string) => string = defaultReadFile): string {
+  if (value.includes("-----BEGIN ")) return value;
+  let pem: string;
+  try {
+    pem = readFile(value);
+  } catch (err) {
+    throw new Error(
+      `KAFKA_TLS_CA is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message} for '${value}'): set it to the cluster CA's PEM certificate or to the path of a PEM file`,
+    );
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----"))
+    throw new Error(
+      `KAFKA_TLS_CA names '${value}', which holds no PEM certificate: point it at the cluster CA's PEM file`,
+    );
+  return pem;
+}
+
+function defaultReadFile(path: string): string {
+  return readFileSync(path, "utf8");
 }
 
 const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
@@ -111,6 +141,6 @@ export function readKafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSe
   if (!sasl && !tls) return undefined;
   return {
     ...(sasl ? { sasl } : {}),
-    ...(tls ? { tls: env.KAFKA_TLS_CA ? { ca: env.KAFKA_TLS_CA } : {} } : {}),
+    ...(tls ? { tls: env.KAFKA_TLS_CA ? { ca: readCaSetting(env.KAFKA_TLS_CA) } : {} } : {}),
   };
 }

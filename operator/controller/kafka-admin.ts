@@ -8,6 +8,7 @@
 import { type ConfigResourceTypes, type ConfigSource, Kafka, logLevel } from "kafkajs";
 import type { Logger } from "../../lib/log.ts";
 import { KafkajsTransport, kafkajsSecurityConfig } from "../../processors/kafka/kafkajs.ts";
+import { checkKafkaAccess } from "../../processors/kafka/preflight.ts";
 import type { KafkaConnection, TopicAdmin, TopicAdminFactory } from "./topics.ts";
 
 export const OPERATOR_CLIENT_ID = "gavel-operator";
@@ -27,6 +28,9 @@ function brokerList(brokers: string): string[] {
 export function kafkajsTopicAdmin(log: Logger, opts: { retries?: number } = {}): TopicAdminFactory {
   const retries = opts.retries ?? 2;
   return async (conn: KafkaConnection): Promise<TopicAdmin> => {
+    // A refused password or certificate becomes the TopicsReady message in
+    // one line naming the Secret key to fix, not a kafkajs retry error.
+    if (conn.security) await checkKafkaAccess(conn.brokers, conn.security);
     const transport = new KafkajsTransport({
       brokers: conn.brokers,
       clientId: OPERATOR_CLIENT_ID,

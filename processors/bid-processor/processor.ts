@@ -313,7 +313,7 @@ export class BidProcessor {
     const missing = names.filter((n) => !have.has(n));
     if (missing.length > 0)
       throw new Error(
-        `topics ${missing.join(", ")} do not exist: run 'gavel topics apply -f <pipeline>' (or let the operator create them)`,
+        `topics ${missing.join(", ")} do not exist, or this client may not see them (on a cluster with ACLs Kafka lists only the topics a principal may DESCRIBE): run 'gavel topics apply -f <pipeline>' (or let the operator create them), and grant the ACLs 'gavel kafka acls -f <pipeline>' lists`,
       );
     const bids = have.get(t.bids.name)?.partitions ?? 0;
     for (const n of [t.auctions.name, t.prices.name]) {

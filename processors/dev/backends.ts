@@ -6,10 +6,11 @@
  */
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import type { ConnectionConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
-import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { openPool } from "../db/pool.ts";
+import { createTransport } from "../kafka/client.ts";
 import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import type { Transport } from "../kafka/transport.ts";
 import { s3ClientFromConfig } from "../rollup/lake.ts";
@@ -40,7 +41,7 @@ export async function openBackends(opts: {
   let transport: Transport;
   let broker: MemoryBroker | undefined;
   if (conn.kafkaBootstrapServers) {
-    transport = new KafkajsTransport({ brokers: conn.kafkaBootstrapServers, clientId: "gavel-dev", logger });
+    transport = await createTransport({ brokers: conn.kafkaBootstrapServers, clientId: "gavel-dev", logger });
     describe.push(`log:      Kafka at ${conn.kafkaBootstrapServers} (KAFKA_BOOTSTRAP_SERVERS)`);
   } else {
     broker = new MemoryBroker({ logger });
@@ -51,7 +52,7 @@ export async function openBackends(opts: {
   let pool: pg.Pool;
   let pglite: PglitePool | undefined;
   if (conn.databaseUrl) {
-    const real = new pg.Pool({ connectionString: conn.databaseUrl, max: 6, connectionTimeoutMillis: 5_000 });
+    const real = openPool(conn.databaseUrl, { max: 6, connectionTimeoutMillis: 5_000 });
     real.on("error", (err) => logger.warn({ err }, "idle database connection lost"));
     pool = real;
     describe.push(`database: PostgreSQL at ${redactUrl(conn.databaseUrl)} (DATABASE_URL)`);

@@ -2,7 +2,7 @@ import { writeFile } from "node:fs/promises";
 import { SingleBar } from "cli-progress";
 import { createLogger } from "../../lib/log.ts";
 import { loadPipelineFile, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
-import { KafkajsTransport } from "../kafka/kafkajs.ts";
+import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, processorConfigFrom } from "../runtime/config.ts";
 import type { GenerateCliOptions } from "./cli.ts";
 import { type BidKind, bidLabels, generateDataset } from "./dataset.ts";
@@ -69,7 +69,7 @@ export async function runGenerate(opts: GenerateCliOptions): Promise<GenerateSum
   try {
     if (opts.to === "kafka") {
       const cfg = processorConfigFrom(pipeline);
-      const transport = new KafkajsTransport({
+      const transport = await createTransport({
         brokers: kafkaBrokers(cfg),
         clientId: "gavel-generate",
         logger: createLogger("generate"),

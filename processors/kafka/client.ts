@@ -1,6 +1,7 @@
 import { type KafkaSecurity, readKafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { KafkajsTransport } from "./kafkajs.ts";
+import { checkKafkaAccess } from "./preflight.ts";
 import type { Transport } from "./transport.ts";
 
 /**
@@ -20,6 +21,8 @@ export interface TransportOptions {
   readonly logger: Logger;
   /** SASL/TLS settings; default: from the KAFKA_SASL_* / KAFKA_TLS* environment (lib/config.ts). */
   readonly security?: KafkaSecurity;
+  /** Check the connection and credentials before the client starts (default true when secured). */
+  readonly preflight?: boolean;
 }
 
 export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientName {
@@ -35,12 +38,15 @@ export async function createTransport(
   client: KafkaClientName = kafkaClientFromEnv(),
 ): Promise<Transport> {
   const security = opts.security ?? readKafkaSecurity();
-  if (client === "confluent") {
-    if (security)
-      throw new Error(
-        `${KAFKA_CLIENT_ENV}=confluent does not support SASL/TLS yet (KAFKA_SASL_* / KAFKA_TLS* are set): use the default kafkajs client`,
-      );
-    return (await import("./confluent.ts")).createConfluentTransport(opts);
-  }
+  // A secured cluster is checked once before a client starts: a wrong
+  // password, an untrusted or expired certificate or a host name the
+  // certificate does not name fails here in one line that names the setting,
+  // instead of inside a client's retry loop (processors/kafka/preflight.ts).
+  if (security && opts.preflight !== false) await checkKafkaAccess(opts.brokers, security);
+  if (client === "confluent")
+    return (await import("./confluent.ts")).createConfluentTransport({
+      ...opts,
+      ...(security ? { security } : {}),
+    });
   return new KafkajsTransport({ ...opts, ...(security ? { security } : {}) });
 }

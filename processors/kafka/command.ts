@@ -1,7 +1,7 @@
 import { createLogger } from "../../lib/log.ts";
 import { allTopics, loadPipelineFile } from "../../operator/api/v1alpha1/pipeline.ts";
 import { kafkaBrokers, processorConfigFrom } from "../runtime/config.ts";
-import { KafkajsTransport } from "./kafkajs.ts";
+import { createTransport } from "./client.ts";
 import { applyTopics } from "./topics.ts";
 import type { TopicSpec } from "./transport.ts";
 
@@ -10,7 +10,7 @@ export async function topicsApply(file: string): Promise<void> {
   const pipeline = await loadPipelineFile(file);
   const cfg = processorConfigFrom(pipeline);
   const logger = createLogger("topics");
-  const transport = new KafkajsTransport({ brokers: kafkaBrokers(cfg), clientId: "gavel-topics", logger });
+  const transport = await createTransport({ brokers: kafkaBrokers(cfg), clientId: "gavel-topics", logger });
   const admin = await transport.admin();
   try {
     const wanted: TopicSpec[] = allTopics(pipeline).map((t) => ({

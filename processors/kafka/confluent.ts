@@ -17,6 +17,7 @@
  * - the position past trailing control records (transaction markers) comes
  *   from librdkafka's partition-EOF events, ordered with the records.
  */
+import type { KafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import {
   type Admin,
@@ -45,6 +46,32 @@ export interface ConfluentTransportOptions {
   readonly brokers: string;
   readonly clientId: string;
   readonly logger: Logger;
+  /** SASL and TLS (lib/config.ts readKafkaSecurity); plaintext when unset. */
+  readonly security?: KafkaSecurity;
+}
+
+/**
+ * librdkafka's settings for a cluster's security settings. Given as
+ * librdkafka properties (not the KafkaJS layer's `ssl`/`sasl`, which takes
+ * no CA): the CA as PEM text, host names verified against the certificate
+ * (librdkafka's default `https` identification, stated here so it cannot
+ * drift).
+ */
+export function confluentSecurityConfig(sec: KafkaSecurity | undefined): Record<string, string> {
+  if (!sec) return {};
+  const out: Record<string, string> = {
+    "security.protocol": sec.sasl ? (sec.tls ? "sasl_ssl" : "sasl_plaintext") : sec.tls ? "ssl" : "plaintext",
+  };
+  if (sec.sasl) {
+    out["sasl.mechanisms"] = sec.sasl.mechanism.toUpperCase();
+    out["sasl.username"] = sec.sasl.username;
+    out["sasl.password"] = sec.sasl.password;
+  }
+  if (sec.tls) {
+    out["ssl.endpoint.identification.algorithm"] = "https";
+    if (sec.tls.ca) out["ssl.ca.pem"] = sec.tls.ca;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -114,6 +141,8 @@ interface CkLibError {
 
 /** The node-rdkafka consumer under the KafkaJS layer (its event stream). */
 interface RdConsumer {
+  /** The native fetch, wrapped to see its errors (the KafkaJS layer logs and retries them forever). */
+  consume(size: number, cb: (err: CkLibError | null | undefined, messages: unknown) => void): void;
   on(event: "data", cb: (m: { topic: string; partition: number; offset: number }) => void): void;
   on(event: "partition.eof", cb: (e: { topic: string; partition: number; offset: number }) => void): void;
 }
@@ -262,6 +291,7 @@ export class ConfluentTransport implements Transport {
     this.#opts = opts;
     this.#logger = opts.logger;
     this.#kafka = new mod.KafkaJS.Kafka({
+      ...confluentSecurityConfig(opts.security),
       kafkaJS: {
         brokers: opts.brokers
           .split(",")
@@ -365,7 +395,11 @@ export class ConfluentTransport implements Transport {
     const a = this.#kafka.admin();
     await a.connect();
     const mod = this.#mod;
-    const rdConfig = { "bootstrap.servers": this.#opts.brokers, "client.id": this.#opts.clientId };
+    const rdConfig = {
+      "bootstrap.servers": this.#opts.brokers,
+      "client.id": this.#opts.clientId,
+      ...confluentSecurityConfig(this.#opts.security),
+    };
     const partitionsOf = async (topic: string): Promise<number[]> => {
       const md = await a.fetchTopicMetadata({ topics: [topic] });
       return (md[0]?.partitions ?? []).map((p) => p.partitionId).sort((x, y) => x - y);
@@ -460,6 +494,14 @@ export class ConfluentTransport implements Transport {
   }
 }
 
+/** librdkafka's authorization error codes, named as kafkajs names them (preflight.ts explains them). */
+const AUTHORIZATION_CODES = new Map<number, string>([
+  [29, "TOPIC_AUTHORIZATION_FAILED"],
+  [30, "GROUP_AUTHORIZATION_FAILED"],
+  [31, "CLUSTER_AUTHORIZATION_FAILED"],
+  [53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"],
+]);
+
 /** Where librdkafka reported the end of a partition, and what had been fetched before it. */
 interface Eof {
   readonly offset: number;
@@ -480,6 +522,7 @@ class ConfluentGroupConsumer implements GroupConsumer {
   #assigned: TopicPartition[] = [];
   #pendingAssignment: Promise<void> = Promise.resolve();
   #running = false;
+  #failure: Error | undefined;
 
   constructor(kafka: CkKafka, opts: ConsumerOptions, logger: Logger, groups: Map<string, CkConsumer>) {
     this.#kafka = kafka;
@@ -531,6 +574,21 @@ class ConfluentGroupConsumer implements GroupConsumer {
     this.#consumer = c;
     await c.connect();
     const rd = c._getInternalClient();
+    // The KafkaJS layer logs a fetch error and retries it forever; an
+    // authorization refusal (a missing ACL) will not go away by retrying, so
+    // it ends the consumer (failure()) and the process exits naming it.
+    const consume = rd.consume.bind(rd);
+    rd.consume = (size, cb) =>
+      consume(size, (err, messages) => {
+        if (err && AUTHORIZATION_CODES.has(err.code) && !this.#failure)
+          this.#failure = Object.assign(
+            new Error(`librdkafka: ${String((err as { message?: string }).message ?? err.code)}`),
+            {
+              type: AUTHORIZATION_CODES.get(err.code),
+            },
+          );
+        cb(err, messages);
+      });
     rd.on("data", (m) => {
       this.#fetched.set(tpKey(m.topic, m.partition), Number(m.offset) + 1);
     });
@@ -613,9 +671,12 @@ class ConfluentGroupConsumer implements GroupConsumer {
     this.#consumer?.seek({ topic, partition, offset: String(offset) });
   }
 
-  /** Never set: the librdkafka-based consumer logs and retries every error of a batch or a fetch. */
+  /**
+   * Set by an authorization refusal of a fetch (see `run`); every other
+   * error of a batch or a fetch is logged and retried by the KafkaJS layer.
+   */
   failure(): Error | undefined {
-    return undefined;
+    return this.#failure;
   }
 
   async stop(): Promise<void> {

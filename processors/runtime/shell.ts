@@ -1,4 +1,23 @@
+import { existsSync, writeFileSync } from "node:fs";
 import type { Logger } from "../../lib/log.ts";
+import { explainKafkaRefusal } from "../kafka/preflight.ts";
+
+/** Where Kubernetes reads a container's termination message (`kubectl describe pod`: Last State). */
+export const TERMINATION_LOG = "/dev/termination-log";
+
+/**
+ * Writes the reason a process gives up to the termination log when the
+ * container has one (Kubernetes mounts it): the pod then shows the cause
+ * next to its CrashLoopBackOff, with no need to read logs.
+ */
+export function writeTerminationMessage(message: string, file = TERMINATION_LOG): void {
+  if (!existsSync(file)) return;
+  try {
+    writeFileSync(file, message.slice(0, 4096));
+  } catch {
+    // not writable: the log line is still there
+  }
+}
 
 /** A running processor: `close` stops intake, finishes or abandons the in-flight batch and commits only what is done. */
 export interface Closeable {
@@ -21,7 +40,13 @@ export function exitOnFailure(opts: {
     const err = opts.failure();
     if (!err) return;
     clearInterval(timer);
-    opts.logger.fatal({ err }, "a Kafka consumer stopped for good; exiting so the process is restarted");
+    // A refusal (a missing ACL) is said in one line naming the fix; other causes keep the generic line.
+    const refusal = explainKafkaRefusal(err);
+    opts.logger.fatal(
+      { err },
+      refusal ?? "a Kafka consumer stopped for good; exiting so the process is restarted",
+    );
+    writeTerminationMessage(refusal ?? `a Kafka consumer stopped for good: ${err.message}`);
     const deadline = setTimeout(() => process.exit(1), 10_000);
     deadline.unref();
     void opts.processor

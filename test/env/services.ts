@@ -20,6 +20,7 @@ import { request as httpsRequest } from "node:https";
 import { createConnection } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { type CertFiles, ensureCa, ensureServerCert } from "./pki.ts";
 
 /**
  * The services of the test environment: how each is installed (once per
@@ -58,6 +59,12 @@ export interface Service {
   start(p: Paths, ports: Record<string, number>, info: Record<string, string>): Promise<ProcState>;
   ready(st: ProcState): Promise<boolean>;
   env(st: ProcState, p: Paths): Record<string, string>;
+  /**
+   * Variables written to `.testenv/env` without `export`: settings a shell
+   * opts into (e.g. the Kafka SASL_SSL listener's credentials, which would
+   * break every plaintext client if exported). `readEnvFile(f, { all: true })` reads them.
+   */
+  optInEnv?(st: ProcState, p: Paths): Record<string, string>;
 }
 
 /** One clear line about a missing prerequisite, with the fix. */
@@ -213,11 +220,102 @@ export function kafkaUuid(): string {
   }
 }
 
+/** The SASL user of the test environment's SASL_SSL listener (a super user; least-privilege users are made per test). */
+export const KAFKA_SASL_USER = "gavel";
+/** SASL mechanisms the SASL_SSL listener enables. */
+export const KAFKA_SASL_MECHANISMS = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] as const;
+
+const kafkaTlsDir = (p: Paths): string => join(p.root, "kafka", "tls");
+
+/**
+ * The CA and broker certificate of the SASL_SSL listener. The certificate
+ * names only IP:127.0.0.1 (the advertised address): a client that
+ * bootstraps through `localhost` sees a name mismatch, which the refusal
+ * tests use.
+ */
+export function kafkaTls(p: Paths): { ca: CertFiles; broker: CertFiles; keystore: string } {
+  const dir = kafkaTlsDir(p);
+  const ca = ensureCa(dir, "ca", "gavel-testenv-kafka-ca");
+  const broker = ensureServerCert(dir, "broker", ca, { cn: "gavel-testenv-kafka", san: "IP:127.0.0.1" });
+  // Kafka's PEM keystore: the PKCS#8 key and the certificate in one file.
+  const keystore = join(dir, "broker-keystore.pem");
+  if (!existsSync(keystore)) {
+    writeFileSync(keystore, readFileSync(broker.key, "utf8") + readFileSync(broker.crt, "utf8"), {
+      mode: 0o600,
+    });
+  }
+  return { ca, broker, keystore };
+}
+
+/**
+ * Creates or updates a SCRAM user (both SCRAM mechanisms) through the Admin
+ * API (AlterUserScramCredentials), with Kafka's own ConfigCommand over the
+ * plaintext listener (whose ANONYMOUS principal is a super user).
+ */
+export function kafkaScramUser(
+  st: ProcState,
+  name: string,
+  password: string,
+  mechanisms: readonly string[] = ["SCRAM-SHA-512", "SCRAM-SHA-256"],
+): void {
+  const bootstrap = `127.0.0.1:${st.ports.broker}`;
+  // One mechanism per request: the broker refuses two changes of one user's credentials in one.
+  for (const mech of mechanisms) {
+    const r = spawnSync(
+      "java",
+      [
+        "-Xmx128m",
+        `-Dlog4j2.configurationFile=${st.info.log4j}`,
+        "-cp",
+        st.info.classpath ?? "",
+        "kafka.admin.ConfigCommand",
+        "--bootstrap-server",
+        bootstrap,
+        "--alter",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        name,
+        "--add-config",
+        `${mech}=[iterations=4096,password=${password}]`,
+      ],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    if (r.status !== 0)
+      throw new Error(
+        `creating the ${mech} credentials of Kafka user ${name} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`,
+      );
+  }
+}
+
+async function saslLogin(port: number, caPem: string, user: string, password: string): Promise<boolean> {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({
+    clientId: "gavel-testenv",
+    brokers: [`127.0.0.1:${port}`],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout: 3000,
+    ssl: { ca: [caPem] },
+    sasl: { mechanism: "scram-sha-512", username: user, password },
+  }).admin();
+  try {
+    await admin.connect();
+    await admin.describeCluster();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
 export const kafka: Service = {
   name: "kafka",
-  portNames: ["broker", "controller"],
+  portNames: ["broker", "controller", "sasl"],
   async install(p) {
     ensureCommand("java", ["default-jre-headless"], "the Kafka broker");
+    ensureCommand("openssl", ["openssl"], "the Kafka TLS listener's certificates");
     const libs = kafkaLibs(p);
     if (existsSync(join(libs, `kafka_2.13-${KAFKA_VERSION}.jar`))) return;
     ensureCommand("mvn", ["maven"], "downloading the Kafka jars from Maven Central");
@@ -240,15 +338,32 @@ export const kafka: Service = {
   async start(p, ports, info) {
     const dir = mkdirp(join(p.root, "kafka"));
     const data = join(dir, "data");
+    const tls = kafkaTls(p);
+    const saslPassword = info.saslPassword ?? randomBytes(18).toString("base64url");
+    const scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
     const props = [
       "process.roles=broker,controller",
       "node.id=1",
       `controller.quorum.voters=1@127.0.0.1:${ports.controller}`,
-      `listeners=PLAINTEXT://127.0.0.1:${ports.broker},CONTROLLER://127.0.0.1:${ports.controller}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.broker}`,
+      // PLAINTEXT for everything else; SASL_SSL (SCRAM or PLAIN over TLS, ACLs enforced) for the security tests.
+      `listeners=PLAINTEXT://127.0.0.1:${ports.broker},CONTROLLER://127.0.0.1:${ports.controller},SASL_SSL://127.0.0.1:${ports.sasl}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.broker},SASL_SSL://127.0.0.1:${ports.sasl}`,
       "controller.listener.names=CONTROLLER",
       "inter.broker.listener.name=PLAINTEXT",
-      "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+      "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+      `listener.name.sasl_ssl.sasl.enabled.mechanisms=${KAFKA_SASL_MECHANISMS.join(",")}`,
+      `listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${scram}`,
+      `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=${scram}`,
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${KAFKA_SASL_USER}="${saslPassword}";`,
+      "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+      `listener.name.sasl_ssl.ssl.keystore.location=${tls.keystore}`,
+      // ACLs: the standard KRaft authorizer. The plaintext listeners
+      // (clients, controller, inter-broker) authenticate as ANONYMOUS, a
+      // super user like the SASL user; any other principal gets only what
+      // ACLs grant.
+      "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+      `super.users=User:ANONYMOUS;User:${KAFKA_SASL_USER}`,
+      "allow.everyone.if.no.acl.found=false",
       `log.dirs=${data}`,
       "num.partitions=1",
       "offsets.topic.replication.factor=1",
@@ -269,7 +384,7 @@ export const kafka: Service = {
       "group.min.session.timeout.ms=1000",
     ];
     const propsFile = join(dir, "server.properties");
-    writeFileSync(propsFile, `${props.join("\n")}\n`);
+    writeFileSync(propsFile, `${props.join("\n")}\n`, { mode: 0o600 });
     const log4j = join(dir, "log4j2.properties");
     writeFileSync(
       log4j,
@@ -302,7 +417,7 @@ export const kafka: Service = {
       ]);
     }
     const pid = spawnDetached("java", [...jvm, "kafka.Kafka", propsFile], join(dir, "kafka.log"));
-    return { pid, ports, info: { clusterId } };
+    return { pid, ports, info: { clusterId, saslPassword, caFile: tls.ca.crt, classpath: cp, log4j } };
   },
   async ready(st) {
     if (!(await tcpOpen(st.ports.broker!))) return false;
@@ -318,15 +433,35 @@ export const kafka: Service = {
     try {
       await admin.connect();
       const c = await admin.describeCluster();
-      return c.brokers.length > 0;
+      if (c.brokers.length === 0) return false;
     } catch {
       return false;
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
+    // The SASL user's SCRAM credentials live in the cluster metadata: made
+    // once through the Admin API, then a login proves the listener is up.
+    const sasl = st.ports.sasl;
+    const password = st.info.saslPassword;
+    if (sasl === undefined || password === undefined) return false;
+    const ca = readFileSync(st.info.caFile ?? "", "utf8");
+    if (await saslLogin(sasl, ca, KAFKA_SASL_USER, password)) return true;
+    kafkaScramUser(st, KAFKA_SASL_USER, password);
+    return saslLogin(sasl, ca, KAFKA_SASL_USER, password);
   },
   env(st) {
-    return { KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${st.ports.broker}` };
+    return {
+      KAFKA_BOOTSTRAP_SERVERS: `127.0.0.1:${st.ports.broker}`,
+      KAFKA_SASL_BOOTSTRAP_SERVERS: `127.0.0.1:${st.ports.sasl}`,
+    };
+  },
+  optInEnv(st) {
+    return {
+      KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+      KAFKA_SASL_USERNAME: KAFKA_SASL_USER,
+      KAFKA_SASL_PASSWORD: st.info.saslPassword ?? "",
+      KAFKA_TLS_CA: st.info.caFile ?? "",
+    };
   },
 };
 
@@ -390,6 +525,22 @@ function chownTree(dir: string, u: { uid: number; gid: number }): void {
   }
 }
 
+/**
+ * The server's TLS identity, made once under `<dir>/tls` and kept: a CA
+ * (`ca.crt`, what clients trust: `PG_TLS_CA`) and a certificate for
+ * 127.0.0.1 and localhost, so `sslmode=verify-full` works with either host.
+ */
+async function postgresTls(dir: string): Promise<{ ca: string; server: { crt: string; key: string } }> {
+  const { ensureCa, ensureServerCert } = await import("./pki.ts");
+  const tlsDir = join(dir, "tls");
+  const ca = ensureCa(tlsDir, "ca", "Gavel test PostgreSQL CA");
+  const server = ensureServerCert(tlsDir, "server", ca, {
+    cn: "localhost",
+    san: "IP:127.0.0.1,DNS:localhost",
+  });
+  return { ca: ca.crt, server };
+}
+
 export const postgres: Service = {
   name: "postgres",
   portNames: ["pg"],
@@ -412,7 +563,8 @@ export const postgres: Service = {
     const data = join(dir, "data");
     const sock = mkdirp(join(dir, "run"));
     const asUser = user ? { uid: user.uid, gid: user.gid } : {};
-    if (user) chownTree(dir, user);
+    const tls = await postgresTls(dir);
+    if (user) chownTree(dir, user); // the key too: postgres refuses a key file it does not own
     if (!existsSync(join(data, "PG_VERSION"))) {
       const r = spawnSync(
         join(bin, "initdb"),
@@ -447,11 +599,18 @@ export const postgres: Service = {
         "full_page_writes=off",
         "-c",
         "max_locks_per_transaction=256",
+        // TLS beside plaintext: the client's sslmode decides.
+        "-c",
+        "ssl=on",
+        "-c",
+        `ssl_cert_file=${tls.server.crt}`,
+        "-c",
+        `ssl_key_file=${tls.server.key}`,
       ],
       logFile,
       asUser,
     );
-    return { pid, ports, info: { ...info, database: "gavel", user: "gavel" } };
+    return { pid, ports, info: { ...info, database: "gavel", user: "gavel", tlsCa: tls.ca } };
   },
   async ready(st) {
     if (!(await tcpOpen(st.ports.pg!))) return false;
@@ -468,8 +627,15 @@ export const postgres: Service = {
       await c.end().catch(() => undefined);
     }
   },
-  env(st) {
-    return { DATABASE_URL: `postgres://gavel@127.0.0.1:${st.ports.pg}/gavel` };
+  env(st): Record<string, string> {
+    const url = `postgres://gavel@127.0.0.1:${st.ports.pg}/gavel`;
+    const ca = st.info.tlsCa;
+    if (!ca) return { DATABASE_URL: url }; // started before TLS existed: 'testenv down' and 'up' again
+    return {
+      DATABASE_URL: url,
+      DATABASE_TLS_URL: `${url}?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca).replaceAll("%2F", "/")}`,
+      PG_TLS_CA: ca,
+    };
   },
 };
 

@@ -257,8 +257,28 @@ function shellQuote(v: string): string {
   return `'${v.replaceAll("'", "'\\''")}'`;
 }
 
+/** The services' opt-in variables (see `Service.optInEnv`), written to `.testenv/env` without `export`. */
+export function optInEnvVars(p: Paths, st: TestenvState): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of SERVICE_NAMES) {
+    const s = st.services[name];
+    const f = SERVICES[name].optInEnv;
+    if (s && f) Object.assign(env, f(s, p));
+  }
+  return env;
+}
+
 function writeEnv(p: Paths, st: TestenvState): void {
   const lines = Object.entries(envVars(p, st)).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+  const optIn = Object.entries(optInEnvVars(p, st));
+  if (optIn.length > 0) {
+    lines.push(
+      "# Kafka's SASL_SSL listener (SCRAM-SHA-512 over TLS, ACLs enforced). Not exported: plaintext",
+      "# clients would use them. To run a command over it:",
+      "#   export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_SASL_BOOTSTRAP_SERVERS KAFKA_SASL_MECHANISM KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD KAFKA_TLS_CA",
+      ...optIn.map(([k, v]) => `${k}=${shellQuote(v)}`),
+    );
+  }
   writeFileSync(
     envFile(p),
     `# Written by 'gavel testenv up'. Source it: . .testenv/env\n${lines.join("\n")}\n`,
@@ -268,11 +288,15 @@ function writeEnv(p: Paths, st: TestenvState): void {
   );
 }
 
-/** Parses `.testenv/env` (for test setup and tools that do not use a shell). */
-export function readEnvFile(file: string): Record<string, string> {
+/**
+ * Parses `.testenv/env` (for test setup and tools that do not use a shell):
+ * the exported variables, and with `all` the opt-in ones too.
+ */
+export function readEnvFile(file: string, opts: { all?: boolean } = {}): Record<string, string> {
   const out: Record<string, string> = {};
+  const re = opts.all ? /^(?:export )?([A-Z0-9_]+)='(.*)'$/ : /^export ([A-Z0-9_]+)='(.*)'$/;
   for (const line of readFileSync(file, "utf8").split("\n")) {
-    const m = /^export ([A-Z0-9_]+)='(.*)'$/.exec(line);
+    const m = re.exec(line);
     if (m) out[m[1]!] = m[2]!.replaceAll("'\\''", "'");
   }
   return out;

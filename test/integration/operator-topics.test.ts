@@ -5,8 +5,14 @@
  * refuses a decrease with NotSupported (Kafka untouched), reads the Kafka auth
  * Secret by reference, and reports it all in status.
  */
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { type ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parsePipeline } from "../../operator/api/v1alpha1/pipeline.ts";
+import { pipelineAcls, toKafkajsAcls } from "../../processors/kafka/acls.ts";
+import { kafkaScramUser } from "../env/services.ts";
+import { envFile, paths, readEnvFile, readState } from "../env/testenv.ts";
 import {
   condition,
   core,
@@ -210,6 +216,63 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
     );
     expect(p.status.topicsReady).toBe("9/9");
     expect((await topicConfig(`${name}.legacy`))["retention.ms"]).toBe("3600000");
+  });
+
+  it("provisions over SASL_SSL with the Secret's SCRAM credentials and CA; a wrong password is named in status, never shown", async () => {
+    const all = readEnvFile(envFile(paths()), { all: true });
+    const ns = await createNamespace("op-topics-sasl");
+    const name = `gs-${suffix()}`;
+    created.push(...SUFFIXES.map((s) => `${name}.${s}`));
+    // A least-privilege user: the ACLs 'gavel kafka acls' generates for this pipeline (the operator's role included).
+    const user = `${name}-op`;
+    const password = randomBytes(18).toString("base64url");
+    kafkaScramUser(readState(paths()).services.kafka!, user, password);
+    const body = gavelPipeline(name, { topics: { partitions: 2, replicas: 1 } }) as {
+      spec: { kafka: Record<string, unknown> };
+    };
+    body.spec.kafka.bootstrapServers = all.KAFKA_SASL_BOOTSTRAP_SERVERS;
+    await admin.createAcls({
+      acl: toKafkajsAcls(
+        pipelineAcls(parsePipeline({ ...body, metadata: { name } }), { principal: `User:${user}` }),
+      ),
+    });
+    const secret = (pw: string) => ({
+      metadata: { name: "kafka-auth" },
+      stringData: {
+        KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+        KAFKA_SASL_USERNAME: user,
+        KAFKA_SASL_PASSWORD: pw,
+        KAFKA_TLS: "true",
+        KAFKA_TLS_CA: readFileSync(all.KAFKA_TLS_CA!, "utf8"),
+      },
+    });
+    const wrong = `${password}-wrong`;
+    await core.createNamespacedSecret({ namespace: ns, body: secret(wrong) });
+    running.push(startOperator(ns));
+    await createPipeline(ns, body);
+    const refused = await waitFor("TopicsReady False naming the credentials", async () => {
+      const x = await getPipeline(ns, name);
+      const c = condition(x, "TopicsReady");
+      return c?.status === "False" && /credentials/.test(c.message ?? "") ? x : undefined;
+    });
+    expect(condition(refused, "TopicsReady").message).toContain("KAFKA_SASL_PASSWORD");
+    expect(await partitions(`${name}.bids`)).toBeUndefined();
+
+    await core.replaceNamespacedSecret({ namespace: ns, name: "kafka-auth", body: secret(password) });
+    const p = await waitFor(
+      "TopicsReady over SASL_SSL",
+      async () => {
+        const x = await getPipeline(ns, name);
+        return condition(x, "TopicsReady")?.status === "True" ? x : undefined;
+      },
+      90_000,
+    );
+    expect(p.status.topicsReady).toBe("8/8");
+    for (const s of SUFFIXES) expect(await partitions(`${name}.${s}`), s).toBe(2);
+    // Secrets never reach status or events.
+    const seen = JSON.stringify({ status: p.status, events: await eventsFor(ns, name) });
+    expect(seen.includes(password)).toBe(false);
+    expect(seen.includes(wrong)).toBe(false);
   });
 
   it("keeps provisioner immutable and requires clusterName for strimzi", async () => {
