@@ -20,7 +20,7 @@ import { createServer as createTlsServer } from "node:tls";
 import kafkajs from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToKafka } from "../../processors/generate/sinks.ts";
+import { sendToHttp, sendToKafka } from "../../processors/generate/sinks.ts";
 import { type AclRule, pipelineAcls, toKafkajsAcls } from "../../processors/kafka/acls.ts";
 import { createTransport } from "../../processors/kafka/client.ts";
 import { ensureCa, ensureServerCert } from "../env/pki.ts";
@@ -33,7 +33,11 @@ import {
   logger,
   REPO,
   setupEnv,
+  silverCounts,
+  until,
 } from "./processors-harness.ts";
+
+const INGEST_KEY = "kafka-security-test-key";
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -132,7 +136,7 @@ function gavel(args: readonly string[], env: NodeJS.ProcessEnv): Proc {
 async function urlOf(p: Proc, ms = 60_000): Promise<string> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const m = /"url":"(http:[^"]+)"[^\n]*running/.exec(p.output());
+    const m = /"url":"(http:[^"]+)"[^\n]*(?:running|listening)"/.exec(p.output());
     if (m) return m[1]!;
     if (p.child.exitCode !== null) throw new Error(`exited ${p.child.exitCode}: ${p.output().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -181,8 +185,8 @@ describe.each(CLIENTS)("Kafka over SASL_SSL (SCRAM-SHA-512) with the %s client",
     const rules = pipelineAcls(env.pipeline, { principal: `User:${user.name}` });
     await grant(rules);
 
-    const childEnv = saslEnv(env.childEnv, user, client, { LOG_LEVEL: "info" });
-    const ps = ["bid-processor", "silver-writer", "bronze-archiver"].map((name) =>
+    const childEnv = saslEnv(env.childEnv, user, client, { LOG_LEVEL: "info", GAVEL_API_KEYS: INGEST_KEY });
+    const ps = ["ingest", "bid-processor", "silver-writer", "bronze-archiver"].map((name) =>
       gavel(["processor", name, "-f", env.pipelineFile], childEnv),
     );
     procs.push(...ps);
@@ -216,6 +220,24 @@ describe.each(CLIENTS)("Kafka over SASL_SSL (SCRAM-SHA-512) with the %s client",
     await producer.close();
     await assertPipelineResult(env, ds, exp);
 
+    // Ingest over the same listener: every 202 is a record the broker acknowledged (acks=all), and it reaches silver.
+    const before = await silverCounts(env);
+    const http = generateDataset({
+      seed: 12,
+      auctions: 3,
+      bids: 120,
+      rate: 300,
+      startMs: Date.now() + 2_000,
+      prefix: `${env.name}-h`,
+    });
+    const sent = await sendToHttp({ url: urls[0]!, apiKey: INGEST_KEY }, http);
+    expect(sent.failed).toBe(0);
+    expect(sent.sent).toBeGreaterThan(100);
+    await until("silver to hold the records sent through ingest", async () => {
+      const c = await silverCounts(env);
+      return c.bids + c.rejections - before.bids - before.rejections >= sent.sent;
+    });
+
     for (const url of urls) {
       const metrics = await (await fetch(`${url}/metrics`)).text();
       const ready = await (await fetch(`${url}/readyz`)).text();
@@ -225,7 +247,7 @@ describe.each(CLIENTS)("Kafka over SASL_SSL (SCRAM-SHA-512) with the %s client",
     }
     await Promise.all(ps.map(stop));
     for (const p of ps) {
-      expect(p.output()).toContain("running");
+      expect(p.output()).toMatch(/running|listening/);
       expect(p.output().includes(user.password), "password in a log").toBe(false);
     }
   }, 300_000);
