@@ -530,8 +530,7 @@ function chownTree(dir: string, u: { uid: number; gid: number }): void {
  * (`ca.crt`, what clients trust: `PG_TLS_CA`) and a certificate for
  * 127.0.0.1 and localhost, so `sslmode=verify-full` works with either host.
  */
-async function postgresTls(dir: string): Promise<{ ca: string; server: { crt: string; key: string } }> {
-  const { ensureCa, ensureServerCert } = await import("./pki.ts");
+function postgresTls(dir: string): { ca: string; server: CertFiles } {
   const tlsDir = join(dir, "tls");
   const ca = ensureCa(tlsDir, "ca", "Gavel test PostgreSQL CA");
   const server = ensureServerCert(tlsDir, "server", ca, {
@@ -563,7 +562,7 @@ export const postgres: Service = {
     const data = join(dir, "data");
     const sock = mkdirp(join(dir, "run"));
     const asUser = user ? { uid: user.uid, gid: user.gid } : {};
-    const tls = await postgresTls(dir);
+    const tls = postgresTls(dir);
     if (user) chownTree(dir, user); // the key too: postgres refuses a key file it does not own
     if (!existsSync(join(data, "PG_VERSION"))) {
       const r = spawnSync(
