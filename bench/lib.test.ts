@@ -129,5 +129,6 @@ describe("bench command line", () => {
     }
     expect(writes.join("")).toContain("usage: npm run bench");
     expect(writes.join("")).toContain("unknown benchmark 'nope'");
+    expect(writes.join("")).toMatch(/--only [a-z0-9,]*floors,scale/);
   });
 });

@@ -21,6 +21,10 @@ import {
 import { migrate } from "../processors/db/migrate.ts";
 import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";
+
+/** A forced Kafka client, or "default": each process's own (bid-processor librdkafka, the rest kafkajs; ADR 0006). */
+export type BenchClient = KafkaClientName | "default";
+
 import { KafkajsTransport } from "../processors/kafka/kafkajs.ts";
 import { applyTopics } from "../processors/kafka/topics.ts";
 import type { Admin, OutMessage, Producer } from "../processors/kafka/transport.ts";
@@ -355,7 +359,8 @@ export async function startProcessor(
   name: ProcessorName,
   p: BenchPipeline,
   opts: {
-    client?: KafkaClientName;
+    /** The Kafka client; "default" (or unset): each processor's own default (ADR 0006). */
+    client?: BenchClient;
     env?: Readonly<Record<string, string>>;
     /** Return once the HTTP server answers, before the processor is ready (to sample its metrics from the start). */
     serverOnly?: boolean;
@@ -363,7 +368,7 @@ export async function startProcessor(
 ): Promise<RunningChild> {
   const port = await freePort();
   // Numbered: a processor started twice on one pipeline keeps both logs and profiles.
-  const tag = `${p.pipeline.metadata.name}-${name}-${opts.client ?? "kafkajs"}-${++started}`;
+  const tag = `${p.pipeline.metadata.name}-${name}-${opts.client ?? "default"}-${++started}`;
   const args = [
     ...(ctx.profile
       ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles")}`, `--cpu-prof-name=${tag}.cpuprofile`]
@@ -381,20 +386,22 @@ export async function startProcessor(
   const [cmd, argv] = cg
     ? ["sh", ["-c", 'echo $$ > "$0" && exec "$@"', cg.procs, process.execPath, ...args]]
     : [process.execPath, args];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: ctx.databaseUrl,
+    GAVEL_HTTP_PORT: String(port),
+    GAVEL_HTTP_HOST: "127.0.0.1",
+    GAVEL_INGEST_AUTH: "disabled",
+    GAVEL_INSTANCE_ID: tag,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    NODE_OPTIONS: process.env.NODE_OPTIONS ?? IMAGE_NODE_OPTIONS,
+    ...opts.env,
+  };
+  if (opts.client === undefined || opts.client === "default") delete env.GAVEL_KAFKA_CLIENT;
+  else env.GAVEL_KAFKA_CLIENT = opts.client;
   const child: ChildProcess = spawn(cmd, argv, {
     cwd: REPO,
-    env: {
-      ...process.env,
-      DATABASE_URL: ctx.databaseUrl,
-      GAVEL_HTTP_PORT: String(port),
-      GAVEL_HTTP_HOST: "127.0.0.1",
-      GAVEL_INGEST_AUTH: "disabled",
-      GAVEL_INSTANCE_ID: tag,
-      GAVEL_KAFKA_CLIENT: opts.client ?? "kafkajs",
-      LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
-      NODE_OPTIONS: process.env.NODE_OPTIONS ?? IMAGE_NODE_OPTIONS,
-      ...opts.env,
-    },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.pipe(log);

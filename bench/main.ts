@@ -3,7 +3,9 @@
  *
  * Benchmarks on the real services of the test environment (started when
  * not up): ingest HTTP, bid-processor, silver-writer, end to end at fixed
- * offered rates and at saturation, kafkajs vs librdkafka, gold rollup.
+ * offered rates and at saturation, kafkajs vs librdkafka, gold rollup, the
+ * services' floors with tools that are not Gavel's (Kafka's perf tools,
+ * psql \copy) and the end-to-end saturation with 1, 2 and 3 replicas.
  * Prints the machine and each figure (median of several runs); `--json`
  * writes a list of `{name, value, unit, runs}` with stable names. Measures,
  * never asserts. See docs/benchmarks.md.
@@ -15,6 +17,8 @@ import { parseArgs } from "node:util";
 import { createLogger } from "../lib/log.ts";
 import { KAFKA_VERSION } from "../test/env/services.ts";
 import { envFile, paths, readEnvFile, statuses, up } from "../test/env/testenv.ts";
+import { benchFloors, floorRatio } from "./floors.ts";
+import type { BenchClient } from "./lib.ts";
 import {
   type BenchContext,
   median,
@@ -23,9 +27,9 @@ import {
   POD_MEMORY_LIMIT_BYTES,
   round,
 } from "./lib.ts";
-import { benchE2e, benchIngest, benchStagesOnce, type Figure, type Sizes } from "./stages.ts";
+import { benchE2e, benchIngest, benchScale, benchStagesOnce, type Figure, type Sizes } from "./stages.ts";
 
-export const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup"] as const;
+export const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup", "floors", "scale"] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")}] [--quick] [--profile]
@@ -33,7 +37,17 @@ const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")
   --only LIST   run only these benchmarks (comma-separated)
   --quick       small sizes and one run each (a smoke test, not figures to quote)
   --profile     run the processors with --cpu-prof (profiles under .testenv/bench/<id>/profiles)
-  --rates LIST  end-to-end offered rates in bids/s (default 1000,10000,50000)`;
+  --rates LIST  end-to-end offered rates in bids/s (default 1000,10000,50000)
+  floors: Kafka's ProducerPerformance / ConsumerPerformance and psql \\copy alone (1,000,000 records,
+          --quick 100,000), the floor of the pipeline's path and e2e_vs_floor_ratio
+  scale:  the e2e saturation with 1, 2 and 3 bid-processor and silver-writer replicas`;
+
+/** Records per floor tool run (produce, consume, COPY rows). */
+export const FLOOR_RECORDS = { full: 1_000_000, quick: 100_000 } as const;
+/** Kafka clients of the e2e bench: each processor's default (ADR 0006); the scale bench uses the same, so its 1-replica step repeats e2e's saturation. */
+const E2E_CLIENT = "default";
+/** Bid-processor and silver-writer replicas of the scale bench's steps (ingest stays 1). */
+export const SCALE_REPLICAS = [1, 2, 3] as const;
 
 interface Machine {
   cpu: string;
@@ -149,7 +163,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       noteRss({ ingest: r.rssMiB });
     }
 
-    const stageRuns = async (client: "kafkajs" | "confluent") => {
+    const stageRuns = async (client: BenchClient) => {
       const bp: number[] = [];
       const sw: number[] = [];
       for (let run = 0; run < sizes.runs; run++) {
@@ -161,15 +175,14 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       return { bp, sw };
     };
 
-    let kafkajsStages: { bp: number[]; sw: number[] } | undefined;
-    if (only.has("stages") || only.has("clients")) {
+    if (only.has("stages")) {
       process.stdout.write(
-        "bid-processor and silver-writer (one replica each, pre-filled topics, kafkajs):\n",
+        "bid-processor and silver-writer (one replica each, pre-filled topics, each processor's default Kafka client):\n",
       );
-      kafkajsStages = await stageRuns("kafkajs");
+      const d = await stageRuns("default");
       add([
-        { ...figOf("bid_processor_bids_per_s", kafkajsStages.bp, "bids/s"), replicas: 1, client: "kafkajs" },
-        { ...figOf("silver_writer_rows_per_s", kafkajsStages.sw, "rows/s"), replicas: 1, client: "kafkajs" },
+        { ...figOf("bid_processor_bids_per_s", d.bp, "bids/s"), replicas: 1, client: "default (librdkafka)" },
+        { ...figOf("silver_writer_rows_per_s", d.sw, "rows/s"), replicas: 1, client: "default (kafkajs)" },
       ]);
     }
 
@@ -177,16 +190,17 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       process.stdout.write("end to end (HTTP -> ingest -> bid-processor -> silver-writer -> PostgreSQL):\n");
       const r = await benchE2e(ctx, sizes, {
         rates,
-        client: "kafkajs",
+        client: E2E_CLIENT,
         saturate: true,
       });
       add(r.figures);
       noteRss(r.rss);
     }
 
-    if (only.has("clients") && kafkajsStages) {
+    if (only.has("clients")) {
       process.stdout.write("kafkajs vs @confluentinc/kafka-javascript (librdkafka), same stages:\n");
       try {
+        const kafkajsStages = await stageRuns("kafkajs");
         const c = await stageRuns("confluent");
         const kj = median(kafkajsStages.bp);
         const cf = median(c.bp);
@@ -214,6 +228,37 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       const { runRollupBench } = await import("./rollup.ts");
       const r = await runRollupBench(quick ? { bids: 100_000, auctions: 1_000, runs: 1 } : {});
       add([r as Figure]);
+    }
+
+    let floorCommands: readonly string[] = [];
+    if (only.has("floors")) {
+      const records = quick ? FLOOR_RECORDS.quick : FLOOR_RECORDS.full;
+      process.stdout.write(
+        `floors (Kafka's own perf tools and psql \\copy, one at a time, ${records.toLocaleString("en-US")} records each):\n`,
+      );
+      const r = await benchFloors(ctx, sizes, records, (msg) => process.stdout.write(`  ${msg}\n`));
+      add(r.figures);
+      floorCommands = r.commands;
+    }
+
+    if (only.has("scale")) {
+      process.stdout.write(
+        `replica scaling (e2e saturation with ${SCALE_REPLICAS.join(", ")} bid-processor and silver-writer replicas, 1 ingest):\n`,
+      );
+      await benchScale(ctx, sizes, {
+        replicas: SCALE_REPLICAS,
+        client: E2E_CLIENT,
+        add,
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+    }
+
+    if (only.has("floors")) {
+      const ratio = floorRatioFigure(figures, sizes.runs);
+      process.stdout.write("end to end against the floor of its path:\n");
+      if (ratio) add([ratio]);
+      else process.stdout.write("  e2e_vs_floor_ratio: needs e2e or scale in the same run\n");
+      for (const c of floorCommands) process.stdout.write(`  tool: ${c}\n`);
     }
 
     if (Object.keys(rss).length > 0) {
@@ -247,6 +292,30 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * `e2e_vs_floor_ratio`: `e2e_max_sustained_bids_per_s` (or, when only the
+ * scale bench ran, its one-replica step: the same closed loop) over
+ * `floor_path_bids_per_s` of the same run. Undefined when either is missing.
+ */
+export function floorRatioFigure(figures: readonly Figure[], runs: number): Figure | undefined {
+  const floor = figures.find((f) => f.name === "floor_path_bids_per_s");
+  const e2e =
+    figures.find((f) => f.name === "e2e_max_sustained_bids_per_s") ??
+    figures.find((f) => f.name === "e2e_scale_1_bids_per_s");
+  if (!floor || !e2e) return undefined;
+  return {
+    name: "e2e_vs_floor_ratio",
+    value: round(floorRatio(e2e.value, floor.value), 3),
+    unit: "ratio",
+    runs,
+    e2eFigure: e2e.name,
+    e2eBidsPerS: e2e.value,
+    floorPathBidsPerS: floor.value,
+    definition:
+      "sustained end-to-end bids/s divided by floor_path_bids_per_s, the bids/s the services could carry if each bid cost them only 3 produces + 3 consumes at the Kafka perf tools' rates and 1 COPY row at psql's (< 1: the pipeline is slower than its floor)",
+  };
 }
 
 function figOf(name: string, values: readonly number[], unit: string): Figure {

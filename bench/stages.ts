@@ -4,8 +4,8 @@
  */
 import { cpus } from "node:os";
 import { SCHEMA } from "../processors/domain/events.ts";
-import type { KafkaClientName } from "../processors/kafka/client.ts";
 import type { OutMessage } from "../processors/kafka/transport.ts";
+import type { BenchClient } from "./lib.ts";
 import {
   type Auctions,
   type BenchContext,
@@ -45,7 +45,7 @@ export interface Figure {
   readonly [extra: string]: unknown;
 }
 
-const fig = (
+export const fig = (
   name: string,
   values: readonly number[],
   unit: string,
@@ -238,7 +238,7 @@ export interface StageRun {
 export async function benchStagesOnce(
   ctx: BenchContext,
   s: Sizes,
-  client: KafkaClientName,
+  client: BenchClient,
   run: number,
 ): Promise<StageRun> {
   const p = await createPipeline(ctx, `st-${client}-${run}`, s.partitions);
@@ -357,22 +357,52 @@ async function silverCount(ctx: BenchContext, tag: string): Promise<number> {
   return Number(r.rows[0]?.n ?? 0);
 }
 
-export async function benchE2e(
+/**
+ * The end-to-end pipeline of one bench: its own topics and auctions,
+ * `replicas` silver-writers and bid-processors (one consumer group each,
+ * every replica its own process, instance id and HTTP port) and one ingest,
+ * started in that order, and the bids sent to it.
+ */
+interface E2ePipeline {
+  readonly children: RunningChild[];
+  readonly http: HttpClient;
+  /** A batch body of `count` bids tagged `tag`, numbered from the stream's position + `first`. */
+  body(tag: string): (first: number, count: number, now: number) => string;
+  /** Moves the stream's position on by `k` bids (after a run that sent them). */
+  advance(k: number): void;
+  /** Waits (at most 120 s) until `expected` rows tagged `tag` are in silver. */
+  drain(tag: string, expected: number): Promise<void>;
+  /** 2 s at 500 bids/s (JIT, connections, first transactions), drained. */
+  warmUp(): Promise<void>;
+  /** Stops the processors and deletes the topics. */
+  close(): Promise<void>;
+}
+
+async function startE2e(
   ctx: BenchContext,
   s: Sizes,
-  opts: { rates: readonly number[]; client: KafkaClientName; saturate: boolean },
-): Promise<E2eResult> {
-  const p = await createPipeline(ctx, `e2e-${opts.client}`, s.partitions);
+  suffix: string,
+  client: BenchClient,
+  replicas: number,
+): Promise<E2ePipeline> {
+  const p = await createPipeline(ctx, suffix, s.partitions);
   const children: RunningChild[] = [];
-  const figures: Figure[] = [];
-  const rss: Record<string, number> = {};
+  let http: HttpClient | undefined;
+  const close = async () => {
+    http?.close();
+    for (const c of [...children].reverse()) await c.stop().catch(() => undefined);
+    await p.drop();
+  };
   try {
     const a = await produceAuctions(ctx, p, s.auctions);
-    children.push(await startProcessor(ctx, "silver-writer", p, { client: opts.client }));
-    children.push(await startProcessor(ctx, "bid-processor", p, { client: opts.client }));
-    const ingest = await startProcessor(ctx, "ingest", p, { client: opts.client });
+    for (let r = 0; r < replicas; r++)
+      children.push(await startProcessor(ctx, "silver-writer", p, { client }));
+    for (let r = 0; r < replicas; r++)
+      children.push(await startProcessor(ctx, "bid-processor", p, { client }));
+    const ingest = await startProcessor(ctx, "ingest", p, { client });
     children.push(ingest);
-    const http = new HttpClient(ingest.url, 32);
+    const h = new HttpClient(ingest.url, 32);
+    http = h;
     // One counter across runs: each auction's amounts keep rising, so bids stay acceptable.
     let n = 0;
     const body = (tag: string) => (first: number, count: number, now: number) => {
@@ -385,142 +415,276 @@ export async function benchE2e(
       if (!ok)
         ctx.logger.warn({ tag, expected, got: await silverCount(ctx, tag) }, "e2e: not drained in 120 s");
     };
-    // Warm-up at a low rate (JIT, connections, first transactions).
-    {
-      const tag = `w-${ctx.id}`;
-      const r = await pacedLoop(http, {
-        path: "/v1/bids:batch",
-        rate: 500,
-        durationMs: 2000,
-        batchSize: 100,
-        maxInFlight: 8,
-        body: body(tag),
-      });
-      n += r.sent;
-      await drain(tag, r.accepted);
-    }
-    try {
-      for (const rate of opts.rates) {
-        const p50: number[] = [];
-        const p95: number[] = [];
-        const p99: number[] = [];
-        const offered: number[] = [];
-        const legs: Latency["legs"][] = [];
-        for (let run = 0; run < s.runs; run++) {
-          const tag = `e${rate}-${run}-${ctx.id}`;
-          const r = await pacedLoop(http, {
-            path: "/v1/bids:batch",
-            rate,
-            durationMs: s.seconds * 1000,
-            batchSize: 500,
-            maxInFlight: 16,
-            body: body(tag),
-          });
-          n += Math.round((rate * s.seconds * 1000) / 1000);
-          await drain(tag, r.accepted);
-          const l = await latencyOf(ctx, tag);
-          p50.push(l.p50);
-          p95.push(l.p95);
-          p99.push(l.p99);
-          offered.push(r.offeredPerS);
-          legs.push(l.legs);
-          ctx.logger.info(
-            { rate, run, offered: Math.round(r.offeredPerS), accepted: r.accepted, ...l },
-            "e2e run",
-          );
-        }
-        const k = rate >= 1000 ? `${rate / 1000}k` : String(rate);
-        const extra = {
-          offeredBidsPerS: offered.map((x) => Math.round(x)),
-          medianLegsMs: legs.map((g) => ({
-            ingest: round(g.ingest),
-            decide: round(g.decide),
-            write: round(g.write),
-          })),
-        };
-        figures.push(fig(`e2e_p50_ms_at_${k}`, p50, "ms", extra));
-        figures.push(fig(`e2e_p95_ms_at_${k}`, p95, "ms", extra));
-        figures.push(fig(`e2e_p99_ms_at_${k}`, p99, "ms", extra));
-      }
-      if (opts.saturate) {
-        // As fast as ingest takes them (closed loop of 500-bid batches), then the
-        // rate at which rows reached silver: the most the pipeline sustains.
-        const rates: number[] = [];
-        // CPU per 1,000 bids of every process on the path, over the saturation runs.
-        const svc = servicePids();
-        const meters: [string, () => number][] = [
-          ...children.map((c): [string, () => number] => [c.name, () => cpuSeconds(c.pid)]),
-          ...(svc.kafka ? [["kafka", () => cpuSeconds(svc.kafka as number)] as [string, () => number]] : []),
-          ...(svc.postgres
-            ? [["postgres", () => cpuSeconds(svc.postgres as number, true)] as [string, () => number]]
-            : []),
-          ["load generator (bench)", () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6],
-        ];
-        const cpu = new Map<string, number>(meters.map(([k]) => [k, 0]));
-        let satBids = 0;
-        for (let run = 0; run < s.runs; run++) {
-          const tag = `sat-${run}-${ctx.id}`;
-          const cpuBefore = meters.map(([, f]) => f());
-          let m = 0;
-          const res = await closedLoop(http, {
-            path: "/v1/bids:batch",
-            concurrency: 6,
-            durationMs: s.seconds * 1000,
-            maxRequests: 20_000,
-            body: () => {
-              const b = body(tag)(m, 500, Date.now());
-              m += 500;
-              return b;
-            },
-          });
-          n += m;
-          await drain(tag, res.ok * 500);
-          const r = await ctx.pool.query<{ n: string; s: number }>(
-            `SELECT count(*) AS n, extract(epoch FROM max(written_at) - min(placed_at)) AS s
-             FROM silver.bids WHERE bid_id LIKE $1`,
-            [`${tag}-%`],
-          );
-          const row = r.rows[0];
-          meters.forEach(([k, f], i) => {
-            cpu.set(k, (cpu.get(k) ?? 0) + f() - (cpuBefore[i] ?? 0));
-          });
-          satBids += Number(row?.n ?? 0);
-          rates.push(Number(row?.n ?? 0) / Number(row?.s ?? Number.NaN));
-          ctx.logger.info(
-            {
-              run,
-              offeredPerS: Math.round((res.ok * 500 * 1000) / res.elapsedMs),
-              rows: row?.n,
-              seconds: row?.s,
-            },
-            "e2e saturation run",
-          );
-        }
-        figures.push(
-          fig("e2e_max_sustained_bids_per_s", rates, "bids/s", {
-            method: "closed loop, accepted rows / (last written_at - first placed_at)",
-          }),
+    let warmUps = 0;
+    return {
+      children,
+      http: h,
+      body,
+      advance: (k) => {
+        n += k;
+      },
+      drain,
+      async warmUp() {
+        const tag = `w${warmUps++ || ""}-${suffix}-${ctx.id}`;
+        const r = await pacedLoop(h, {
+          path: "/v1/bids:batch",
+          rate: 500,
+          durationMs: 2000,
+          batchSize: 100,
+          maxInFlight: 8,
+          body: body(tag),
+        });
+        n += r.sent;
+        await drain(tag, r.accepted);
+      },
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+interface Saturation {
+  /** Per run: accepted rows / (last written_at - first placed_at). */
+  readonly rates: number[];
+  /** CPU ms per 1,000 accepted bids over all runs, by process name (replicas of one name summed). */
+  readonly perK: Record<string, number>;
+  readonly totalCpuMsPer1k: number;
+}
+
+/**
+ * `s.runs` closed loops of 500-bid batches as fast as ingest takes them,
+ * each drained, then the rate at which rows reached silver: the most the
+ * pipeline sustains; and the CPU of every process on the path meanwhile.
+ */
+async function saturation(ctx: BenchContext, s: Sizes, e: E2ePipeline, label: string): Promise<Saturation> {
+  const rates: number[] = [];
+  // CPU per 1,000 bids of every process on the path, over the saturation runs.
+  const svc = servicePids();
+  const meters: [string, () => number][] = [
+    ...e.children.map((c): [string, () => number] => [c.name, () => cpuSeconds(c.pid)]),
+    ...(svc.kafka ? [["kafka", () => cpuSeconds(svc.kafka as number)] as [string, () => number]] : []),
+    ...(svc.postgres
+      ? [["postgres", () => cpuSeconds(svc.postgres as number, true)] as [string, () => number]]
+      : []),
+    ["load generator (bench)", () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6],
+  ];
+  const cpu = new Map<string, number>(meters.map(([k]) => [k, 0]));
+  let satBids = 0;
+  for (let run = 0; run < s.runs; run++) {
+    const tag = `${label}-${run}-${ctx.id}`;
+    const cpuBefore = meters.map(([, f]) => f());
+    let m = 0;
+    const res = await closedLoop(e.http, {
+      path: "/v1/bids:batch",
+      concurrency: 6,
+      durationMs: s.seconds * 1000,
+      maxRequests: 20_000,
+      body: () => {
+        const b = e.body(tag)(m, 500, Date.now());
+        m += 500;
+        return b;
+      },
+    });
+    e.advance(m);
+    await e.drain(tag, res.ok * 500);
+    const r = await ctx.pool.query<{ n: string; s: number }>(
+      `SELECT count(*) AS n, extract(epoch FROM max(written_at) - min(placed_at)) AS s
+       FROM silver.bids WHERE bid_id LIKE $1`,
+      [`${tag}-%`],
+    );
+    const row = r.rows[0];
+    meters.forEach(([k, f], i) => {
+      cpu.set(k, (cpu.get(k) ?? 0) + f() - (cpuBefore[i] ?? 0));
+    });
+    satBids += Number(row?.n ?? 0);
+    rates.push(Number(row?.n ?? 0) / Number(row?.s ?? Number.NaN));
+    ctx.logger.info(
+      {
+        label,
+        run,
+        offeredPerS: Math.round((res.ok * 500 * 1000) / res.elapsedMs),
+        rows: row?.n,
+        seconds: row?.s,
+      },
+      "e2e saturation run",
+    );
+  }
+  // Where the CPU goes: ms of CPU per 1,000 bids.
+  const perK: Record<string, number> = {};
+  for (const [k, v] of cpu) perK[k] = round((v * 1e6) / Math.max(1, satBids));
+  const totalCpuMsPer1k = Object.values(perK).reduce((a, b) => a + b, 0);
+  return { rates, perK, totalCpuMsPer1k };
+}
+
+export async function benchE2e(
+  ctx: BenchContext,
+  s: Sizes,
+  opts: { rates: readonly number[]; client: BenchClient; saturate: boolean },
+): Promise<E2eResult> {
+  const e = await startE2e(ctx, s, `e2e-${opts.client}`, opts.client, 1);
+  const figures: Figure[] = [];
+  const rss: Record<string, number> = {};
+  try {
+    await e.warmUp();
+    for (const rate of opts.rates) {
+      const p50: number[] = [];
+      const p95: number[] = [];
+      const p99: number[] = [];
+      const offered: number[] = [];
+      const legs: Latency["legs"][] = [];
+      for (let run = 0; run < s.runs; run++) {
+        const tag = `e${rate}-${run}-${ctx.id}`;
+        const r = await pacedLoop(e.http, {
+          path: "/v1/bids:batch",
+          rate,
+          durationMs: s.seconds * 1000,
+          batchSize: 500,
+          maxInFlight: 16,
+          body: e.body(tag),
+        });
+        e.advance(Math.round((rate * s.seconds * 1000) / 1000));
+        await e.drain(tag, r.accepted);
+        const l = await latencyOf(ctx, tag);
+        p50.push(l.p50);
+        p95.push(l.p95);
+        p99.push(l.p99);
+        offered.push(r.offeredPerS);
+        legs.push(l.legs);
+        ctx.logger.info(
+          { rate, run, offered: Math.round(r.offeredPerS), accepted: r.accepted, ...l },
+          "e2e run",
         );
-        // Where the CPU goes: ms of CPU per 1,000 bids, and the rate the machine's
-        // cores could carry if every process were busy all the time (a bound).
-        const perK: Record<string, number> = {};
-        for (const [k, v] of cpu) perK[k] = round((v * 1e6) / Math.max(1, satBids));
-        const total = Object.values(perK).reduce((a, b) => a + b, 0);
-        figures.push(
-          fig("e2e_cpu_ms_per_1k_bids", [total], "ms", {
-            perProcess: perK,
-            cpuBoundBidsPerS: Math.round((cpus().length * 1e6) / Math.max(1, total)),
-            method: "utime+stime from /proc over the saturation runs / accepted bids",
-          }),
-        );
       }
-    } finally {
-      http.close();
+      const k = rate >= 1000 ? `${rate / 1000}k` : String(rate);
+      const extra = {
+        offeredBidsPerS: offered.map((x) => Math.round(x)),
+        medianLegsMs: legs.map((g) => ({
+          ingest: round(g.ingest),
+          decide: round(g.decide),
+          write: round(g.write),
+        })),
+      };
+      figures.push(fig(`e2e_p50_ms_at_${k}`, p50, "ms", extra));
+      figures.push(fig(`e2e_p95_ms_at_${k}`, p95, "ms", extra));
+      figures.push(fig(`e2e_p99_ms_at_${k}`, p99, "ms", extra));
     }
-    for (const c of children) rss[c.name] = c.peakRssMiB();
+    if (opts.saturate) {
+      const sat = await saturation(ctx, s, e, "sat");
+      figures.push(
+        fig("e2e_max_sustained_bids_per_s", sat.rates, "bids/s", {
+          method: "closed loop, accepted rows / (last written_at - first placed_at)",
+        }),
+      );
+      // The rate the machine's cores could carry if every process were busy all the time (a bound).
+      figures.push(
+        fig("e2e_cpu_ms_per_1k_bids", [sat.totalCpuMsPer1k], "ms", {
+          perProcess: sat.perK,
+          cpuBoundBidsPerS: Math.round((cpus().length * 1e6) / Math.max(1, sat.totalCpuMsPer1k)),
+          method: "utime+stime from /proc over the saturation runs / accepted bids",
+        }),
+      );
+    }
+    for (const c of e.children) rss[c.name] = c.peakRssMiB();
     return { figures, rss };
   } finally {
-    for (const c of children.reverse()) await c.stop().catch(() => undefined);
-    await p.drop();
+    await e.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Replica scaling: the saturation figure with 1, 2, 3 ... bid-processors and silver-writers
+
+/**
+ * Whether every replica takes part: each bid-processor owns partitions (all
+ * of them between the replicas) and each silver-writer wrote records since
+ * `before` (its `silver_writer_records_total` then).
+ */
+async function settled(
+  e: E2ePipeline,
+  partitions: number,
+  before: ReadonlyMap<RunningChild, number>,
+): Promise<{ ok: boolean; bidProcessorPartitions: number[]; silverWriterRecords: number[] }> {
+  const bps = e.children.filter((c) => c.name === "bid-processor");
+  const sws = e.children.filter((c) => c.name === "silver-writer");
+  const owned = await Promise.all(bps.map((c) => c.metric("bid_processor_partitions")));
+  const written = await Promise.all(
+    sws.map(async (c) => (await c.metric("silver_writer_records_total")) - (before.get(c) ?? 0)),
+  );
+  const sum = owned.reduce((a, b) => a + b, 0);
+  const ok =
+    sum === partitions &&
+    owned.every((x) => x > 0 || bps.length > partitions) &&
+    written.every((x) => x > 0 || sws.length > partitions);
+  return { ok, bidProcessorPartitions: owned, silverWriterRecords: written };
+}
+
+/**
+ * For each replica count n: a fresh pipeline with n bid-processors and n
+ * silver-writers (ingest stays 1), warmed up until every replica takes part,
+ * then the saturation runs of `e2e_max_sustained_bids_per_s`:
+ * `e2e_scale_<n>_bids_per_s` and `e2e_scale_<n>_cpu_ms_per_1k_bids`.
+ */
+export async function benchScale(
+  ctx: BenchContext,
+  s: Sizes,
+  opts: {
+    replicas: readonly number[];
+    client: BenchClient;
+    /** Called with each step's figures as soon as the step is done. */
+    add: (figures: readonly Figure[]) => void;
+    log: (line: string) => void;
+  },
+): Promise<void> {
+  for (const n of opts.replicas) {
+    const e = await startE2e(ctx, s, `scale-${n}`, opts.client, n);
+    try {
+      let st: Awaited<ReturnType<typeof settled>> | undefined;
+      for (let w = 0; w < 5 && !st?.ok; w++) {
+        const before = new Map<RunningChild, number>();
+        for (const c of e.children)
+          if (c.name === "silver-writer") before.set(c, await c.metric("silver_writer_records_total"));
+        await e.warmUp();
+        st = await settled(e, s.partitions, before);
+      }
+      if (!st?.ok) {
+        ctx.logger.warn({ replicas: n, ...st }, "scale: not every replica took part in the warm-ups");
+        opts.log(`  (${n} replicas: not every replica took part in the warm-ups: ${JSON.stringify(st)})`);
+      }
+      const sat = await saturation(ctx, s, e, `scale${n}`);
+      // Peak RSS per processor name, the largest replica's (kept out of processor_rss_mib).
+      const rss: Record<string, number> = {};
+      for (const c of e.children) {
+        const v = c.peakRssMiB();
+        if (Number.isFinite(v)) rss[c.name] = round(Math.max(rss[c.name] ?? 0, v), 0);
+      }
+      const replicas = { ingest: 1, "bid-processor": n, "silver-writer": n };
+      opts.add([
+        fig(`e2e_scale_${n}_bids_per_s`, sat.rates, "bids/s", {
+          replicas,
+          settled: st?.ok ?? false,
+          bidProcessorPartitions: st?.bidProcessorPartitions,
+          peakRssMiB: rss,
+          method:
+            "as e2e_max_sustained_bids_per_s: closed loop, accepted rows / (last written_at - first placed_at)",
+        }),
+        fig(`e2e_scale_${n}_cpu_ms_per_1k_bids`, [sat.totalCpuMsPer1k], "ms", {
+          replicas,
+          perProcess: sat.perK,
+          cpuBoundBidsPerS: Math.round((cpus().length * 1e6) / Math.max(1, sat.totalCpuMsPer1k)),
+          method: "utime+stime from /proc over the saturation runs / accepted bids (replicas summed)",
+        }),
+      ]);
+      opts.log(
+        `  (${n} replica${n === 1 ? "" : "s"}: peak RSS ${Object.entries(rss)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")} MiB, largest replica; CPU ms per 1,000 bids ${Object.entries(sat.perK)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")})`,
+      );
+    } finally {
+      await e.close();
+    }
   }
 }
