@@ -67,9 +67,12 @@ export async function chooseKafkaClient(
 }
 
 /** The transport chosen by `chooseKafkaClient`; the librdkafka one is imported only when chosen. */
-export async function createTransport(opts: TransportOptions, explicit?: KafkaClientName): Promise<Transport> {
+export async function createTransport(
+  opts: TransportOptions,
+  explicit?: KafkaClientName,
+): Promise<Transport> {
   const client = await chooseKafkaClient(opts, explicit ?? kafkaClientFromEnv());
-  opts.logger.debug({ kafkaClient: client }, `Kafka client: ${client}`);
+  opts.logger.info({ kafkaClient: client }, `Kafka client: ${client}`);
   const security = opts.security ?? readKafkaSecurity();
   // A secured cluster is checked once before a client starts: a wrong
   // password, an untrusted or expired certificate or a host name the
