@@ -72,7 +72,9 @@ export async function createTransport(
   explicit?: KafkaClientName,
 ): Promise<Transport> {
   const client = await chooseKafkaClient(opts, explicit ?? kafkaClientFromEnv());
-  opts.logger.info({ kafkaClient: client }, `Kafka client: ${client}`);
+  // Said at info where it is not plain kafkajs (the bid-processor's librdkafka, a forced client); tools stay quiet.
+  const plain = client === "kafkajs" && !opts.preferredClient && !explicit && !kafkaClientFromEnv();
+  opts.logger[plain ? "debug" : "info"]({ kafkaClient: client }, `Kafka client: ${client}`);
   const security = opts.security ?? readKafkaSecurity();
   // A secured cluster is checked once before a client starts: a wrong
   // password, an untrusted or expired certificate or a host name the
