@@ -20,6 +20,7 @@ import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFile
 import { join } from "node:path";
 import { SCHEMA } from "../processors/domain/events.ts";
 import { FEATURE_NAMES } from "../processors/fraud/model.ts";
+import { TABLES } from "../processors/silver/rows.ts";
 import { defaultCache, KAFKA_VERSION, which } from "../test/env/services.ts";
 import { type BenchContext, bidFor, median, REPO, round } from "./lib.ts";
 import { type Figure, fig, type Sizes } from "./stages.ts";
@@ -214,24 +215,8 @@ export function bidPayloads(runTag: string, auctionPrefix: string, count: number
   return out;
 }
 
-/** Columns of the COPY, those the silver-writer fills (`written_at` takes its default, as there). */
-export const COPY_COLUMNS = [
-  "bid_id",
-  "auction_id",
-  "bidder_id",
-  "amount",
-  "currency",
-  "placed_at",
-  "received_at",
-  "fraud_score",
-  "fraud_features",
-  "source",
-  "accepted_at",
-  "schema_version",
-  "source_topic",
-  "source_partition",
-  "source_offset",
-] as const;
+/** Columns of the COPY: those the silver-writer fills (`written_at` takes its default, as there). */
+export const COPY_COLUMNS: readonly string[] = TABLES.bids.columns;
 
 /** One CSV line of a `silver.bids` row as the silver-writer would write bid n (its fraud features, lineage). */
 export function silverBidCsv(
