@@ -494,6 +494,9 @@ export class ConfluentTransport implements Transport {
   }
 }
 
+/** The consumer's prefetch bound (librdkafka `queued.max.messages.kbytes`). */
+const CONSUMER_QUEUE_KIB = 8 * 1024;
+
 /** librdkafka's authorization error codes, named as kafkajs names them (preflight.ts explains them). */
 const AUTHORIZATION_CODES = new Map<number, string>([
   [29, "TOPIC_AUTHORIZATION_FAILED"],
@@ -549,6 +552,13 @@ class ConfluentGroupConsumer implements GroupConsumer {
       // Batches as large as kafkajs's (one fetch), not the default 32 records:
       // a batch is one transaction or one database write downstream.
       "js.consumer.max.batch.size": 2_000,
+      // Bounded prefetch: librdkafka's defaults queue up to 64 MiB (and
+      // 100,000 records a partition) ahead of the handler, which a backlog
+      // fills while the processor works through it; with the JavaScript
+      // copies that ran the bid-processor out of a 512 MiB pod
+      // (docs/benchmarks.md). 8 MiB keeps several fetches ahead.
+      "queued.max.messages.kbytes": CONSUMER_QUEUE_KIB,
+      "queued.min.messages": 10_000,
       "enable.partition.eof": true,
       rebalance_cb: (err: CkLibError, assignment: TopicPartition[]) => {
         if (err.code !== ERR_ASSIGN_PARTITIONS) return;
