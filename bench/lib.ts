@@ -22,7 +22,7 @@ import { migrate } from "../processors/db/migrate.ts";
 import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";
 
-/** A forced Kafka client, or "default": each process's own (bid-processor librdkafka, the rest kafkajs; ADR 0006). */
+/** A forced Kafka client, or "default": GAVEL_KAFKA_CLIENT left unset, as in a pod (kafkajs; ADR 0006). */
 export type BenchClient = KafkaClientName | "default";
 
 import { KafkajsTransport } from "../processors/kafka/kafkajs.ts";
@@ -359,7 +359,7 @@ export async function startProcessor(
   name: ProcessorName,
   p: BenchPipeline,
   opts: {
-    /** The Kafka client; "default" (or unset): each processor's own default (ADR 0006). */
+    /** The Kafka client; "default" (or unset): GAVEL_KAFKA_CLIENT unset, as in a pod. */
     client?: BenchClient;
     env?: Readonly<Record<string, string>>;
     /** Return once the HTTP server answers, before the processor is ready (to sample its metrics from the start). */

@@ -29,8 +29,6 @@ export async function runBidProcessor(cfg: ProcessorConfig): Promise<RunningProc
     brokers: kafkaBrokers(cfg),
     clientId: `gavel-bid-processor-${cfg.instanceId}`,
     logger,
-    // librdkafka: 2.3x the bids/s of kafkajs for this processor's transactions (docs/benchmarks.md).
-    preferredClient: "confluent",
   });
   const admin = await transport.admin();
   // Fraud models: loaded before the first bid is scored, so a restart scores
