@@ -446,8 +446,18 @@ export async function startProcessor(
     pid,
     url,
     async metric(metric, labels) {
-      const r = await fetch(`${url}/metrics`);
-      return sumMetric(await r.text(), metric, labels);
+      // A processor that died (an OOM kill in its cgroup) is said as such, not as "fetch failed".
+      const died = () =>
+        new Error(`${name} exited with ${exited} while measured; see ${join(ctx.dir, `${tag}.log`)}`);
+      if (exited !== undefined) throw died();
+      try {
+        const r = await fetch(`${url}/metrics`);
+        return sumMetric(await r.text(), metric, labels);
+      } catch (err) {
+        // The exit event may trail the refused connection by a moment.
+        if (exited === undefined) await Promise.race([exit, new Promise((r) => setTimeout(r, 500))]);
+        throw exited !== undefined ? died() : err;
+      }
     },
     peakRssMiB: peak,
     async stop() {
