@@ -53,6 +53,12 @@ function probeTls(host: string, port: number, ca: string | undefined, verify: bo
       ...(isIP(host) ? {} : { servername: host }),
     };
     const s = tlsConnect(opts);
+    // Connected over TCP, then dropped before the handshake ended: a listener
+    // that does not speak TLS (Kafka closes on a ClientHello), not one that is down.
+    let connected = false;
+    s.once("connect", () => {
+      connected = true;
+    });
     let settled = false;
     const done = (p: Probe): void => {
       if (settled) return;
@@ -68,6 +74,7 @@ function probeTls(host: string, port: number, ca: string | undefined, verify: bo
     s.once("error", (err: NodeJS.ErrnoException) => {
       const code = err.code ?? "";
       if (
+        !connected &&
         ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT"].includes(code)
       )
         done({ kind: "unreachable", message: err.message });
