@@ -22,8 +22,6 @@ export interface TransportOptions {
   readonly logger: Logger;
   /** SASL/TLS settings; default: from the KAFKA_SASL_* / KAFKA_TLS* environment (lib/config.ts). */
   readonly security?: KafkaSecurity;
-  /** Check the connection and credentials before the client starts (default true when secured). */
-  readonly preflight?: boolean;
 }
 
 export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientName {
@@ -44,7 +42,7 @@ export async function createTransport(
   // password, an untrusted or expired certificate or a host name the
   // certificate does not name fails here in one line that names the setting,
   // instead of inside a client's retry loop (processors/kafka/preflight.ts).
-  if (security && opts.preflight !== false) await checkKafkaAccess(opts.brokers, security);
+  if (security) await checkKafkaAccess(opts.brokers, security);
   if (client === "confluent")
     return (await import("./confluent.ts")).createConfluentTransport({
       ...opts,
