@@ -298,6 +298,8 @@ export class BidProcessor {
           processor: "bid-processor",
           groupId: this.#groupId,
           pipeline: this.#o.pipeline.metadata.name,
+          admin: () => this.#o.transport.admin(),
+          warn: (err, msg) => this.#o.logger.warn({ err }, msg),
         },
       ),
     );

@@ -573,9 +573,13 @@ class ConfluentGroupConsumer implements GroupConsumer {
         }
         this.#assigned = next;
         // Batches of the new assignment wait for this (state is rebuilt first).
-        this.#pendingAssignment = this.#pendingAssignment.then(async () => {
-          await handlers.onAssignment?.(next, revoked);
-        });
+        // A failed previous handler must not block this one (catch first), or
+        // every later batch would wait on a rejected promise for ever.
+        this.#pendingAssignment = this.#pendingAssignment
+          .catch(() => undefined)
+          .then(async () => {
+            await handlers.onAssignment?.(next, revoked);
+          });
         this.#pendingAssignment.catch((e) =>
           this.#logger.error({ err: e }, "partition assignment handler failed"),
         );

@@ -1,6 +1,8 @@
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { createLogger } from "../../lib/log.ts";
 import { startTracing, traceHeaders, tracer } from "../../lib/telemetry.ts";
+import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import type { KafkaRecord, RecordBatch } from "../kafka/transport.ts";
 import {
   countOutputs,
@@ -131,6 +133,87 @@ describe("instrumentBatches", () => {
     // And a partition revoked without being named in `revoked` (a missed generation) loses its series too.
     await h.onAssignment?.([], []);
     expect(await reg.render()).not.toContain("gavel_consumer_lag_records{");
+  });
+
+  it("drops the lag series of revoked partitions of a processor without its own assignment handler (silver-writer)", async () => {
+    const reg = new Registry("gavel_", { env: {} });
+    const h = instrumentBatches(
+      { eachBatch: () => Promise.resolve() },
+      { metrics: reg, processor: "silver-writer", pipeline: "p" },
+    );
+    await h.onAssignment?.([{ topic: "p.bids", partition: 2 }], []);
+    await h.eachBatch({ topic: "p.bids", partition: 2, records: [record(3)], highWatermark: 900 }, ctx);
+    expect(await reg.render()).toContain('partition="2"} 896');
+    await h.onAssignment?.([], [{ topic: "p.bids", partition: 2 }]);
+    expect(await reg.render()).not.toContain("gavel_consumer_lag_records{");
+  });
+
+  it("gives a newly assigned partition its lag series at once: high watermark minus the group's committed offset", async () => {
+    const transport = new MemoryTransport(new MemoryBroker({ logger: createLogger("memory", "silent") }));
+    const admin = await transport.admin();
+    await admin.createTopics([{ name: "p.bids", partitions: 2 }]);
+    const producer = await transport.producer();
+    const msgs = (n: number, partition: number) =>
+      Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: "{}", partition }));
+    await producer.send([{ topic: "p.bids", messages: [...msgs(10, 0), ...msgs(4, 1)] }]);
+    // The group had read 7 of partition 0 and nothing of partition 1 (no commit: from the start).
+    const c = transport.consumer({ groupId: "g" });
+    await c.commit([{ topic: "p.bids", partition: 0, offset: 7 }]);
+    const reg = new Registry("gavel_", { env: {} });
+    const h = instrumentBatches(
+      { eachBatch: () => Promise.resolve() },
+      {
+        metrics: reg,
+        processor: "bid-processor",
+        pipeline: "p",
+        groupId: "g",
+        admin: () => transport.admin(),
+      },
+    );
+    await h.onAssignment?.(
+      [
+        { topic: "p.bids", partition: 0 },
+        { topic: "p.bids", partition: 1 },
+      ],
+      [],
+    );
+    const lagOf = async (p: number) =>
+      (await reg.render())
+        .split("\n")
+        .find((l) => l.startsWith("gavel_consumer_lag_records{") && l.includes(`partition="${p}"`))
+        ?.split(" ")
+        .at(-1);
+    await vi.waitFor(async () => expect(await lagOf(1)).toBe("4"));
+    expect(await lagOf(0)).toBe("3");
+    // A batch after the assignment is newer than any seeding read: it wins.
+    await h.eachBatch({ topic: "p.bids", partition: 0, records: [record(9)], highWatermark: 10 }, ctx);
+    expect(await lagOf(0)).toBe("0");
+    // A batch that straddles a rebalance keeping its partition here: its
+    // high watermark is stale (the new generation redid and committed it all),
+    // so it does not overwrite the lag the new assignment read.
+    let release: () => void = () => undefined;
+    const h2 = instrumentBatches(
+      { eachBatch: () => new Promise<void>((r) => (release = r)) },
+      {
+        metrics: reg,
+        processor: "bid-processor",
+        pipeline: "p",
+        groupId: "g",
+        admin: () => transport.admin(),
+      },
+    );
+    await h2.onAssignment?.([{ topic: "p.bids", partition: 1 }], []);
+    const straddling = h2.eachBatch(
+      { topic: "p.bids", partition: 1, records: [record(0)], highWatermark: 4 },
+      ctx,
+    );
+    await c.commit([{ topic: "p.bids", partition: 1, offset: 4 }]);
+    await h2.onAssignment?.([{ topic: "p.bids", partition: 1 }], []);
+    await vi.waitFor(async () => expect(await lagOf(1)).toBe("0"));
+    release();
+    await straddling;
+    expect(await lagOf(1), "the straddling batch's hwm 4 - offset 0 - 1").toBe("0");
+    await admin.close();
   });
 
   it("counts failed batches and marks their spans as errors", async () => {

@@ -29,7 +29,7 @@ import {
   traceHeaders,
   tracer,
 } from "../../lib/telemetry.ts";
-import type { ConsumerHandlers, KafkaRecord, TopicPartition } from "../kafka/transport.ts";
+import type { Admin, ConsumerHandlers, KafkaRecord, TopicPartition } from "../kafka/transport.ts";
 import { type Counter, type Gauge, type Histogram, type Registry, SIZE_BUCKETS } from "./metrics.ts";
 
 /** End-to-end latency buckets, seconds (the streaming target is under 0.5 s). */
@@ -49,6 +49,17 @@ export interface InstrumentOptions {
   readonly groupId?: string;
   /** The pipeline, a label of the per-partition lag gauge (the HPA's external metric selects on it). */
   readonly pipeline?: string;
+  /**
+   * Reads the group's committed offsets and the partitions' high watermarks
+   * at every assignment (with `groupId`), so each assigned partition has a
+   * true lag series at once, not only after its next batch: an idle partition
+   * that changed hands in a rebalance would otherwise have none (an HPA whose
+   * lag metric has no series at all cannot scale down), and one whose last
+   * batch straddled the rebalance would keep that batch's stale lag.
+   */
+  readonly admin?: () => Promise<Pick<Admin, "topicOffsets" | "groupOffsets" | "close">>;
+  /** Logs a failed seeding (the batches still set the gauge). */
+  readonly warn?: (err: unknown, msg: string) => void;
 }
 
 /**
@@ -101,6 +112,40 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
   let assigned: Set<string> | undefined;
   const withSeries = new Map<string, TopicPartition>();
   const key = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
+  // Bumped by every assignment and batch of a partition: a seeding read
+  // started before either is older than the gauge and must not overwrite it.
+  const setAt = new Map<string, number>();
+  let stamp = 0;
+  let generation = 0;
+  const setLag = (tp: TopicPartition, value: number) => {
+    lag.set(partLabels(tp), value);
+    withSeries.set(key(tp), { topic: tp.topic, partition: tp.partition });
+  };
+  const seed = async (parts: readonly TopicPartition[]): Promise<void> => {
+    if (!o.admin || !o.groupId || parts.length === 0) return;
+    const groupId = o.groupId;
+    const started = new Map(parts.map((tp) => [key(tp), setAt.get(key(tp))]));
+    const admin = await o.admin();
+    try {
+      for (const topic of new Set(parts.map((tp) => tp.topic))) {
+        const [ends, committed] = await Promise.all([
+          admin.topicOffsets(topic),
+          admin.groupOffsets(groupId, topic),
+        ]);
+        for (const tp of parts) {
+          if (tp.topic !== topic) continue;
+          const k = key(tp);
+          if (!assigned?.has(k) || setAt.get(k) !== started.get(k)) continue;
+          const end = ends.find((e) => e.partition === tp.partition);
+          if (!end) continue;
+          const c = committed.find((x) => x.partition === tp.partition)?.offset ?? -1;
+          setLag(tp, Math.max(0, end.high - (c >= 0 ? c : end.low)));
+        }
+      }
+    } finally {
+      await admin.close();
+    }
+  };
   const wrapped: ConsumerHandlers = {
     eachBatch: async (batch, ctx) => {
       const labels = { processor: o.processor, topic: batch.topic };
@@ -108,6 +153,7 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
       failures.inc(labels, 0);
       begun.inc(labels);
       const started = performance.now();
+      const begunIn = generation;
       // Extract each record's context once: it parents the record's span and links the batch span.
       const root = context.active();
       const parents: (Context | undefined)[] = [];
@@ -167,27 +213,37 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
           duration.observe(labels, (performance.now() - started) / 1000);
           consumed.inc(labels, batch.records.length);
           const last = batch.records.at(-1);
-          if (last && (assigned === undefined || assigned.has(key(batch)))) {
-            lag.set(partLabels(batch), Math.max(0, batch.highWatermark - last.offset - 1));
-            withSeries.set(key(batch), { topic: batch.topic, partition: batch.partition });
+          // A batch that began before the latest assignment read a stale high
+          // watermark (its records may even be redone by the new generation):
+          // it must not overwrite what the assignment's seeding or a newer batch set.
+          if (last && generation === begunIn && (assigned === undefined || assigned.has(key(batch)))) {
+            setAt.set(key(batch), ++stamp);
+            setLag(batch, Math.max(0, batch.highWatermark - last.offset - 1));
           }
         }
       }
     },
   };
-  if (handlers.onAssignment) {
-    const inner = handlers.onAssignment.bind(handlers);
-    wrapped.onAssignment = async (next, revoked) => {
-      assigned = new Set(next.map(key));
-      for (const [k, tp] of withSeries) {
-        if (assigned.has(k)) continue;
-        lag.remove(partLabels(tp));
-        withSeries.delete(k);
-      }
-      for (const tp of revoked) lag.remove(partLabels(tp));
-      await inner(next, revoked);
-    };
-  }
+  // Wrapped whether or not the processor listens to assignments (the
+  // silver-writer does not): its lag series must follow them all the same.
+  const inner = handlers.onAssignment?.bind(handlers);
+  wrapped.onAssignment = async (next, revoked) => {
+    assigned = new Set(next.map(key));
+    generation += 1;
+    for (const [k, tp] of withSeries) {
+      if (assigned.has(k)) continue;
+      lag.remove(partLabels(tp));
+      withSeries.delete(k);
+    }
+    for (const tp of revoked) lag.remove(partLabels(tp));
+    // Every assigned partition, kept ones too: a batch of the previous
+    // generation may have set a lag that the new one never corrects (nothing
+    // left to fetch). Not awaited: the processor's own assignment work (a state
+    // rebuild) must not wait for it.
+    for (const tp of next) setAt.set(key(tp), ++stamp);
+    seed(next).catch((err) => o.warn?.(err, "reading the lag of newly assigned partitions failed"));
+    await inner?.(next, revoked);
+  };
   return wrapped;
 }
 

@@ -108,6 +108,8 @@ export class SilverWriter {
           processor: "silver-writer",
           groupId: this.#groupId,
           pipeline: this.#o.pipeline.metadata.name,
+          admin: () => this.#o.transport.admin(),
+          warn: (err, msg) => this.#o.logger.warn({ err }, msg),
         },
       ),
     );
