@@ -515,14 +515,16 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
         c.query("SELECT count(*)::int AS n FROM silver.bids WHERE bid_id LIKE $1", [`b-${runId}-%`]),
       );
       expect(accepted.rows[0].n).toBeGreaterThan(0);
-      const keys = await waitFor("bronze objects of the bids topic in S3", 5 * MIN, async () => {
-        const k = (await s3Keys(`${PIPELINE}/bronze/topic=${PIPELINE}.bids/`)).filter((x) =>
+      // This run's bids, not only some object: a kept cluster (GAVEL_CLUSTER_KEEP=1)
+      // still holds the objects of earlier runs.
+      await waitFor(`bronze objects of the bids topic in S3 holding b-${runId}-0`, 5 * MIN, async () => {
+        const keys = (await s3Keys(`${PIPELINE}/bronze/topic=${PIPELINE}.bids/`)).filter((x) =>
           x.endsWith(".gz"),
         );
-        return k.length > 0 ? k : undefined;
+        if (keys.length === 0) return undefined;
+        const bronze = (await Promise.all(keys.map(s3Text))).join("\n");
+        return bronze.includes(`"bid_id\\":\\"b-${runId}-0\\"`) || undefined;
       });
-      const bronze = (await Promise.all(keys.map(s3Text))).join("\n");
-      expect(bronze).toContain(`b-${runId}-0`);
     },
     15 * MIN,
   );
@@ -767,8 +769,12 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
       const { KafkajsTransport } = await import("../../processors/kafka/kafkajs.ts");
       const { createLogger } = await import("../../lib/log.ts");
       const { readToEnd } = await import("../../processors/kafka/read.ts");
-      const { loadPipelineFile, topicNames } = await import("../../operator/api/v1alpha1/pipeline.ts");
+      const { loadPipelineFile, s3Prefix, topicNames } = await import(
+        "../../operator/api/v1alpha1/pipeline.ts"
+      );
       const { diffOutcomes, liveOutcomes, oracleOutcomes, size } = await import("./outcomes.ts");
+      const { decodeModel, FraudModels, modelsPrefix } = await import("../../processors/fraud/model.ts");
+      const { normalizePrefix } = await import("../../processors/rollup/lake.ts");
       const t = new KafkajsTransport({
         brokers: env.KAFKA_BOOTSTRAP_SERVERS!,
         clientId: "cluster-test-outcomes",
@@ -777,6 +783,14 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
       const admin = await t.admin();
       try {
         const pipeline = await loadPipelineFile(EXAMPLE);
+        // The replay scores with the fraud models the pods had (none on a fresh
+        // cluster before the rollup's training; a kept cluster holds earlier runs' models).
+        const models = new FraudModels();
+        for (const key of await s3Keys(modelsPrefix(normalizePrefix(s3Prefix(pipeline))))) {
+          const d = decodeModel(await s3Text(key));
+          if (d.ok) models.add(d.value);
+        }
+        log(`fraud models in S3: ${models.size}`);
         const source = {
           pipeline,
           topics: topicNames(pipeline),
@@ -796,7 +810,7 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
         let compared = 0;
         await waitFor("the committed outcomes to equal the oracle's", 4 * MIN, async () => {
           const live = await liveOutcomes(source, false);
-          diff = diffOutcomes(await oracleOutcomes(source, Date.now(), false), live);
+          diff = diffOutcomes(await oracleOutcomes(source, Date.now(), false, models), live);
           compared = size(live);
           return diff.length === 0 || undefined;
         }).catch(() => undefined);
@@ -809,7 +823,11 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
         // at once) 11-28 bids of the first seconds were scored differently
         // in two runs, decisions equal: live records are not gated across
         // topics (docs/events.md "Time", docs/local-cluster.md "Known gaps").
-        const scored = diffOutcomes(await oracleOutcomes(source), await liveOutcomes(source), 100_000);
+        const scored = diffOutcomes(
+          await oracleOutcomes(source, Date.now(), true, models),
+          await liveOutcomes(source),
+          100_000,
+        );
         const backlog = scored.filter((l) => l.includes(` h${runId}-`));
         expect(
           scored.filter((l) => !l.includes(` h${runId}-`)).slice(0, 20),
