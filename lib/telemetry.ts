@@ -134,6 +134,17 @@ export interface Tracing {
 }
 
 let installed: Tracing | undefined;
+let exporting = false;
+
+/**
+ * Whether finished spans go anywhere (an exporter or span processor was
+ * installed). Without one, per-record spans are work nobody reads: the
+ * consumers then carry each record's trace context from its headers instead
+ * (trace ids still reach logs and produced headers).
+ */
+export function spansExported(): boolean {
+  return exporting;
+}
 
 /**
  * Installs the global tracer provider, the async-local context manager and
@@ -161,6 +172,7 @@ export function startTracing(
     });
   for (const e of opts.exporters ?? []) spanProcessors.push(batch(e));
   if (cfg.otlpTraces) spanProcessors.push(batch(new OTLPTraceExporter()));
+  exporting = spanProcessors.length > 0;
   const provider = new TracerProvider({
     resource: telemetryResource(cfg, opts.env),
     sampler: cfg.sampler,

@@ -613,6 +613,9 @@ export class BidProcessor {
       if (isBids) st.waitingForAuctions = false;
       /** Offset of the first bid left undecided to wait for the auctions topic: fetched again. */
       let waitingAt: number | undefined;
+      // Counted per batch, not per record (a counter increment hashes its labels).
+      let read = 0;
+      let skipped = 0;
       for (const r of batch.records) {
         const decided =
           isBids && st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset);
@@ -638,7 +641,7 @@ export class BidProcessor {
         }
         if (isBids) {
           if (decided) {
-            this.#m.skipped.inc({ topic: r.topic });
+            skipped += 1;
             continue;
           }
           st.replayHeld.delete(r.offset);
@@ -650,7 +653,7 @@ export class BidProcessor {
           st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
         } else {
           if (st.auctionsNext !== undefined && r.offset < st.auctionsNext && !st.replayQueued.has(r.offset)) {
-            this.#m.skipped.inc({ topic: r.topic });
+            skipped += 1;
             continue;
           }
           st.replayQueued.delete(r.offset);
@@ -669,8 +672,10 @@ export class BidProcessor {
           }
           st.auctionsNext = Math.max(st.auctionsNext ?? 0, r.offset + 1);
         }
-        this.#m.in.inc({ topic: r.topic });
+        read += 1;
       }
+      if (read > 0) this.#m.in.inc({ topic: batch.topic }, read);
+      if (skipped > 0) this.#m.skipped.inc({ topic: batch.topic }, skipped);
       // Bids held for an auction record just read, if the bids' clock already passed it.
       if (!isBids) outputs.push(...st.core.tick(st.clock));
       const offsets = this.#offsetsFitting(st, outputs);

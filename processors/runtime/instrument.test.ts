@@ -258,6 +258,21 @@ describe("business metrics", () => {
     expect(text).toContain('gavel_fraud_alerts_total{signal="bid_velocity"} 1');
     expect(text).toContain('gavel_fraud_alert_bids_total{quarantined="true"} 1');
     expect(text).toContain('gavel_auctions_closed_total{outcome="unsold"} 1');
+    // Tallied per label set within a call, added across calls.
+    countOutputs(m, [
+      { topic: "bidsAccepted", value: {} },
+      { topic: "bidsAccepted", value: {} },
+      { topic: "bidsRejected", value: { reason: "below_minimum" } },
+      { topic: "bidsRejected", value: { reason: "auction_closed" } },
+      { topic: "bidsRejected", value: { reason: "below_minimum" } },
+      { topic: "transactions", value: { winner_id: "u1" } },
+    ]);
+    const again = await reg.render();
+    expect(again).toContain("gavel_bids_accepted_total 3");
+    expect(again).toContain('gavel_bids_rejected_total{reason="below_minimum"} 3');
+    expect(again).toContain('gavel_bids_rejected_total{reason="auction_closed"} 1');
+    expect(again).toContain('gavel_auctions_closed_total{outcome="sold"} 1');
+    expect(again).toContain('gavel_auctions_closed_total{outcome="unsold"} 1');
   });
 
   it("observes end-to-end latency from received_at and placed_at", async () => {

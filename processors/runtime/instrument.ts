@@ -26,6 +26,7 @@ import {
   type Headers,
   SpanKind,
   SpanStatusCode,
+  spansExported,
   traceHeaders,
   tracer,
 } from "../../lib/telemetry.ts";
@@ -177,11 +178,13 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
         links,
       });
       const spans: Span[] = [];
+      const exported = spansExported();
       batch.records.forEach((r, i) => {
         const parent = parents[i];
         if (!parent) return;
-        // An unsampled trace (ratio sampling at high rates) gets no span: its context passes through.
-        if (((trace.getSpanContext(parent)?.traceFlags ?? 0) & TraceFlags.SAMPLED) === 0) {
+        // An unsampled trace (ratio sampling at high rates) gets no span, nor
+        // does any record when spans are not exported: its context passes through.
+        if (!exported || ((trace.getSpanContext(parent)?.traceFlags ?? 0) & TraceFlags.SAMPLED) === 0) {
           recordParents.set(r, parent);
           return;
         }
@@ -319,27 +322,43 @@ export function countOutputs(
   m: PipelineMetrics,
   outputs: readonly { readonly topic: string; readonly value: object }[],
 ): void {
+  // Tallied first, one increment per label set: an increment costs the OTel
+  // SDK an attribute hash, and a batch has thousands of outputs but a few label sets.
+  let accepted = 0;
+  const tally = new Map<Counter, Map<string, { labels: Record<string, string>; n: number }>>();
+  const add = (c: Counter, name: string, value: string) => {
+    let byValue = tally.get(c);
+    if (!byValue) {
+      byValue = new Map();
+      tally.set(c, byValue);
+    }
+    const t = byValue.get(value);
+    if (t) t.n += 1;
+    else byValue.set(value, { labels: { [name]: value }, n: 1 });
+  };
   for (const o of outputs) {
     const v = o.value as Record<string, unknown>;
     switch (o.topic) {
       case "bidsAccepted":
-        m.bidsAccepted.inc();
+        accepted += 1;
         break;
       case "bidsRejected":
-        m.bidsRejected.inc({ reason: typeof v.reason === "string" ? v.reason : "unknown" });
+        add(m.bidsRejected, "reason", typeof v.reason === "string" ? v.reason : "unknown");
         break;
       case "fraudAlerts": {
-        m.fraudAlertBids.inc({ quarantined: String(v.quarantined === true) });
+        add(m.fraudAlertBids, "quarantined", String(v.quarantined === true));
         const signals = Array.isArray(v.signals) ? (v.signals as { name?: unknown }[]) : [];
         for (const s of signals)
-          m.fraudAlerts.inc({ signal: typeof s.name === "string" ? s.name : "unknown" });
+          add(m.fraudAlerts, "signal", typeof s.name === "string" ? s.name : "unknown");
         break;
       }
       case "transactions":
-        m.auctionsClosed.inc({ outcome: v.winner_id ? "sold" : "unsold" });
+        add(m.auctionsClosed, "outcome", v.winner_id ? "sold" : "unsold");
         break;
     }
   }
+  if (accepted > 0) m.bidsAccepted.inc({}, accepted);
+  for (const [c, byValue] of tally) for (const t of byValue.values()) c.inc(t.labels, t.n);
 }
 
 /**
