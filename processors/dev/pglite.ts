@@ -41,6 +41,20 @@ const BEGIN_RE = /^\s*(BEGIN|START\s+TRANSACTION)\b/i;
 const END_RE = /^\s*(COMMIT|ROLLBACK|END|ABORT)\s*(;\s*)?$/i;
 
 /** Values as node-postgres would send them (undefined is NULL). */
+/** node-postgres' `query({ name, text, values })` form (the name, a prepared statement's, is not needed here). */
+export interface QueryConfigLike {
+  readonly name?: string;
+  readonly text: string;
+  readonly values?: readonly unknown[];
+}
+
+function queryOf(
+  text: string | QueryConfigLike,
+  values?: readonly unknown[],
+): { text: string; values?: readonly unknown[] } {
+  return typeof text === "string" ? { text, values } : { text: text.text, values: text.values ?? values };
+}
+
 function prepare(values: readonly unknown[]): unknown[] {
   return values.map((v) => (v === undefined ? null : typeof v === "bigint" ? v.toString() : v));
 }
@@ -122,8 +136,12 @@ export class PglitePool {
   }
 
   /** `pool.query`: one statement outside any client's transaction. */
-  query<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResultLike<R>> {
-    return this.run<R>({}, text, values);
+  query<R = Record<string, unknown>>(
+    text: string | QueryConfigLike,
+    values?: readonly unknown[],
+  ): Promise<QueryResultLike<R>> {
+    const q = queryOf(text, values);
+    return this.run<R>({}, q.text, q.values);
   }
 
   async connect(): Promise<PgliteClient> {
@@ -155,9 +173,13 @@ export class PgliteClient {
     this.#pool = pool;
   }
 
-  query<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<QueryResultLike<R>> {
+  query<R = Record<string, unknown>>(
+    text: string | QueryConfigLike,
+    values?: readonly unknown[],
+  ): Promise<QueryResultLike<R>> {
     if (this.#released) return Promise.reject(new Error("client was released"));
-    return this.#pool.run<R>(this, text, values);
+    const q = queryOf(text, values);
+    return this.#pool.run<R>(this, q.text, q.values);
   }
 
   /** node-postgres clients emit "error" when their connection dies; the in-process one cannot. */

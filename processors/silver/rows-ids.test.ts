@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KafkaRecord } from "../kafka/transport.ts";
-import { prepare } from "./rows.ts";
+import { prepare, statementRows } from "./rows.ts";
 
 const rec = (offset: number, value: unknown, topic = "p.x"): KafkaRecord => ({
   topic,
@@ -35,9 +35,11 @@ describe("silver rows: opaque ids", () => {
     const p = prepare("bids", [rec(0, accepted(ids))]);
     expect(p.unusable).toEqual([]);
     const st = p.statements[0]!;
-    expect(st.values.slice(0, 3)).toEqual([ids.bid_id, ids.auction_id, ids.bidder_id]);
+    expect(statementRows(st)[0]?.slice(0, 3)).toEqual([ids.bid_id, ids.auction_id, ids.bidder_id]);
     for (const v of Object.values(ids)) expect(st.text).not.toContain(v);
-    expect(st.text).toMatch(/^INSERT INTO silver\.bids \([a-z_, ]+\) VALUES \(\$1, \$2, /);
+    expect(st.text).toMatch(
+      /^INSERT INTO silver\.bids \([a-z_, ]+\) SELECT .* FROM unnest\(\$1::text\[\], \$2::text\[\], /,
+    );
   });
 
   it("dead-letters a record whose id breaks the rule instead of storing it altered", () => {
@@ -66,6 +68,6 @@ describe("silver rows: opaque ids", () => {
       rec(0, { reason: "malformed", detail: "bidder_id: ...", bid_id: " b 1 ", bidder_id: "d\telmer" }),
     ]);
     expect(p.unusable).toEqual([]);
-    expect(p.statements[0]?.values.slice(0, 3)).toEqual([" b 1 ", null, "d\telmer"]);
+    expect(statementRows(p.statements[0]!)[0]?.slice(0, 3)).toEqual([" b 1 ", null, "d\telmer"]);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KafkaRecord } from "../kafka/transport.ts";
-import { prepare } from "./rows.ts";
+import { prepare, statementRows, statementsFor, TABLES } from "./rows.ts";
 
 const rec = (offset: number, value: unknown, topic = "p.x"): KafkaRecord => ({
   topic,
@@ -27,8 +27,9 @@ describe("silver rows", () => {
     expect(p.rows).toBe(1);
     expect(p.statements).toHaveLength(1);
     expect(p.statements[0]?.text).toContain("WHERE excluded.version > silver.auction_state.version");
-    expect(p.statements[0]?.values).toContain(300);
-    expect(p.statements[0]?.values).not.toContain(200);
+    const flat = statementRows(p.statements[0]!).flat();
+    expect(flat).toContain(300);
+    expect(flat).not.toContain(200);
   });
 
   it("sanitises dead-letter records: fractional amounts, bad currencies and dates become null, NUL bytes go", () => {
@@ -44,7 +45,7 @@ describe("silver rows", () => {
       }),
     ]);
     expect(p.unusable).toEqual([]);
-    const v = p.statements[0]?.values ?? [];
+    const v = statementRows(p.statements[0]!)[0] ?? [];
     expect(v.slice(0, 8)).toEqual(["bx", null, null, "malformed", "amount: fractional", null, null, null]);
     expect(v.slice(-3)).toEqual(["p.x", 0, 7]);
     expect(p.statements[0]?.text).toContain("ON CONFLICT ON CONSTRAINT bid_rejections_source_uq DO NOTHING");
@@ -60,10 +61,10 @@ describe("silver rows", () => {
     ]);
   });
 
-  it("chunks large batches under the parameter limit and dedupes bids by bid_id", () => {
-    const bids = Array.from({ length: 9000 }, (_, i) =>
+  it("writes large batches set-based in chunks (one array per column) and dedupes bids by bid_id", () => {
+    const bids = Array.from({ length: 25_000 }, (_, i) =>
       rec(i, {
-        bid_id: `b${i % 8000}`,
+        bid_id: `b${i % 24_000}`,
         auction_id: "a",
         bidder_id: "u",
         amount: 100 + i,
@@ -75,8 +76,20 @@ describe("silver rows", () => {
       }),
     );
     const p = prepare("bids", bids);
-    expect(p.rows).toBe(8000);
-    expect(p.statements.length).toBeGreaterThan(1);
-    for (const s of p.statements) expect(s.values.length).toBeLessThanOrEqual(60_000);
+    expect(p.rows).toBe(24_000);
+    expect(p.statements.map((s) => s.rows)).toEqual([10_000, 10_000, 4_000]);
+    for (const s of p.statements) {
+      // One parameter per column, whatever the rows; the same text (one prepared statement).
+      expect(s.values).toHaveLength(TABLES.bids.columns.length);
+      expect(s.text).toBe(p.statements[0]?.text);
+      expect(s.name).toBe("silver-bids");
+    }
+    const ids = p.statements.flatMap((s) => statementRows(s).map((r) => r[0]));
+    expect(new Set(ids).size).toBe(24_000);
+  });
+
+  it("knows the SQL type of every column it writes (the unnest arrays are typed)", () => {
+    for (const kind of Object.keys(TABLES) as (keyof typeof TABLES)[])
+      expect(() => statementsFor(kind, []), kind).not.toThrow();
   });
 });

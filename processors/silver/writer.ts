@@ -162,7 +162,7 @@ export class SilverWriter {
       const letters = prepared.unusable.map((u) => fromUnusable(table, u));
       await client.query("BEGIN");
       if (isolate) await insertIsolating(client, kind, prepared.entries, letters);
-      else for (const s of prepared.statements) await client.query(s.text, s.values);
+      else for (const s of prepared.statements) await client.query(s);
       for (const s of deadLetterStatements(letters)) await client.query(s.text, s.values);
       await client.query("COMMIT");
       return letters;
@@ -238,7 +238,7 @@ async function insertIsolating(
   if (entries.length === 0) return;
   await client.query("SAVEPOINT silver_rows");
   try {
-    for (const s of statementsFor(kind, entries)) await client.query(s.text, s.values);
+    for (const s of statementsFor(kind, entries)) await client.query(s);
   } catch (err) {
     const sqlstate = dataErrorCode(err);
     if (!sqlstate) throw err;
