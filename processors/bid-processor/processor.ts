@@ -27,6 +27,7 @@ import type {
 import {
   countOutputs,
   deriveFrom,
+  type InstrumentedHandlers,
   instrumentBatches,
   outputHeaders,
   pipelineMetrics,
@@ -153,6 +154,8 @@ export class BidProcessor {
   readonly #outTopic: Record<OutputTopic, string>;
   readonly #now: () => number;
   #consumer?: GroupConsumer;
+  /** The consumer handlers with spans, metrics and the lag refresh (closed with the consumer). */
+  #instrumented?: InstrumentedHandlers;
   #usersConsumer?: GroupConsumer;
   #timer?: NodeJS.Timeout;
   #running = false;
@@ -286,23 +289,21 @@ export class BidProcessor {
       // 256 KiB per partition bounds the memory of 8 concurrent batches.
       maxBytesPerPartition: 256 * 1024,
     });
-    await this.#consumer.run(
-      [t.auctions.name, t.bids.name],
-      instrumentBatches(
-        {
-          onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
-          eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
-        },
-        {
-          metrics: this.#o.metrics,
-          processor: "bid-processor",
-          groupId: this.#groupId,
-          pipeline: this.#o.pipeline.metadata.name,
-          admin: () => this.#o.transport.admin(),
-          warn: (err, msg) => this.#o.logger.warn({ err }, msg),
-        },
-      ),
+    this.#instrumented = instrumentBatches(
+      {
+        onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
+        eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
+      },
+      {
+        metrics: this.#o.metrics,
+        processor: "bid-processor",
+        groupId: this.#groupId,
+        pipeline: this.#o.pipeline.metadata.name,
+        admin: () => this.#o.transport.admin(),
+        warn: (err, msg) => this.#o.logger.warn({ err }, msg),
+      },
     );
+    await this.#consumer.run([t.auctions.name, t.bids.name], this.#instrumented);
     this.#running = true;
     this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 250);
   }
@@ -980,6 +981,7 @@ export class BidProcessor {
     this.#running = false;
     if (this.#timer) clearInterval(this.#timer);
     await this.#consumer?.stop();
+    await this.#instrumented?.close();
     for (const st of this.#parts.values()) {
       await st.lock.catch(() => undefined);
       await st.producer?.close().catch(() => undefined);

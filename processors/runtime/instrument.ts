@@ -61,6 +61,8 @@ export interface InstrumentOptions {
   readonly admin?: () => Promise<Pick<Admin, "topicOffsets" | "groupOffsets" | "close">>;
   /** Logs a failed seeding (the batches still set the gauge). */
   readonly warn?: (err: unknown, msg: string) => void;
+  /** How often idle partitions' lag is read from the broker (with `admin`); default 15 s. */
+  readonly lagRefreshMs?: number;
 }
 
 /**
@@ -70,7 +72,12 @@ export interface InstrumentOptions {
  * runs and ends (with the batch's status) when the handler settles, so the
  * silver write of a bid is a span of that bid's trace.
  */
-export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptions): ConsumerHandlers {
+/** Instrumented handlers; `close()` stops the lag refresh and closes its admin client. */
+export interface InstrumentedHandlers extends ConsumerHandlers {
+  close(): Promise<void>;
+}
+
+export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptions): InstrumentedHandlers {
   const m = o.metrics;
   const size = m.histogram(
     "batch_records",
@@ -122,32 +129,59 @@ export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptio
     lag.set(partLabels(tp), value);
     withSeries.set(key(tp), { topic: tp.topic, partition: tp.partition });
   };
+  // One admin client for the reads, opened on first use, closed by `close()`.
+  let admin: Promise<Pick<Admin, "topicOffsets" | "groupOffsets" | "close">> | undefined;
+  let closed = false;
   const seed = async (parts: readonly TopicPartition[]): Promise<void> => {
-    if (!o.admin || !o.groupId || parts.length === 0) return;
+    if (!o.admin || !o.groupId || parts.length === 0 || closed) return;
     const groupId = o.groupId;
     const started = new Map(parts.map((tp) => [key(tp), setAt.get(key(tp))]));
-    const admin = await o.admin();
+    admin ??= o.admin();
+    let a: Awaited<typeof admin>;
     try {
-      for (const topic of new Set(parts.map((tp) => tp.topic))) {
-        const [ends, committed] = await Promise.all([
-          admin.topicOffsets(topic),
-          admin.groupOffsets(groupId, topic),
-        ]);
-        for (const tp of parts) {
-          if (tp.topic !== topic) continue;
-          const k = key(tp);
-          if (!assigned?.has(k) || setAt.get(k) !== started.get(k)) continue;
-          const end = ends.find((e) => e.partition === tp.partition);
-          if (!end) continue;
-          const c = committed.find((x) => x.partition === tp.partition)?.offset ?? -1;
-          setLag(tp, Math.max(0, end.high - (c >= 0 ? c : end.low)));
-        }
+      a = await admin;
+    } catch (err) {
+      admin = undefined;
+      throw err;
+    }
+    for (const topic of new Set(parts.map((tp) => tp.topic))) {
+      const [ends, committed] = await Promise.all([a.topicOffsets(topic), a.groupOffsets(groupId, topic)]);
+      for (const tp of parts) {
+        if (tp.topic !== topic) continue;
+        const k = key(tp);
+        if (!assigned?.has(k) || setAt.get(k) !== started.get(k)) continue;
+        const end = ends.find((e) => e.partition === tp.partition);
+        if (!end) continue;
+        const c = committed.find((x) => x.partition === tp.partition)?.offset ?? -1;
+        setLag(tp, Math.max(0, end.high - (c >= 0 ? c : end.low)));
       }
-    } finally {
-      await admin.close();
     }
   };
-  const wrapped: ConsumerHandlers = {
+  // Idle partitions get no batches, so nothing corrects a lag set by their
+  // last one (a stale high watermark; seen on the local cluster: 864 behind
+  // on a partition whose committed offset was at the log end, and the HPA
+  // held 3 replicas for it). Every `lagRefreshMs` the gauge of each assigned
+  // partition without a batch since the read began is set from the broker.
+  const refresh =
+    o.admin && o.groupId
+      ? setInterval(() => {
+          if (!assigned || assigned.size === 0) return;
+          const parts = [...assigned].map((k) => {
+            const [topic, partition] = k.split("\u0000");
+            return { topic: topic as string, partition: Number(partition) };
+          });
+          seed(parts).catch((err) => o.warn?.(err, "reading the consumer lag from the broker failed"));
+        }, o.lagRefreshMs ?? 15_000)
+      : undefined;
+  refresh?.unref();
+  const wrapped: InstrumentedHandlers = {
+    close: async () => {
+      closed = true;
+      if (refresh) clearInterval(refresh);
+      const a = admin;
+      admin = undefined;
+      await (await a?.catch(() => undefined))?.close();
+    },
     eachBatch: async (batch, ctx) => {
       const labels = { processor: o.processor, topic: batch.topic };
       // A zero series from the first batch on, so error ratios exist before the first error.

@@ -2,7 +2,12 @@ import type pg from "pg";
 import type { Logger } from "../../lib/log.ts";
 import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import type { BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
-import { instrumentBatches, observeEndToEnd, pipelineMetrics } from "../runtime/instrument.ts";
+import {
+  type InstrumentedHandlers,
+  instrumentBatches,
+  observeEndToEnd,
+  pipelineMetrics,
+} from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
 import { type DeadLetter, dataErrorCode, deadLetterStatements, fromUnusable } from "./dead-letters.ts";
@@ -40,6 +45,8 @@ export class SilverWriter {
   readonly #groupId: string;
   readonly #kindOf = new Map<string, SilverKind>();
   #consumer?: GroupConsumer;
+  /** The consumer handlers with spans, metrics and the lag refresh (closed with the consumer). */
+  #instrumented?: InstrumentedHandlers;
   #running = false;
   #stopping = false;
   #lastError?: string;
@@ -99,20 +106,18 @@ export class SilverWriter {
       fromBeginning: true,
       partitionsConcurrently: 4,
     });
-    await this.#consumer.run(
-      [...this.#kindOf.keys()],
-      instrumentBatches(
-        { eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx) },
-        {
-          metrics: this.#o.metrics,
-          processor: "silver-writer",
-          groupId: this.#groupId,
-          pipeline: this.#o.pipeline.metadata.name,
-          admin: () => this.#o.transport.admin(),
-          warn: (err, msg) => this.#o.logger.warn({ err }, msg),
-        },
-      ),
+    this.#instrumented = instrumentBatches(
+      { eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx) },
+      {
+        metrics: this.#o.metrics,
+        processor: "silver-writer",
+        groupId: this.#groupId,
+        pipeline: this.#o.pipeline.metadata.name,
+        admin: () => this.#o.transport.admin(),
+        warn: (err, msg) => this.#o.logger.warn({ err }, msg),
+      },
     );
+    await this.#consumer.run([...this.#kindOf.keys()], this.#instrumented);
     this.#running = true;
   }
 
@@ -217,6 +222,7 @@ export class SilverWriter {
     this.#stopping = true;
     this.#running = false;
     await this.#consumer?.stop();
+    await this.#instrumented?.close();
   }
 }
 
