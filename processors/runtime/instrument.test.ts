@@ -36,6 +36,21 @@ function record(offset: number, headers?: Record<string, string>): KafkaRecord {
   };
 }
 
+/** Handlers that do nothing, instrumented with the broker's lag for group "g" (`refreshMs`: the periodic read). */
+function withBrokerLag(reg: Registry, transport: MemoryTransport, refreshMs?: number) {
+  return instrumentBatches(
+    { eachBatch: () => Promise.resolve() },
+    {
+      metrics: reg,
+      processor: "bid-processor",
+      pipeline: "p",
+      groupId: "g",
+      admin: () => transport.admin(),
+      ...(refreshMs ? { lagRefreshMs: refreshMs } : {}),
+    },
+  );
+}
+
 describe("instrumentBatches", () => {
   it("continues each record's trace, links the batch span and measures the batch", async () => {
     spans.reset();
@@ -160,16 +175,7 @@ describe("instrumentBatches", () => {
     const c = transport.consumer({ groupId: "g" });
     await c.commit([{ topic: "p.bids", partition: 0, offset: 7 }]);
     const reg = new Registry("gavel_", { env: {} });
-    const h = instrumentBatches(
-      { eachBatch: () => Promise.resolve() },
-      {
-        metrics: reg,
-        processor: "bid-processor",
-        pipeline: "p",
-        groupId: "g",
-        admin: () => transport.admin(),
-      },
-    );
+    const h = withBrokerLag(reg, transport);
     await h.onAssignment?.(
       [
         { topic: "p.bids", partition: 0 },
@@ -227,17 +233,7 @@ describe("instrumentBatches", () => {
       { topic: "p.bids", messages: Array.from({ length: 900 }, (_, i) => ({ key: `k${i}`, value: "{}" })) },
     ]);
     const reg = new Registry("gavel_", { env: {} });
-    const h = instrumentBatches(
-      { eachBatch: () => Promise.resolve() },
-      {
-        metrics: reg,
-        processor: "bid-processor",
-        pipeline: "p",
-        groupId: "g",
-        admin: () => transport.admin(),
-        lagRefreshMs: 50,
-      },
-    );
+    const h = withBrokerLag(reg, transport, 50);
     const lag = async () =>
       (await reg.render())
         .split("\n")
