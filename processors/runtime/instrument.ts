@@ -52,7 +52,8 @@ export interface InstrumentOptions {
   readonly pipeline?: string;
   /**
    * Reads the group's committed offsets and the partitions' high watermarks
-   * at every assignment (with `groupId`), so each assigned partition has a
+   * at every assignment and every `lagRefreshMs` for partitions without a
+   * batch since (with `groupId`), so each assigned partition has a
    * true lag series at once, not only after its next batch: an idle partition
    * that changed hands in a rebalance would otherwise have none (an HPA whose
    * lag metric has no series at all cannot scale down), and one whose last
@@ -65,6 +66,11 @@ export interface InstrumentOptions {
   readonly lagRefreshMs?: number;
 }
 
+/** Instrumented handlers; `close()` stops the lag refresh and closes its admin client. */
+export interface InstrumentedHandlers extends ConsumerHandlers {
+  close(): Promise<void>;
+}
+
 /**
  * Wraps consumer handlers with spans and batch metrics. The wrapped
  * `eachBatch` runs inside the batch span; each record's span is reachable
@@ -72,11 +78,6 @@ export interface InstrumentOptions {
  * runs and ends (with the batch's status) when the handler settles, so the
  * silver write of a bid is a span of that bid's trace.
  */
-/** Instrumented handlers; `close()` stops the lag refresh and closes its admin client. */
-export interface InstrumentedHandlers extends ConsumerHandlers {
-  close(): Promise<void>;
-}
-
 export function instrumentBatches(handlers: ConsumerHandlers, o: InstrumentOptions): InstrumentedHandlers {
   const m = o.metrics;
   const size = m.histogram(
