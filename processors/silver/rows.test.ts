@@ -77,9 +77,9 @@ describe("silver rows", () => {
     );
     const p = prepare("bids", bids);
     expect(p.rows).toBe(24_000);
-    expect(p.statements.map((s) => s.rows)).toEqual([10_000, 10_000, 4_000]);
+    expect(p.statements.map((s) => s.rowCount)).toEqual([10_000, 10_000, 4_000]);
     for (const s of p.statements) {
-      // One parameter per column, whatever the rows; the same text (one prepared statement).
+      // One parameter per column, whatever the rows; the same text for every chunk.
       expect(s.values).toHaveLength(TABLES.bids.columns.length);
       expect(s.text).toBe(p.statements[0]?.text);
       expect(s.name).toBe("silver-bids");

@@ -21,8 +21,13 @@ export interface Statement {
   readonly name?: string;
   readonly text: string;
   readonly values: unknown[];
-  /** Rows the statement writes (set-based statements carry one array per column). */
-  readonly rows?: number;
+  /**
+   * Rows the statement writes (set-based statements carry one array per
+   * column). Not `rows`: that key of a node-postgres query config is a
+   * cursor's fetch size, and with it a failing statement left the
+   * connection waiting for ever.
+   */
+  readonly rowCount?: number;
 }
 
 type Row = readonly unknown[];
@@ -541,7 +546,7 @@ export function statementsFor(kind: SilverKind, entries: readonly Entry[]): Stat
     const values = cols.map((_, j) =>
       part.map(({ row }) => (isArray[j] ? numberArrayLiteral(row[j]) : (row[j] ?? null))),
     );
-    statements.push({ name: `silver-${kind}`, text, values, rows: part.length });
+    statements.push({ name: `silver-${kind}`, text, values, rowCount: part.length });
   }
   return statements;
 }
@@ -549,5 +554,5 @@ export function statementsFor(kind: SilverKind, entries: readonly Entry[]): Stat
 /** The rows of a statement of `statementsFor`, back in row form (tests, diagnostics). */
 export function statementRows(s: Statement): unknown[][] {
   const cols = s.values as unknown[][];
-  return Array.from({ length: s.rows ?? 0 }, (_, i) => cols.map((c) => c[i]));
+  return Array.from({ length: s.rowCount ?? 0 }, (_, i) => cols.map((c) => c[i]));
 }
