@@ -40,7 +40,6 @@ export interface QueryResultLike<R> {
 const BEGIN_RE = /^\s*(BEGIN|START\s+TRANSACTION)\b/i;
 const END_RE = /^\s*(COMMIT|ROLLBACK|END|ABORT)\s*(;\s*)?$/i;
 
-/** Values as node-postgres would send them (undefined is NULL). */
 /** node-postgres' `query({ name, text, values })` form (the name, a prepared statement's, is not needed here). */
 export interface QueryConfigLike {
   readonly name?: string;
@@ -55,6 +54,7 @@ function queryOf(
   return typeof text === "string" ? { text, values } : { text: text.text, values: text.values ?? values };
 }
 
+/** Values as node-postgres would send them (undefined is NULL). */
 function prepare(values: readonly unknown[]): unknown[] {
   return values.map((v) => (v === undefined ? null : typeof v === "bigint" ? v.toString() : v));
 }
