@@ -6,7 +6,10 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["{cli,lib,operator,processors,cdk8s,scripts,bench}/**/*.test.ts"],
+          include: [
+            "{api,cli,lib,operator,processors,cdk8s,scripts,bench}/**/*.test.ts",
+            "test/{dev,generate}/**/*.test.ts",
+          ],
           environment: "node",
         },
       },

@@ -20,7 +20,7 @@ import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFile
 import { join } from "node:path";
 import { SCHEMA } from "../processors/domain/events.ts";
 import { FEATURE_NAMES } from "../processors/fraud/model.ts";
-import { TABLES } from "../processors/silver/rows.ts";
+import { TABLES } from "../processors/silver-writer/rows.ts";
 import { defaultCache, KAFKA_VERSION, which } from "../test/env/services.ts";
 import { type BenchContext, bidFor, median, REPO, round } from "./lib.ts";
 import { type Figure, fig, type Sizes } from "./stages.ts";

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { DEFAULT_FRAUD_CONFIG } from "../processors/domain/fraud.ts";
-import { FRAUD_BID_KINDS } from "../processors/generate/dataset.ts";
+import { FRAUD_BID_KINDS } from "../test/generate/dataset.ts";
 import { detection, evaluationDataset, replayScored, trainOn, withAnomalyWeight } from "./fraud-eval.ts";
 
 const START = Date.parse("2026-11-01T00:00:00Z");

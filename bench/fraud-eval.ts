@@ -22,7 +22,7 @@ import {
   FRAUD_BID_KINDS,
   type GenerateOptions,
   generateDataset,
-} from "../processors/generate/dataset.ts";
+} from "../test/generate/dataset.ts";
 
 export interface ScoredBid {
   readonly bidId: string;

@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_FRAUD_CONFIG } from "../processors/domain/fraud.ts";
 import { anomalyOf } from "../processors/fraud/model.ts";
-import { FRAUD_BID_KINDS } from "../processors/generate/dataset.ts";
+import { FRAUD_BID_KINDS } from "../test/generate/dataset.ts";
 import {
   type Detection,
   detection,

@@ -10,14 +10,9 @@ import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmdirSync, wri
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import pg from "pg";
+import { type AuctionPipeline, allTopics, parsePipeline, topicNames } from "../api/v1alpha1/pipeline.ts";
 import { readConnectionConfig, requireEnv } from "../lib/config.ts";
 import type { Logger } from "../lib/log.ts";
-import {
-  type AuctionPipeline,
-  allTopics,
-  parsePipeline,
-  topicNames,
-} from "../operator/api/v1alpha1/pipeline.ts";
 import { migrate } from "../processors/db/migrate.ts";
 import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";

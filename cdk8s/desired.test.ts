@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parsePipeline } from "../operator/api/v1alpha1/pipeline.ts";
+import { parsePipeline } from "../api/v1alpha1/pipeline.ts";
 import { desired, type KubeObject } from "./desired.ts";
 
 const base = {

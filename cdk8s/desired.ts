@@ -4,7 +4,7 @@
  * owner references); `gavel synth` prints it.
  */
 import { App } from "cdk8s";
-import type { AuctionPipeline } from "../operator/api/v1alpha1/pipeline.ts";
+import type { AuctionPipeline } from "../api/v1alpha1/pipeline.ts";
 import { PipelineChart } from "./pipeline-chart.ts";
 
 /** A manifest as plain JSON. */

@@ -1,6 +1,6 @@
 import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
-import type { ResolvedTopic } from "../operator/api/v1alpha1/pipeline.ts";
+import type { ResolvedTopic } from "../api/v1alpha1/pipeline.ts";
 import { STRIMZI_CLUSTER_LABEL } from "./names.ts";
 
 export interface KafkaTopicProps {

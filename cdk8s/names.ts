@@ -4,7 +4,7 @@
  * DNS label); labels let the operator find and prune what it manages.
  */
 import { createHash } from "node:crypto";
-import type { ResolvedTopic } from "../operator/api/v1alpha1/pipeline.ts";
+import type { ResolvedTopic } from "../api/v1alpha1/pipeline.ts";
 
 export const PIPELINE_LABEL = "gavel.dev/pipeline";
 export const COMPONENT_LABEL = "app.kubernetes.io/component";

@@ -5,7 +5,7 @@ import {
   allTopics,
   processors,
   type ResolvedProcessor,
-} from "../operator/api/v1alpha1/pipeline.ts";
+} from "../api/v1alpha1/pipeline.ts";
 import { ProcessorAutoscaler } from "./autoscaler.ts";
 import { PipelineConfigMap } from "./config-map.ts";
 import { ProcessorDeployment } from "./deployment.ts";

@@ -11,10 +11,10 @@ import type {
   V1PodSpec,
   V1ResourceRequirements,
 } from "@kubernetes/client-node";
+import type { AuctionPipeline } from "../api/v1alpha1/pipeline.ts";
+import type { Resources } from "../api/v1alpha1/types.ts";
 import type { EnvName } from "../lib/config.ts";
 import { OTEL_ENV } from "../lib/telemetry.ts";
-import type { AuctionPipeline } from "../operator/api/v1alpha1/pipeline.ts";
-import type { Resources } from "../operator/api/v1alpha1/types.ts";
 import { CONFIG_DIR } from "./names.ts";
 
 /** An env var whose name is one of lib/config.ts's names. */

@@ -1,6 +1,6 @@
 import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
-import { GROUP, PLURAL } from "../operator/api/v1alpha1/types.ts";
+import { GROUP, PLURAL } from "../api/v1alpha1/types.ts";
 
 export interface RollupReporterRoleProps {
   readonly name: string;

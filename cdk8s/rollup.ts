@@ -1,7 +1,7 @@
 import type { V1PodSpec } from "@kubernetes/client-node";
 import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
-import type { RollupSpec } from "../operator/api/v1alpha1/types.ts";
+import type { RollupSpec } from "../api/v1alpha1/types.ts";
 import { CONFIG_HASH_ANNOTATION } from "./names.ts";
 
 export interface RollupCronJobProps {

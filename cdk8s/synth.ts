@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { loadPipelineFile } from "../operator/api/v1alpha1/pipeline.ts";
+import { loadPipelineFile } from "../api/v1alpha1/pipeline.ts";
 import { desired, type KubeObject } from "./desired.ts";
 
 export function toYamlStream(objects: readonly KubeObject[]): string {

@@ -1,5 +1,6 @@
 /**
- * Development tools (`gavel testenv`, `gavel cluster`) live under test/ and
+ * Development tools (`gavel testenv`, `gavel cluster`, `gavel dev`,
+ * `gavel generate`) live under test/ and
  * are not in the container image: the image holds what runs in a pod. Their
  * commands are registered everywhere (so `--help` is the same) and import
  * their implementation when they run; in the image that import fails, and

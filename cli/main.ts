@@ -3,12 +3,12 @@ import { registerSynth } from "../cdk8s/cli.ts";
 import { registerOperator } from "../operator/cli.ts";
 import { registerProcessors } from "../processors/cli.ts";
 import { registerMigrate } from "../processors/db/cli.ts";
-import { registerDev } from "../processors/dev/cli.ts";
 import { registerFraud } from "../processors/fraud/cli.ts";
-import { registerGenerate } from "../processors/generate/cli.ts";
 import { registerKafka } from "../processors/kafka/cli.ts";
 import { registerRollup } from "../processors/rollup/cli.ts";
 import { registerCluster } from "./cluster.ts";
+import { registerDev } from "./dev.ts";
+import { registerGenerate } from "./generate.ts";
 import { registerTestenv } from "./testenv.ts";
 
 /**

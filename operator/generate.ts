@@ -1,7 +1,7 @@
 /** `gavel crds`: write the generated CRD and RBAC YAML. */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CRD_FILE, crdYaml, toYaml } from "./crd.ts";
+import { CRD_FILE, crdYaml, toYaml } from "../api/v1alpha1/crd.ts";
 import { rbacManifests } from "./rbac.ts";
 
 export const RBAC_FILE = "rbac.yaml";

@@ -6,7 +6,7 @@
  * connects to Kafka with the Secret named by `spec.kafka.authSecretRef`;
  * children reference every other Secret by name.
  */
-import { GROUP, PLURAL } from "./api/v1alpha1/types.ts";
+import { GROUP, PLURAL } from "../api/v1alpha1/types.ts";
 
 export interface PolicyRule {
   readonly apiGroups: readonly string[];

@@ -20,8 +20,8 @@ export function registerProcessors(program: Command): void {
       const cfg = await loadProcessorConfig(opts.file);
       if (name === "ingest") await (await import("./ingest/main.ts")).main(cfg);
       else if (name === "bid-processor") await (await import("./bid-processor/main.ts")).main(cfg);
-      else if (name === "silver-writer") await (await import("./silver/main.ts")).main(cfg);
-      else await (await import("./bronze/main.ts")).main(cfg);
+      else if (name === "silver-writer") await (await import("./silver-writer/main.ts")).main(cfg);
+      else await (await import("./bronze-archiver/main.ts")).main(cfg);
     });
 
   const topics = program.command("topics").description("Manage a pipeline's Kafka topics without Strimzi");

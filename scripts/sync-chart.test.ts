@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import { CRD_FILE } from "../operator/crd.ts";
+import { CRD_FILE } from "../api/v1alpha1/crd.ts";
 import { generatedFiles, RBAC_FILE } from "../operator/generate.ts";
 import { rbacManifests } from "../operator/rbac.ts";
 import { CHART_DIR, chartCopies, staleCopies } from "./sync-chart.ts";

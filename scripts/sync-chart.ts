@@ -1,6 +1,6 @@
 /**
  * Copies the generated CRD and RBAC (the output of `gavel crds`, from
- * operator/crd.ts and operator/rbac.ts) into the Helm chart:
+ * api/v1alpha1/crd.ts and operator/rbac.ts) into the Helm chart:
  *   charts/gavel/crds/gavel.dev_auctionpipelines.yaml  (installed by Helm as is)
  *   charts/gavel/files/rbac.yaml                       (the chart's RBAC templates read their rules from it)
  *
@@ -10,7 +10,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CRD_FILE } from "../operator/crd.ts";
+import { CRD_FILE } from "../api/v1alpha1/crd.ts";
 import { generatedFiles, RBAC_FILE } from "../operator/generate.ts";
 
 export const CHART_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "charts", "gavel");

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { CoreV1Api } from "@kubernetes/client-node";
+import { API_VERSION, KIND } from "../../api/v1alpha1/types.ts";
 import type { Logger } from "../../lib/log.ts";
-import { API_VERSION, KIND } from "../api/v1alpha1/types.ts";
 
 export interface EventTarget {
   readonly name: string;

@@ -17,11 +17,11 @@ import {
   type ObjectCache,
   type V1OwnerReference,
 } from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION } from "../../api/v1alpha1/types.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, PIPELINE_LABEL } from "../../cdk8s/names.ts";
 import type { Logger } from "../../lib/log.ts";
 import { withSpan } from "../../lib/telemetry.ts";
 import type { OperatorMetrics } from "../../processors/runtime/instrument.ts";
-import { GROUP, PLURAL, VERSION } from "../api/v1alpha1/types.ts";
 import { TerminalError } from "./errors.ts";
 import { EventRecorder } from "./events.ts";
 import { kafkajsTopicAdmin } from "./kafka-admin.ts";

@@ -11,6 +11,14 @@ import {
   PatchStrategy,
   type V1Secret,
 } from "@kubernetes/client-node";
+import {
+  type AuctionPipeline,
+  allTopics,
+  PipelineValidationError,
+  parsePipeline,
+  processors,
+} from "../../api/v1alpha1/pipeline.ts";
+import { GROUP, KIND, PLURAL, VERSION } from "../../api/v1alpha1/types.ts";
 import { desired, type KubeObject, objectKey } from "../../cdk8s/desired.ts";
 import {
   kafkaTopicObjectName,
@@ -22,14 +30,6 @@ import {
 } from "../../cdk8s/names.ts";
 import type { KafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
-import {
-  type AuctionPipeline,
-  allTopics,
-  PipelineValidationError,
-  parsePipeline,
-  processors,
-} from "../api/v1alpha1/pipeline.ts";
-import { GROUP, KIND, PLURAL, VERSION } from "../api/v1alpha1/types.ts";
 import { apiMessage, httpStatus, type ReconcileResult, TerminalError } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
 import { MANAGED_KINDS } from "./kinds.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parsePipeline, processors } from "../api/v1alpha1/pipeline.ts";
+import { parsePipeline, processors } from "../../api/v1alpha1/pipeline.ts";
 import {
   computeStatus,
   type ObservedObject,

@@ -2,7 +2,7 @@
  * The pure half of status: from the pipeline and the observed children to
  * `status`. No I/O, so it is unit-tested on plain objects.
  */
-import type { ResolvedProcessor } from "../api/v1alpha1/pipeline.ts";
+import type { ResolvedProcessor } from "../../api/v1alpha1/pipeline.ts";
 import type {
   AuctionPipeline,
   AuctionPipelineStatus,
@@ -12,8 +12,8 @@ import type {
   ProcessorStatus,
   RollupStatus,
   TopicStatus,
-} from "../api/v1alpha1/types.ts";
-import { FRAUD_MODEL_ANNOTATION, LAST_ROLLUP_ANNOTATION } from "../api/v1alpha1/types.ts";
+} from "../../api/v1alpha1/types.ts";
+import { FRAUD_MODEL_ANNOTATION, LAST_ROLLUP_ANNOTATION } from "../../api/v1alpha1/types.ts";
 import type { ProvisionedTopics } from "./topics.ts";
 
 /** A child as read back (only the fields status needs). */

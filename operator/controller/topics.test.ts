@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { allTopics, parsePipeline } from "../../api/v1alpha1/pipeline.ts";
 import type { TopicDescription, TopicSpec } from "../../processors/kafka/transport.ts";
-import { allTopics, parsePipeline } from "../api/v1alpha1/pipeline.ts";
 import {
   type ExistingTopic,
   kafkaSecurityFromSecret,

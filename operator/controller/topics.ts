@@ -7,10 +7,11 @@
  * status. Topics are never shrunk or deleted: a partition decrease is refused
  * with `NotSupported`, like Strimzi's topic operator.
  */
+
+import type { ResolvedTopic } from "../../api/v1alpha1/pipeline.ts";
 import { type KafkaSecurity, readKafkaSecurity } from "../../lib/config.ts";
 import { planTopics } from "../../processors/kafka/topics.ts";
 import type { Admin, TopicDescription, TopicSpec } from "../../processors/kafka/transport.ts";
-import type { ResolvedTopic } from "../api/v1alpha1/pipeline.ts";
 
 /**
  * What the provisioner needs of Kafka: the processors' `Admin` (describe,

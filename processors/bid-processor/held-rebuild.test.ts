@@ -18,8 +18,8 @@
  * accompanied (see the report of issue #12).
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { allTopics, parsePipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
-import { allTopics, parsePipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import { SCHEMA } from "../domain/events.ts";
 import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import { readToEnd } from "../kafka/read.ts";

@@ -1,5 +1,5 @@
+import { s3Prefix } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
-import { s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
 import { FraudModels } from "../fraud/model.ts";
 import { s3ModelStore } from "../fraud/store.ts";
 import { ModelWatcher } from "../fraud/watcher.ts";

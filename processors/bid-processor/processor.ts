@@ -1,5 +1,5 @@
+import type { AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import type { Logger } from "../../lib/log.ts";
-import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import type { AuctionBookOptions } from "../domain/auction.ts";
 import {
   type BidCoreOptions,

@@ -30,7 +30,7 @@ import {
   fraudAlert,
 } from "./fraud.ts";
 
-/** Logical output topics (the keys of operator/api/v1alpha1 LOGICAL_TOPICS). */
+/** Logical output topics (the keys of api/v1alpha1 LOGICAL_TOPICS). */
 export type OutputTopic = "bidsAccepted" | "bidsRejected" | "prices" | "fraudAlerts" | "transactions";
 
 export interface OutputRecord {

@@ -7,10 +7,10 @@
  * topic's own clock gates hold expiry.
  */
 import { describe, expect, it } from "vitest";
+import { type Dataset, generateDataset } from "../../test/generate/dataset.ts";
 import { add, diffOutcomes, type Json, type Outcomes, outcomeLine } from "../../test/outcome-lines.ts";
 import { decodeModel, FraudModels } from "../fraud/model.ts";
 import { buildModel } from "../fraud/train.ts";
-import { type Dataset, generateDataset } from "../generate/dataset.ts";
 import { type BidCoreOptions, BidProcessorCore, type Decision, type OutputRecord } from "./bid-core.ts";
 import { DEFAULT_FRAUD_CONFIG } from "./fraud.ts";
 

@@ -1,7 +1,7 @@
 /**
  * The event contract of a Gavel pipeline: one TypeBox definition per event
  * gives the TypeScript type, the JSON Schema checked in under
- * `processors/schemas/` and the runtime validator. See docs/events.md.
+ * `api/events/schemas/` and the runtime validator. See docs/events.md.
  *
  * Compatibility rules (consumers): every event carries `schema`
  * ("gavel.<kind>/v<N>"); a decoder accepts the current and the previous
@@ -594,7 +594,7 @@ export const TransactionSchema = Type.Object(
 );
 export type Transaction = Static<typeof TransactionSchema>;
 
-/** Every published schema (for `processors/schemas/` generation). */
+/** Every published schema (for `api/events/schemas/` generation). */
 export const PUBLISHED_SCHEMAS: ReadonlyArray<{ id: string; file: string; schema: TSchema }> = [
   { id: SCHEMA.auction, file: "auction.v1.json", schema: AuctionEventSchema },
   { id: SCHEMA.user, file: "user.v1.json", schema: UserEventSchema },

@@ -27,7 +27,7 @@ import type { AuctionView } from "./auction.ts";
 import type { BidEvent, FraudAlert, FraudSignal, FraudSignalName, Transaction, UserEvent } from "./events.ts";
 import { FRAUD_SIGNALS, SCHEMA } from "./events.ts";
 
-/** The subset of `spec.fraud` the scorer needs (matches operator/api/v1alpha1 FraudSpec). */
+/** The subset of `spec.fraud` the scorer needs (matches api/v1alpha1 FraudSpec). */
 export interface FraudConfig {
   readonly quarantineThreshold: number;
   readonly alertThreshold: number;

@@ -1,7 +1,7 @@
+import { loadPipelineFile, s3Prefix } from "../../api/v1alpha1/pipeline.ts";
+import { FRAUD_MODEL_ANNOTATION, type FraudModelStatus } from "../../api/v1alpha1/types.ts";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
-import { loadPipelineFile, s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
-import { FRAUD_MODEL_ANNOTATION, type FraudModelStatus } from "../../operator/api/v1alpha1/types.ts";
 import { openPool } from "../db/pool.ts";
 import { annotatePipeline, parsePipelineRef, pipelineRefFrom } from "../rollup/annotate.ts";
 import { normalizePrefix, s3ClientFromConfig } from "../rollup/lake.ts";

@@ -1,5 +1,5 @@
 import { stringify } from "yaml";
-import { loadPipelineFile } from "../../operator/api/v1alpha1/pipeline.ts";
+import { loadPipelineFile } from "../../api/v1alpha1/pipeline.ts";
 import {
   defaultAclRoles,
   pipelineAcls,

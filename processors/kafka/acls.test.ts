@@ -3,21 +3,21 @@ import kafkajs from "kafkajs";
 import type pg from "pg";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { buildProgram } from "../../cli/main.ts";
-import { createLogger } from "../../lib/log.ts";
 import {
   type AuctionPipeline,
   allTopics,
   loadPipelineFile,
   parsePipeline,
   topicNames,
-} from "../../operator/api/v1alpha1/pipeline.ts";
+} from "../../api/v1alpha1/pipeline.ts";
+import { buildProgram } from "../../cli/main.ts";
+import { createLogger } from "../../lib/log.ts";
 import { provisionTopics, type TopicAdmin } from "../../operator/controller/topics.ts";
 import { BidProcessor } from "../bid-processor/processor.ts";
-import { BronzeArchiver } from "../bronze/archiver.ts";
+import { BronzeArchiver } from "../bronze-archiver/archiver.ts";
 import { SCHEMA } from "../domain/events.ts";
 import { Registry } from "../runtime/metrics.ts";
-import { SilverWriter } from "../silver/writer.ts";
+import { SilverWriter } from "../silver-writer/writer.ts";
 import {
   type AclCheck,
   type AclRule,
@@ -734,7 +734,7 @@ describe("the rules are exactly what the processes do (in-memory Kafka)", () => 
       },
       store: { location: "memory://", put: async () => undefined },
       prefix: "acltest/",
-      // as processors/bronze/main.ts: the pipeline's topics without the extra ones
+      // as processors/bronze-archiver/main.ts: the pipeline's topics without the extra ones
       topics: allTopics(p)
         .filter((t) => !t.key.startsWith("extra:"))
         .map((t) => t.name),

@@ -30,12 +30,7 @@
  *   count (Metadata without topics) needs nothing.
  */
 import kafkajs, { type AclEntry } from "kafkajs";
-import {
-  type AuctionPipeline,
-  allTopics,
-  processors,
-  topicNames,
-} from "../../operator/api/v1alpha1/pipeline.ts";
+import { type AuctionPipeline, allTopics, processors, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { KAFKA_CLIENT_ROLES, type KafkaClientRole, type StrimziAuthentication } from "./roles.ts";
 
 // kafkajs' enums are not named exports of its CommonJS module under Node's
@@ -118,9 +113,9 @@ export function kafkaIds(pipeline: AuctionPipeline) {
     bidProcessorTailGroupPrefix: `${bidProcessor}-tail-`,
     /** processors/bid-processor/processor.ts `#restore`: `<group>-<partition>`, one per owned partition. */
     bidProcessorTransactionalIdPrefix: `${bidProcessor}-`,
-    /** processors/silver/writer.ts: `groupId`. */
+    /** processors/silver-writer/writer.ts: `groupId`. */
     silverWriterGroup: `${name}.silver-writer`,
-    /** processors/bronze/main.ts: `groupId`. */
+    /** processors/bronze-archiver/main.ts: `groupId`. */
     bronzeArchiverGroup: `${name}.bronze-archiver`,
   };
 }

@@ -1,5 +1,5 @@
+import { allTopics, loadPipelineFile } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
-import { allTopics, loadPipelineFile } from "../../operator/api/v1alpha1/pipeline.ts";
 import { kafkaBrokers, processorConfigFrom } from "../runtime/config.ts";
 import { createTransport } from "./client.ts";
 import { applyTopics } from "./topics.ts";

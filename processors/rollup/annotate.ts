@@ -1,5 +1,5 @@
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
-import { LAST_ROLLUP_ANNOTATION, type RollupStatus } from "../../operator/api/v1alpha1/types.ts";
+import { LAST_ROLLUP_ANNOTATION, type RollupStatus } from "../../api/v1alpha1/types.ts";
 import type { RollupResult } from "./rollup.ts";
 
 /**

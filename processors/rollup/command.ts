@@ -19,7 +19,7 @@ interface PipelineSettings {
 
 async function pipelineSettings(file: string | undefined): Promise<PipelineSettings> {
   if (!file) return {};
-  const { loadPipelineFile, s3Prefix } = await import("../../operator/api/v1alpha1/pipeline.ts");
+  const { loadPipelineFile, s3Prefix } = await import("../../api/v1alpha1/pipeline.ts");
   const p = await loadPipelineFile(file);
   return { timeZone: p.spec.rollup.timeZone, bucket: p.spec.storage.s3.bucket, prefix: s3Prefix(p) };
 }

@@ -234,7 +234,7 @@ export function duckCreateSql(e: SilverExtract): string {
 
 /**
  * A client that moves CSV itself instead of through COPY protocol streams
- * (the embedded PGlite adapter of `gavel dev`, processors/dev/pglite.ts,
+ * (the embedded PGlite adapter of `gavel dev`, test/dev/pglite.ts,
  * has no pg-copy-streams wire). Same CSV files, same SQL.
  */
 export interface CsvCopyClient {

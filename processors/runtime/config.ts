@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { S3Client } from "@aws-sdk/client-s3";
+import { type AuctionPipeline, loadPipelineFile, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { type ConnectionConfig, readConnectionConfig, requireEnv } from "../../lib/config.ts";
-import { type AuctionPipeline, loadPipelineFile, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 
 /** Everything a processor needs to start: the pipeline spec and the connection settings. */
 export interface ProcessorConfig {

@@ -3,7 +3,7 @@ import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auctionPipelineCrd } from "../../operator/crd.ts";
+import { auctionPipelineCrd } from "../../api/v1alpha1/crd.ts";
 import { rbacManifests } from "../../operator/rbac.ts";
 import { operatorMetrics } from "../../processors/runtime/instrument.ts";
 import { Registry } from "../../processors/runtime/metrics.ts";
@@ -135,7 +135,7 @@ describe("helm template accepted by the real kube-apiserver", () => {
 });
 
 describe("CRD and RBAC are the generated ones", () => {
-  it("the CRD equals operator/crd.ts's output", () => {
+  it("the CRD equals api/v1alpha1/crd.ts's output", () => {
     const docs = render("gavel", "gavel-system", ["--include-crds"]);
     expect(find(docs, "CustomResourceDefinition")).toEqual(auctionPipelineCrd());
   });

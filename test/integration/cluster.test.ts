@@ -769,9 +769,7 @@ describeCluster("gavel cluster: the chart, the operator and a pipeline on a real
       const { KafkajsTransport } = await import("../../processors/kafka/kafkajs.ts");
       const { createLogger } = await import("../../lib/log.ts");
       const { readToEnd } = await import("../../processors/kafka/read.ts");
-      const { loadPipelineFile, s3Prefix, topicNames } = await import(
-        "../../operator/api/v1alpha1/pipeline.ts"
-      );
+      const { loadPipelineFile, s3Prefix, topicNames } = await import("../../api/v1alpha1/pipeline.ts");
       const { diffOutcomes, liveOutcomes, oracleOutcomes, size } = await import("./outcomes.ts");
       const { decodeModel, FraudModels, modelsPrefix } = await import("../../processors/fraud/model.ts");
       const { normalizePrefix } = await import("../../processors/rollup/lake.ts");

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { DevSummary } from "../../processors/dev/summary.ts";
-import { generateDataset } from "../../processors/generate/dataset.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { folderObjectStore } from "../../processors/storage/objects.ts";
+import type { DevSummary } from "../dev/summary.ts";
+import { generateDataset } from "../generate/dataset.ts";
 import { embeddedEnv, runGavelDev, startGavelDev } from "./dev-helpers.ts";
 
 describe("gavel dev --once on embedded defaults", () => {

@@ -12,9 +12,9 @@ import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
-import type { DevSummary } from "../../processors/dev/summary.ts";
 import { KafkajsTransport } from "../../processors/kafka/kafkajs.ts";
 import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
+import type { DevSummary } from "../dev/summary.ts";
 import { runGavelDev } from "./dev-helpers.ts";
 import { createTestDatabase } from "./rollup-helpers.ts";
 

@@ -15,8 +15,8 @@ import { promisify } from "node:util";
 import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeModel, FEATURE_NAMES, FraudModels, modelKey } from "../../processors/fraud/model.ts";
-import { generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToKafka } from "../../processors/generate/sinks.ts";
+import { generateDataset } from "../generate/dataset.ts";
+import { sendToKafka } from "../generate/sinks.ts";
 import { diffOutcomes, liveOutcomes, oracleOutcomes, size } from "./outcomes.ts";
 import {
   type Env,

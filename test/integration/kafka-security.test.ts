@@ -19,13 +19,13 @@ import { dirname, join } from "node:path";
 import { createServer as createTlsServer } from "node:tls";
 import kafkajs from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToHttp, sendToKafka } from "../../processors/generate/sinks.ts";
 import { type AclRule, pipelineAcls, toKafkajsAcls } from "../../processors/kafka/acls.ts";
 import { createTransport } from "../../processors/kafka/client.ts";
 import { ensureCa, ensureServerCert } from "../env/pki.ts";
 import { kafkaScramUser } from "../env/services.ts";
 import { envFile, paths, readEnvFile, readState } from "../env/testenv.ts";
+import { generateDataset } from "../generate/dataset.ts";
+import { sendToHttp, sendToKafka } from "../generate/sinks.ts";
 import {
   assertPipelineResult,
   type Env,

@@ -26,16 +26,16 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { parsePipeline } from "../../api/v1alpha1/pipeline.ts";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
-import { parsePipeline } from "../../operator/api/v1alpha1/pipeline.ts";
 import { startHealthServer } from "../../operator/health.ts";
-import { generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToHttp } from "../../processors/generate/sinks.ts";
 import { rollupDay } from "../../processors/rollup/rollup.ts";
 import { operatorMetrics, recordRollup, rollupMetrics } from "../../processors/runtime/instrument.ts";
 import { Registry } from "../../processors/runtime/metrics.ts";
 import { createServer as createProcessorServer } from "../../processors/runtime/server.ts";
 import { paths } from "../env/testenv.ts";
+import { generateDataset } from "../generate/dataset.ts";
+import { sendToHttp } from "../generate/sinks.ts";
 import {
   createNamespace,
   createPipeline,

@@ -17,8 +17,8 @@ import {
 } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { parse } from "yaml";
+import { auctionPipelineCrd, CRD_NAME } from "../../api/v1alpha1/crd.ts";
 import { Manager, type ManagerOptions } from "../../operator/controller/manager.ts";
-import { auctionPipelineCrd, CRD_NAME } from "../../operator/crd.ts";
 
 export function kubeConfig(): KubeConfig {
   const path = process.env.KUBECONFIG;

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parsePipeline } from "../../operator/api/v1alpha1/pipeline.ts";
+import { parsePipeline } from "../../api/v1alpha1/pipeline.ts";
 import { pipelineAcls, toKafkajsAcls } from "../../processors/kafka/acls.ts";
 import { kafkaScramUser } from "../env/services.ts";
 import { envFile, paths, readEnvFile, readState } from "../env/testenv.ts";

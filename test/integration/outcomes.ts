@@ -13,7 +13,7 @@
  * times, same fraud alerts.
  */
 import { expect } from "vitest";
-import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
+import type { AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { bidCoreOptions } from "../../processors/bid-processor/processor.ts";
 import { BidProcessorCore, type OutputRecord } from "../../processors/domain/bid-core.ts";
 import type { FraudModels } from "../../processors/fraud/model.ts";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToKafka } from "../../processors/generate/sinks.ts";
+import { generateDataset } from "../generate/dataset.ts";
+import { sendToKafka } from "../generate/sinks.ts";
 import {
   assertPipelineResult,
   type Env,

@@ -1,8 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Dataset, generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToKafka } from "../../processors/generate/sinks.ts";
 import { restart } from "../env/testenv.ts";
+import { type Dataset, generateDataset } from "../generate/dataset.ts";
+import { sendToKafka } from "../generate/sinks.ts";
 import { expectOracleOutcomes } from "./outcomes.ts";
 import {
   assertPipelineResult,

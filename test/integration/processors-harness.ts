@@ -13,25 +13,25 @@ import { gunzipSync } from "node:zlib";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { expect } from "vitest";
-import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
-import { createLogger } from "../../lib/log.ts";
 import {
   type AuctionPipeline,
   allTopics,
   parsePipeline,
   s3Prefix,
   topicNames,
-} from "../../operator/api/v1alpha1/pipeline.ts";
+} from "../../api/v1alpha1/pipeline.ts";
+import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
+import { createLogger } from "../../lib/log.ts";
 import { BidProcessor } from "../../processors/bid-processor/processor.ts";
-import { BronzeArchiver } from "../../processors/bronze/archiver.ts";
+import { BronzeArchiver } from "../../processors/bronze-archiver/archiver.ts";
 import { migrate } from "../../processors/db/migrate.ts";
-import type { Dataset, GeneratedBid } from "../../processors/generate/dataset.ts";
 import { KafkajsTransport } from "../../processors/kafka/kafkajs.ts";
 import { readToEnd } from "../../processors/kafka/read.ts";
 import { applyTopics } from "../../processors/kafka/topics.ts";
 import type { Admin, KafkaRecord } from "../../processors/kafka/transport.ts";
 import { Registry } from "../../processors/runtime/metrics.ts";
-import { SilverWriter } from "../../processors/silver/writer.ts";
+import { SilverWriter } from "../../processors/silver-writer/writer.ts";
+import type { Dataset, GeneratedBid } from "../generate/dataset.ts";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
 export const logger = createLogger("processors-test", process.env.TEST_LOG_LEVEL ?? "error");

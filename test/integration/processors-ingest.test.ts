@@ -2,11 +2,11 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateDataset } from "../../processors/generate/dataset.ts";
-import { sendToHttp } from "../../processors/generate/sinks.ts";
 import { loadFile } from "../../processors/ingest/load.ts";
 import { type RunningIngest, runIngest } from "../../processors/ingest/main.ts";
 import { processorConfigFrom } from "../../processors/runtime/config.ts";
+import { generateDataset } from "../generate/dataset.ts";
+import { sendToHttp } from "../generate/sinks.ts";
 import {
   type Env,
   type Running,

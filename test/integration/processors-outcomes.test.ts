@@ -9,8 +9,8 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Dataset, generateDataset } from "../../processors/generate/dataset.ts";
 import type { Producer } from "../../processors/kafka/transport.ts";
+import { type Dataset, generateDataset } from "../generate/dataset.ts";
 import { expectOracleOutcomes } from "./outcomes.ts";
 import {
   assertPipelineResult,

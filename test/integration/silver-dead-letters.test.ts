@@ -10,7 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Registry } from "../../processors/runtime/metrics.ts";
-import { SilverWriter } from "../../processors/silver/writer.ts";
+import { SilverWriter } from "../../processors/silver-writer/writer.ts";
 import {
   type Env,
   logger,

@@ -1,5 +1,5 @@
+import { allTopics, s3Prefix } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
-import { allTopics, s3Prefix } from "../../operator/api/v1alpha1/pipeline.ts";
 import { createTransport } from "../kafka/client.ts";
 import { kafkaBrokers, type ProcessorConfig, s3ClientFor } from "../runtime/config.ts";
 import { Registry } from "../runtime/metrics.ts";

@@ -10,7 +10,7 @@
  * and `placed_at` a little earlier (client latency). Auctions and users are
  * sent first. Every bid record is counted in `--bids`, malformed included.
  */
-import { type AuctionEvent, type BidEvent, SCHEMA, type UserEvent } from "../domain/events.ts";
+import { type AuctionEvent, type BidEvent, SCHEMA, type UserEvent } from "../../processors/domain/events.ts";
 import { Rng } from "./random.ts";
 
 export const BID_KINDS = [

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { BidProcessorCore, type OutputRecord } from "../domain/bid-core.ts";
-import { type BidRejected, decodeAuction, decodeBid, decodeUser, rejectionId } from "../domain/events.ts";
-import { DEFAULT_FRAUD_CONFIG } from "../domain/fraud.ts";
+import { BidProcessorCore, type OutputRecord } from "../../processors/domain/bid-core.ts";
+import {
+  type BidRejected,
+  decodeAuction,
+  decodeBid,
+  decodeUser,
+  rejectionId,
+} from "../../processors/domain/events.ts";
+import { DEFAULT_FRAUD_CONFIG } from "../../processors/domain/fraud.ts";
 import { BID_KINDS, bidLabels, FRAUD_BID_KINDS, generateDataset } from "./dataset.ts";
 import { Rng } from "./random.ts";
 

@@ -1,13 +1,8 @@
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
+import { devTool } from "./dev-tool.ts";
+import { intArg } from "./options.ts";
 
-function positiveInt(name: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return n;
-  };
-}
+const positiveInt = (name: string, min = 0) => intArg(name, min);
 
 export interface GenerateCliOptions {
   readonly file: string;
@@ -25,7 +20,10 @@ export interface GenerateCliOptions {
   readonly labels?: string;
 }
 
-/** `gavel generate`: synthetic auctions, users and bids for a pipeline. */
+/**
+ * `gavel generate`: synthetic auctions, users and bids for a pipeline. A
+ * development tool (test/generate/), not in the image (cli/dev-tool.ts).
+ */
 export function registerGenerate(program: Command): void {
   program
     .command("generate")
@@ -65,7 +63,7 @@ export function registerGenerate(program: Command): void {
       "also write what each well-formed bid record was made as, one JSON object per line (bid_id, auction_id, bidder_id, received_at, kind, fraud): the ground truth for fraud precision and recall (docs/fraud.md)",
     )
     .action(async (opts: GenerateCliOptions) => {
-      const { runGenerate } = await import("./command.ts");
+      const { runGenerate } = await devTool("generate", () => import("../test/generate/command.ts"));
       const summary = await runGenerate(opts);
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       if (summary.failed > 0) process.exitCode = 1;

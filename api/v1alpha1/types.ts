@@ -1,7 +1,7 @@
 /**
  * The AuctionPipeline API, v1alpha1: defined ONCE here with TypeBox. The
  * TypeScript types (`Static<>`), the runtime validation of pipeline files
- * (`pipeline.ts`) and the CRD's openAPIV3Schema (`operator/crd.ts`) all come
+ * (`pipeline.ts`) and the CRD's openAPIV3Schema (`api/v1alpha1/crd.ts`) all come
  * from these schemas. Descriptions are written for users: they are what
  * `kubectl explain auctionpipeline.spec` prints.
  *

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Producer, TopicMessages } from "../kafka/transport.ts";
+import type { Producer, TopicMessages } from "../../processors/kafka/transport.ts";
 import { generateDataset } from "./dataset.ts";
 import { sendToKafka } from "./sinks.ts";
 

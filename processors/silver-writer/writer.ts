@@ -1,6 +1,6 @@
 import type pg from "pg";
+import type { AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import type { Logger } from "../../lib/log.ts";
-import type { AuctionPipeline, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
 import type { BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
 import {
   type InstrumentedHandlers,

@@ -15,8 +15,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { ConnectionConfig } from "../../lib/config.ts";
-import { createLogger, type Logger } from "../../lib/log.ts";
 import {
   type AuctionPipeline,
   allTopics,
@@ -24,20 +22,22 @@ import {
   parsePipeline,
   s3Prefix,
   topicNames,
-} from "../../operator/api/v1alpha1/pipeline.ts";
-import { BidProcessor } from "../bid-processor/processor.ts";
-import { BronzeArchiver } from "../bronze/archiver.ts";
-import { migrate } from "../db/migrate.ts";
+} from "../../api/v1alpha1/pipeline.ts";
+import type { ConnectionConfig } from "../../lib/config.ts";
+import { createLogger, type Logger } from "../../lib/log.ts";
+import { BidProcessor } from "../../processors/bid-processor/processor.ts";
+import { BronzeArchiver } from "../../processors/bronze-archiver/archiver.ts";
+import { migrate } from "../../processors/db/migrate.ts";
+import { buildIngestApp } from "../../processors/ingest/app.ts";
+import { parseApiKeys } from "../../processors/ingest/auth.ts";
+import { BatchingProducer } from "../../processors/ingest/batcher.ts";
+import { applyTopics } from "../../processors/kafka/topics.ts";
+import { type RollupResult, rollupRange } from "../../processors/rollup/rollup.ts";
+import { Registry } from "../../processors/runtime/metrics.ts";
+import { SilverWriter } from "../../processors/silver-writer/writer.ts";
+import { goldLakeOn } from "../../processors/storage/objects.ts";
 import { generateDataset } from "../generate/dataset.ts";
 import { sendToHttp } from "../generate/sinks.ts";
-import { buildIngestApp } from "../ingest/app.ts";
-import { parseApiKeys } from "../ingest/auth.ts";
-import { BatchingProducer } from "../ingest/batcher.ts";
-import { applyTopics } from "../kafka/topics.ts";
-import { type RollupResult, rollupRange } from "../rollup/rollup.ts";
-import { Registry } from "../runtime/metrics.ts";
-import { SilverWriter } from "../silver/writer.ts";
-import { goldLakeOn } from "../storage/objects.ts";
 import { type Backends, openBackends } from "./backends.ts";
 import { collectSummary, type DevSummary, formatSummary, silverProgress } from "./summary.ts";
 

@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { generatedFiles } from "../../operator/generate.ts";
 import { auctionPipelineCrd, CRD_FILE } from "./crd.ts";
-import { generatedFiles } from "./generate.ts";
 
 describe("generated CRD and RBAC", () => {
-  it("are checked in up to date (run `gavel crds` after changing operator/api)", async () => {
+  it("are checked in up to date (run `gavel crds` after changing api/v1alpha1)", async () => {
     for (const [name, text] of Object.entries(generatedFiles())) {
       expect(await readFile(`crds/${name}`, "utf8"), `crds/${name} is stale: run 'gavel crds'`).toBe(text);
     }

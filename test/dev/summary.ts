@@ -5,11 +5,11 @@
  * formatted by a pure function.
  */
 import type pg from "pg";
-import type { topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
+import type { topicNames } from "../../api/v1alpha1/pipeline.ts";
+import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
+import type { RollupResult } from "../../processors/rollup/rollup.ts";
+import type { FolderObjectStore, ObjectStore } from "../../processors/storage/objects.ts";
 import type { BidKind, Dataset } from "../generate/dataset.ts";
-import { GOLD_TABLES } from "../rollup/gold.ts";
-import type { RollupResult } from "../rollup/rollup.ts";
-import type { FolderObjectStore, ObjectStore } from "../storage/objects.ts";
 
 export interface SilverProgress {
   readonly accepted: number;

@@ -6,15 +6,10 @@
  * test/integration/silver-dead-letters.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AuctionPipeline, allTopics, parsePipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
-import {
-  type AuctionPipeline,
-  allTopics,
-  parsePipeline,
-  topicNames,
-} from "../../operator/api/v1alpha1/pipeline.ts";
+import { PglitePool } from "../../test/dev/pglite.ts";
 import { migrate } from "../db/migrate.ts";
-import { PglitePool } from "../dev/pglite.ts";
 import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { SilverWriter } from "./writer.ts";

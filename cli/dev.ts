@@ -1,13 +1,6 @@
-import { type Command, InvalidArgumentError, Option } from "commander";
-
-function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
+import { type Command, Option } from "commander";
+import { devTool } from "./dev-tool.ts";
+import { intArg as int } from "./options.ts";
 
 export interface DevCliOptions {
   readonly file?: string;
@@ -21,7 +14,11 @@ export interface DevCliOptions {
   readonly dataDir: string;
 }
 
-/** `gavel dev`: the whole pipeline in one process, on embedded defaults. */
+/**
+ * `gavel dev`: the whole pipeline in one process, on embedded defaults. A
+ * development tool: the implementation lives in test/dev/ and is not in the
+ * image (cli/dev-tool.ts).
+ */
 export function registerDev(program: Command): void {
   program
     .command("dev")
@@ -50,8 +47,8 @@ export function registerDev(program: Command): void {
       ".dev",
     )
     .action(async (opts: DevCliOptions) => {
-      const { runDev } = await import("./run.ts");
-      const { readConnectionConfig } = await import("../../lib/config.ts");
+      const { runDev } = await devTool("dev", () => import("../test/dev/run.ts"));
+      const { readConnectionConfig } = await import("../lib/config.ts");
       // The whole process is this command: once it is done (or failed), a
       // client that still holds a handle (a consumer, the embedded database)
       // must not keep it alive. The grace period lets stdout drain.

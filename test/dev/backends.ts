@@ -9,12 +9,12 @@ import { join } from "node:path";
 import type pg from "pg";
 import type { ConnectionConfig } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
-import { openPool } from "../db/pool.ts";
-import { createTransport } from "../kafka/client.ts";
-import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
-import type { Transport } from "../kafka/transport.ts";
-import { s3ClientFromConfig } from "../rollup/lake.ts";
-import { folderObjectStore, type ObjectStore, s3ObjectStore } from "../storage/objects.ts";
+import { openPool } from "../../processors/db/pool.ts";
+import { createTransport } from "../../processors/kafka/client.ts";
+import { MemoryBroker, MemoryTransport } from "../../processors/kafka/memory.ts";
+import type { Transport } from "../../processors/kafka/transport.ts";
+import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
+import { folderObjectStore, type ObjectStore, s3ObjectStore } from "../../processors/storage/objects.ts";
 import { PglitePool } from "./pglite.ts";
 
 export interface Backends {

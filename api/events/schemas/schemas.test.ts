@@ -6,7 +6,7 @@ import { renderSchemas, SCHEMAS_DIR } from "./generate.ts";
 describe("checked-in JSON Schemas", () => {
   const rendered = renderSchemas();
 
-  it("equal the ones generated from the TypeBox definitions (run node processors/schemas/generate.ts)", () => {
+  it("equal the ones generated from the TypeBox definitions (run node api/events/schemas/generate.ts)", () => {
     for (const [name, text] of rendered) {
       // Compared as JSON, so Biome may format the files.
       expect(JSON.parse(readFileSync(join(SCHEMAS_DIR, name), "utf8")), name).toEqual(JSON.parse(text));

@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../lib/log.ts";
-import { DAY, EXPECTED, fixture, normalizeRow } from "../../test/rollup-fixture.ts";
-import { migrate } from "../db/migrate.ts";
-import { GOLD_TABLES } from "../rollup/gold.ts";
-import { rollupDay } from "../rollup/rollup.ts";
-import { folderObjectStore, goldLakeOn } from "../storage/objects.ts";
+import { migrate } from "../../processors/db/migrate.ts";
+import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
+import { rollupDay } from "../../processors/rollup/rollup.ts";
+import { folderObjectStore, goldLakeOn } from "../../processors/storage/objects.ts";
+import { DAY, EXPECTED, fixture, normalizeRow } from "../rollup-fixture.ts";
 import { PglitePool } from "./pglite.ts";
 
 const logger = createLogger("pglite-test", "silent");

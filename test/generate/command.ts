@@ -1,10 +1,10 @@
 import { writeFile } from "node:fs/promises";
 import { SingleBar } from "cli-progress";
+import { loadPipelineFile, topicNames } from "../../api/v1alpha1/pipeline.ts";
+import type { GenerateCliOptions } from "../../cli/generate.ts";
 import { createLogger } from "../../lib/log.ts";
-import { loadPipelineFile, topicNames } from "../../operator/api/v1alpha1/pipeline.ts";
-import { createTransport } from "../kafka/client.ts";
-import { kafkaBrokers, processorConfigFrom } from "../runtime/config.ts";
-import type { GenerateCliOptions } from "./cli.ts";
+import { createTransport } from "../../processors/kafka/client.ts";
+import { kafkaBrokers, processorConfigFrom } from "../../processors/runtime/config.ts";
 import { type BidKind, bidLabels, generateDataset } from "./dataset.ts";
 import { type SendResult, sendToHttp, sendToKafka } from "./sinks.ts";
 
