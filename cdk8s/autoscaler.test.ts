@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { Chart, Testing } from "cdk8s";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { LAG_METRIC, ProcessorAutoscaler } from "./autoscaler.ts";
+import { AUTOSCALER_PROPS, render } from "./testing.ts";
 
 describe("the lag metric contract", () => {
   it("the chart's Prometheus Adapter rule serves the metric and labels the HPA selects on", async () => {
@@ -13,18 +13,9 @@ describe("the lag metric contract", () => {
     };
     const [rule] = values.rules.external;
     expect(rule?.name.as).toBe(LAG_METRIC);
-    const chart = new Chart(Testing.app(), "t");
-    new ProcessorAutoscaler(chart, "h", {
-      name: "x",
-      deployment: "x",
-      minReplicas: 1,
-      maxReplicas: 2,
-      cpuUtilizationPercent: 70,
-      lagPerReplica: 100,
-      pipeline: "demo",
-      processor: "bid-processor",
-    });
-    const hpa = chart.toJson()[0] as {
+    const hpa = render((chart) => {
+      new ProcessorAutoscaler(chart, "h", { ...AUTOSCALER_PROPS, lagPerReplica: 100 });
+    })[0] as {
       spec: {
         metrics: {
           external?: { metric: { name: string; selector: { matchLabels: Record<string, string> } } };

@@ -1,6 +1,6 @@
 import type { V2MetricSpec } from "@kubernetes/client-node";
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
+import { type ChildProps, childObject, integerIn } from "./child-object.ts";
 import { PIPELINE_LABEL } from "./names.ts";
 
 /**
@@ -10,11 +10,9 @@ import { PIPELINE_LABEL } from "./names.ts";
  */
 export const LAG_METRIC = "gavel_consumer_lag";
 
-export interface ProcessorAutoscalerProps {
-  readonly name: string;
+export interface ProcessorAutoscalerProps extends ChildProps {
   /** Deployment to scale. */
   readonly deployment: string;
-  readonly labels?: Readonly<Record<string, string>>;
   readonly minReplicas: number;
   /** Already clamped to the partition count for consumers. */
   readonly maxReplicas: number;
@@ -43,10 +41,11 @@ export interface ProcessorAutoscalerProps {
 export class ProcessorAutoscaler extends Construct {
   constructor(scope: Construct, id: string, props: ProcessorAutoscalerProps) {
     super(scope, id);
-    if (!Number.isInteger(props.minReplicas) || props.minReplicas < 1)
-      throw new Error(
-        `HPA ${props.name}: minReplicas must be at least 1 (suspend the pipeline to scale to zero)`,
-      );
+    integerIn(
+      props.minReplicas,
+      { min: 1 },
+      () => `HPA ${props.name}: minReplicas must be at least 1 (suspend the pipeline to scale to zero)`,
+    );
     if (props.maxReplicas < props.minReplicas)
       throw new Error(
         `HPA ${props.name}: maxReplicas (${props.maxReplicas}) is below minReplicas (${props.minReplicas}): raise maxReplicas or the partitions`,
@@ -55,12 +54,12 @@ export class ProcessorAutoscaler extends Construct {
       throw new Error(
         `HPA ${props.name}: maxReplicas (${props.maxReplicas}) is above the ${props.partitions} partitions it consumes (extra replicas would sit idle): lower maxReplicas or raise the partitions`,
       );
-    if (
-      props.lagPerReplica !== undefined &&
-      (!Number.isInteger(props.lagPerReplica) || props.lagPerReplica < 1)
-    )
-      throw new Error(
-        `HPA ${props.name}: lagPerReplica must be a positive integer (records of lag per replica), got ${props.lagPerReplica}`,
+    if (props.lagPerReplica !== undefined)
+      integerIn(
+        props.lagPerReplica,
+        { min: 1 },
+        (lag) =>
+          `HPA ${props.name}: lagPerReplica must be a positive integer (records of lag per replica), got ${lag}`,
       );
     const metrics: V2MetricSpec[] = [
       {
@@ -82,26 +81,30 @@ export class ProcessorAutoscaler extends Construct {
           target: { type: "AverageValue", averageValue: String(props.lagPerReplica) },
         },
       });
-    new ApiObject(this, "Resource", {
-      apiVersion: "autoscaling/v2",
-      kind: "HorizontalPodAutoscaler",
-      metadata: { name: props.name, labels: { ...props.labels, [PIPELINE_LABEL]: props.pipeline } },
-      spec: {
-        scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: props.deployment },
-        minReplicas: props.minReplicas,
-        maxReplicas: props.maxReplicas,
-        metrics,
-        behavior: {
-          scaleUp: {
-            stabilizationWindowSeconds: 0,
-            policies: [{ type: "Percent", value: 100, periodSeconds: 30 }],
-          },
-          scaleDown: {
-            stabilizationWindowSeconds: props.scaleDownStabilizationSeconds ?? 300,
-            policies: [{ type: "Pods", value: 1, periodSeconds: 60 }],
+    const labels = { ...props.labels, [PIPELINE_LABEL]: props.pipeline };
+    childObject(
+      this,
+      { name: props.name, labels },
+      {
+        apiVersion: "autoscaling/v2",
+        kind: "HorizontalPodAutoscaler",
+        spec: {
+          scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: props.deployment },
+          minReplicas: props.minReplicas,
+          maxReplicas: props.maxReplicas,
+          metrics,
+          behavior: {
+            scaleUp: {
+              stabilizationWindowSeconds: 0,
+              policies: [{ type: "Percent", value: 100, periodSeconds: 30 }],
+            },
+            scaleDown: {
+              stabilizationWindowSeconds: props.scaleDownStabilizationSeconds ?? 300,
+              policies: [{ type: "Pods", value: 1, periodSeconds: 60 }],
+            },
           },
         },
       },
-    });
+    );
   }
 }

@@ -1,13 +1,11 @@
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
 import { stringify } from "yaml";
+import { type ChildProps, childObject } from "./child-object.ts";
 import { shortHash } from "./names.ts";
 
-export interface PipelineConfigMapProps {
-  readonly name: string;
+export interface PipelineConfigMapProps extends ChildProps {
   /** The rendered AuctionPipeline document the pod reads from `/etc/gavel/pipeline.yaml`. */
   readonly pipeline: unknown;
-  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** A ConfigMap holding a rendered pipeline file (no secrets: those are referenced by the pods). */
@@ -22,10 +20,9 @@ export class PipelineConfigMap extends Construct {
     const text = stringify(props.pipeline, { lineWidth: 0, sortMapEntries: true });
     this.name = props.name;
     this.hash = shortHash(text, 16);
-    new ApiObject(this, "Resource", {
+    childObject(this, props, {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { name: props.name, labels: { ...props.labels } },
       data: { "pipeline.yaml": text },
     });
   }

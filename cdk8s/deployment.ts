@@ -1,13 +1,9 @@
 import type { V1PodSpec } from "@kubernetes/client-node";
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
+import { childObject, integerIn, type SelectingProps } from "./child-object.ts";
 import { CONFIG_HASH_ANNOTATION } from "./names.ts";
 
-export interface ProcessorDeploymentProps {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  /** Pod selector labels; immutable once created. */
-  readonly selector: Readonly<Record<string, string>>;
+export interface ProcessorDeploymentProps extends SelectingProps {
   readonly podSpec: V1PodSpec;
   /** Hash of the rendered config; changing it rolls the pods. */
   readonly configHash: string;
@@ -38,9 +34,11 @@ export class ProcessorDeployment extends Construct {
   readonly name: string;
   constructor(scope: Construct, id: string, props: ProcessorDeploymentProps) {
     super(scope, id);
-    if (props.replicas !== undefined && (!Number.isInteger(props.replicas) || props.replicas < 0))
-      throw new Error(
-        `Deployment ${props.name}: replicas must be a non-negative integer, got ${props.replicas}`,
+    if (props.replicas !== undefined)
+      integerIn(
+        props.replicas,
+        { min: 0 },
+        (r) => `Deployment ${props.name}: replicas must be a non-negative integer, got ${r}`,
       );
     for (const [k, v] of Object.entries(props.selector))
       if (props.labels?.[k] !== undefined && props.labels[k] !== v)
@@ -48,10 +46,12 @@ export class ProcessorDeployment extends Construct {
     const annotations: Record<string, string> = { [CONFIG_HASH_ANNOTATION]: props.configHash };
     if (props.metrics !== undefined) {
       const { port, path } = props.metrics;
-      if (!Number.isInteger(port) || port < 1 || port > 65535)
-        throw new Error(
-          `Deployment ${props.name}: metrics port must be an integer 1..65535 (the container port serving /metrics), got ${port}`,
-        );
+      integerIn(
+        port,
+        { min: 1, max: 65535 },
+        (p) =>
+          `Deployment ${props.name}: metrics port must be an integer 1..65535 (the container port serving /metrics), got ${p}`,
+      );
       if (!path.startsWith("/") || /\s/.test(path))
         throw new Error(
           `Deployment ${props.name}: metrics path must be an absolute URL path like /metrics, got ${JSON.stringify(path)}`,
@@ -66,23 +66,24 @@ export class ProcessorDeployment extends Construct {
       annotations[SCRAPE_ANNOTATIONS.path] = path;
     }
     this.name = props.name;
-    new ApiObject(this, "Resource", {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: props.name, labels: { ...props.labels, ...props.selector } },
-      spec: {
-        ...(props.replicas === undefined ? {} : { replicas: props.replicas }),
-        selector: { matchLabels: { ...props.selector } },
-        strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-        revisionHistoryLimit: 5,
-        template: {
-          metadata: {
-            labels: { ...props.labels, ...props.selector },
-            annotations,
+    const labels = { ...props.labels, ...props.selector };
+    childObject(
+      this,
+      { name: props.name, labels },
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        spec: {
+          ...(props.replicas === undefined ? {} : { replicas: props.replicas }),
+          selector: { matchLabels: { ...props.selector } },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+          revisionHistoryLimit: 5,
+          template: {
+            metadata: { labels, annotations },
+            spec: { terminationGracePeriodSeconds: 60, ...props.podSpec },
           },
-          spec: { terminationGracePeriodSeconds: 60, ...props.podSpec },
         },
       },
-    });
+    );
   }
 }

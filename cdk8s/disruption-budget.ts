@@ -1,10 +1,7 @@
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
+import { childObject, integerIn, type SelectingProps } from "./child-object.ts";
 
-export interface DisruptionBudgetProps {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly selector: Readonly<Record<string, string>>;
+export interface DisruptionBudgetProps extends SelectingProps {
   /** Pods that may be evicted at once. Default 1: drains move consumers one at a time. */
   readonly maxUnavailable?: number;
 }
@@ -13,15 +10,15 @@ export interface DisruptionBudgetProps {
 export class DisruptionBudget extends Construct {
   constructor(scope: Construct, id: string, props: DisruptionBudgetProps) {
     super(scope, id);
-    const maxUnavailable = props.maxUnavailable ?? 1;
-    if (!Number.isInteger(maxUnavailable) || maxUnavailable < 1)
-      throw new Error(
+    const maxUnavailable = integerIn(
+      props.maxUnavailable ?? 1,
+      { min: 1 },
+      () =>
         `PodDisruptionBudget ${props.name}: maxUnavailable must be at least 1, or drains would block forever`,
-      );
-    new ApiObject(this, "Resource", {
+    );
+    childObject(this, props, {
       apiVersion: "policy/v1",
       kind: "PodDisruptionBudget",
-      metadata: { name: props.name, labels: { ...props.labels } },
       spec: { maxUnavailable, selector: { matchLabels: { ...props.selector } } },
     });
   }

@@ -1,17 +1,15 @@
-import { ApiObject } from "cdk8s";
+import type { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
 import type { ResolvedTopic } from "../api/v1alpha1/pipeline.ts";
+import { type ChildProps, childObject } from "./child-object.ts";
 import { STRIMZI_CLUSTER_LABEL } from "./names.ts";
 
-export interface KafkaTopicProps {
-  /** KafkaTopic object name (a DNS subdomain). */
-  readonly name: string;
+/** `name` is the KafkaTopic object's name (a DNS subdomain), not the topic's. */
+export interface KafkaTopicProps extends ChildProps {
   /** Strimzi `Kafka` cluster name, set as the `strimzi.io/cluster` label. */
   readonly clusterName: string;
   /** The topic with every setting resolved. */
   readonly topic: ResolvedTopic;
-  /** Extra labels. Default none. */
-  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** A Strimzi `kafka.strimzi.io/v1` KafkaTopic, reconciled by the Strimzi topic operator. */
@@ -27,19 +25,20 @@ export class KafkaTopic extends Construct {
       throw new Error(
         `KafkaTopic name ${JSON.stringify(props.name)} is not a DNS subdomain: use lowercase letters, digits, '-' and '.'`,
       );
-    this.apiObject = new ApiObject(this, "Resource", {
-      apiVersion: "kafka.strimzi.io/v1",
-      kind: "KafkaTopic",
-      metadata: {
-        name: props.name,
-        labels: { ...props.labels, [STRIMZI_CLUSTER_LABEL]: props.clusterName },
+    const labels = { ...props.labels, [STRIMZI_CLUSTER_LABEL]: props.clusterName };
+    this.apiObject = childObject(
+      this,
+      { name: props.name, labels },
+      {
+        apiVersion: "kafka.strimzi.io/v1",
+        kind: "KafkaTopic",
+        spec: {
+          topicName: topic.name,
+          partitions: topic.partitions,
+          replicas: topic.replicas,
+          config: { ...topic.config },
+        },
       },
-      spec: {
-        topicName: topic.name,
-        partitions: topic.partitions,
-        replicas: topic.replicas,
-        config: { ...topic.config },
-      },
-    });
+    );
   }
 }

@@ -1,5 +1,7 @@
+import type { V1Container, V1PodSpec } from "@kubernetes/client-node";
 import { Chart } from "cdk8s";
 import type { Construct } from "constructs";
+import { ENV } from "../api/env.ts";
 import {
   type AuctionPipeline,
   allTopics,
@@ -23,7 +25,7 @@ import {
   selectorLabels,
   serviceAccountName,
 } from "./names.ts";
-import { gavelPodSpec } from "./pod.ts";
+import { envVar, gavelPodSpec, secretEnvVar } from "./pod.ts";
 import { RollupCronJob } from "./rollup.ts";
 import { RollupReporterRole } from "./rollup-rbac.ts";
 import { IngestService } from "./service.ts";
@@ -60,174 +62,205 @@ function renderedConfig(p: AuctionPipeline, namespace: string, only?: ResolvedPr
   };
 }
 
-/** Everything one AuctionPipeline runs on, as cdk8s constructs. */
+/** Longest pipeline name: the longest child name (`<name>-bronze-archiver` and such) must stay a DNS label. */
+const MAX_PIPELINE_NAME = 40;
+
+/**
+ * A processor's HTTP server (processors/runtime/server.ts): started once
+ * `/healthz` answers (it has 2 minutes), restarted when it stops answering,
+ * out of the Service while `/readyz` says not ready.
+ */
+const PROCESSOR_CONTAINER: Partial<V1Container> = {
+  ports: [{ name: "http", containerPort: HTTP_PORT, protocol: "TCP" }],
+  startupProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2, failureThreshold: 60 },
+  livenessProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 10, failureThreshold: 3 },
+  readinessProbe: { httpGet: { path: "/readyz", port: "http" }, periodSeconds: 5, failureThreshold: 2 },
+};
+
+/** What every part of one pipeline's chart shares. */
+interface PipelineScope {
+  readonly pipeline: AuctionPipeline;
+  /** `metadata.name` of the pipeline, the prefix of every child name. */
+  readonly name: string;
+  readonly namespace: string;
+  /** The pods' ServiceAccount. */
+  readonly serviceAccount: string;
+}
+
+/** The pod of one processor: `gavel processor <name>`, its HTTP port, and the ingest API keys for ingest. */
+function processorPodSpec(ps: PipelineScope, proc: ResolvedProcessor, configMap: string): V1PodSpec {
+  const podSpec = gavelPodSpec({
+    pipeline: ps.pipeline,
+    image: proc.image,
+    args: ["processor", proc.name, "-f", CONFIG_FILE],
+    configMap,
+    serviceAccount: ps.serviceAccount,
+    resources: proc.spec.resources,
+    logLevel: proc.spec.logLevel,
+    telemetry: {
+      serviceName: `gavel-${proc.name}`,
+      namespace: ps.namespace,
+      workload: { kind: "deployment", name: processorObjectName(ps.name, proc.name) },
+    },
+    container: PROCESSOR_CONTAINER,
+  });
+  const env = podSpec.containers[0]!.env!;
+  // processors/runtime/config.ts reads the port from GAVEL_HTTP_PORT.
+  env.push(envVar(ENV.httpPort, String(HTTP_PORT)));
+  if (proc.key === "ingest") {
+    // API keys by reference only: processors/ingest/auth.ts reads GAVEL_API_KEYS.
+    const ref = ps.pipeline.spec.ingestAuth.apiKeysSecretRef;
+    env.push(secretEnvVar(ENV.apiKeys, ref?.name ?? `${ps.name}-ingest-keys`, ref?.key ?? "keys"));
+  }
+  return podSpec;
+}
+
+/** The rollup's pod: `gavel rollup` of yesterday plus the backfill days, then the fraud model when asked. */
+function rollupPodSpec(ps: PipelineScope, configMap: string): V1PodSpec {
+  const s = ps.pipeline.spec;
+  return gavelPodSpec({
+    pipeline: ps.pipeline,
+    image: s.image,
+    args: [
+      "rollup",
+      "-f",
+      CONFIG_FILE,
+      "--backfill-days",
+      String(s.rollup.backfillDays),
+      ...(s.fraud.model.train ? ["--train-fraud-model"] : []),
+    ],
+    configMap,
+    serviceAccount: ps.serviceAccount,
+    resources: s.rollup.resources,
+    logLevel: "info",
+    telemetry: {
+      serviceName: "gavel-rollup",
+      namespace: ps.namespace,
+      workload: { kind: "cronjob", name: rollupObjectName(ps.name) },
+    },
+    automountToken: true,
+    restartPolicy: "Never",
+  });
+}
+
+/**
+ * Everything one AuctionPipeline runs on, as cdk8s constructs, in this
+ * order: its Strimzi KafkaTopics, the ServiceAccount, each processor's
+ * workload, the gold rollup.
+ */
 export class PipelineChart extends Chart {
   constructor(scope: Construct, id: string, props: PipelineChartProps) {
-    const namespace = props.namespace ?? props.pipeline.metadata.namespace ?? "default";
-    const name = props.pipeline.metadata.name;
-    super(scope, id, { namespace, labels: pipelineLabels(name), disableResourceNameHashes: true });
-    const p = props.pipeline;
-    if (name.length > 40)
+    const pipeline = props.pipeline;
+    const name = pipeline.metadata.name;
+    if (name.length > MAX_PIPELINE_NAME)
       throw new Error(
-        `pipeline name ${name} is longer than 40 characters: child names would not fit; use a shorter name`,
+        `pipeline name ${name} is longer than ${MAX_PIPELINE_NAME} characters: child names would not fit; use a shorter name`,
       );
-    const suspended = p.spec.suspend;
-
+    const namespace = props.namespace ?? pipeline.metadata.namespace ?? "default";
+    super(scope, id, { namespace, labels: pipelineLabels(name), disableResourceNameHashes: true });
     // With the gavel provisioner the operator creates the topics through the
     // Kafka admin API (operator/controller/topics.ts): no KafkaTopic objects.
-    if (p.spec.kafka.topics.provisioner === "strimzi") {
-      const clusterName = p.spec.kafka.clusterName;
-      if (clusterName === undefined)
-        throw new Error(
-          `pipeline ${name}: spec.kafka.clusterName is required with topics.provisioner strimzi: set it to the Strimzi Kafka cluster's name, or set spec.kafka.topics.provisioner: gavel`,
-        );
-      for (const topic of allTopics(p)) {
-        new KafkaTopic(this, `topic-${topic.key}`, {
-          name: kafkaTopicObjectName(name, topic),
-          clusterName,
-          topic,
-          labels: { [COMPONENT_LABEL]: "topic" },
-        });
-      }
-    }
-
+    if (pipeline.spec.kafka.topics.provisioner === "strimzi") this.addStrimziTopics(pipeline);
     const sa = new ServiceAccount(this, "service-account", { name: serviceAccountName(name) });
+    const ps: PipelineScope = { pipeline, name, namespace, serviceAccount: sa.name };
+    for (const proc of processors(pipeline)) this.addProcessor(ps, proc);
+    this.addRollup(ps);
+  }
 
-    for (const proc of processors(p)) {
-      const objName = processorObjectName(name, proc.name);
-      const selector = selectorLabels(name, proc.name);
-      const config = new PipelineConfigMap(this, `${proc.name}-config`, {
-        name: objName,
-        pipeline: renderedConfig(p, namespace, proc),
-        labels: { [COMPONENT_LABEL]: proc.name },
+  /** One KafkaTopic per topic, for the Strimzi topic operator of `spec.kafka.clusterName`. */
+  private addStrimziTopics(p: AuctionPipeline): void {
+    const name = p.metadata.name;
+    const clusterName = p.spec.kafka.clusterName;
+    if (clusterName === undefined)
+      throw new Error(
+        `pipeline ${name}: spec.kafka.clusterName is required with topics.provisioner strimzi: set it to the Strimzi Kafka cluster's name, or set spec.kafka.topics.provisioner: gavel`,
+      );
+    for (const topic of allTopics(p)) {
+      new KafkaTopic(this, `topic-${topic.key}`, {
+        name: kafkaTopicObjectName(name, topic),
+        clusterName,
+        topic,
+        labels: { [COMPONENT_LABEL]: "topic" },
       });
-      const podSpec = gavelPodSpec({
-        pipeline: p,
-        image: proc.image,
-        args: ["processor", proc.name, "-f", CONFIG_FILE],
-        configMap: config.name,
-        serviceAccount: sa.name,
-        resources: proc.spec.resources,
-        logLevel: proc.spec.logLevel,
-        telemetry: {
-          serviceName: `gavel-${proc.name}`,
-          namespace,
-          workload: { kind: "deployment", name: objName },
-        },
-        container: {
-          ports: [{ name: "http", containerPort: HTTP_PORT, protocol: "TCP" }],
-          startupProbe: {
-            httpGet: { path: "/healthz", port: "http" },
-            periodSeconds: 2,
-            failureThreshold: 60,
-          },
-          livenessProbe: {
-            httpGet: { path: "/healthz", port: "http" },
-            periodSeconds: 10,
-            failureThreshold: 3,
-          },
-          readinessProbe: {
-            httpGet: { path: "/readyz", port: "http" },
-            periodSeconds: 5,
-            failureThreshold: 2,
-          },
-        },
-      });
-      // processors/runtime/config.ts reads the port from GAVEL_HTTP_PORT.
-      podSpec.containers[0]!.env!.push({ name: "GAVEL_HTTP_PORT", value: String(HTTP_PORT) });
-      if (proc.key === "ingest") {
-        // API keys by reference only: processors/ingest/auth.ts reads GAVEL_API_KEYS.
-        const ref = p.spec.ingestAuth.apiKeysSecretRef;
-        podSpec.containers[0]!.env!.push({
-          name: "GAVEL_API_KEYS",
-          valueFrom: { secretKeyRef: { name: ref?.name ?? `${name}-ingest-keys`, key: ref?.key ?? "keys" } },
-        });
-      }
-      new ProcessorDeployment(this, `${proc.name}-deployment`, {
-        name: objName,
-        selector,
-        podSpec,
-        configHash: config.hash,
-        // processors/runtime/server.ts serves /metrics on the http port.
-        metrics: { port: HTTP_PORT, path: METRICS_PATH },
-        // Suspended: 0. Running: the HPA owns the count.
-        ...(suspended ? { replicas: 0 } : {}),
-      });
-      if (!suspended) {
-        new ProcessorAutoscaler(this, `${proc.name}-hpa`, {
-          name: objName,
-          deployment: objName,
-          labels: { [COMPONENT_LABEL]: proc.name },
-          minReplicas: proc.effectiveMinReplicas,
-          maxReplicas: proc.effectiveMaxReplicas,
-          ...(proc.consumes.length > 0
-            ? { partitions: Math.max(...proc.consumes.map((t) => t.partitions)) }
-            : {}),
-          cpuUtilizationPercent: proc.spec.autoscaling.cpuUtilizationPercent,
-          ...(proc.key !== "ingest" && proc.spec.autoscaling.lagPerReplica !== undefined
-            ? { lagPerReplica: proc.spec.autoscaling.lagPerReplica }
-            : {}),
-          scaleDownStabilizationSeconds: proc.spec.autoscaling.scaleDownStabilizationSeconds,
-          pipeline: name,
-          processor: proc.name,
-        });
-      }
-      new DisruptionBudget(this, `${proc.name}-pdb`, {
-        name: objName,
-        selector,
-        labels: { [COMPONENT_LABEL]: proc.name },
-      });
-      if (proc.key === "ingest") {
-        new IngestService(this, "ingest-service", {
-          name: objName,
-          selector,
-          labels: { [COMPONENT_LABEL]: proc.name },
-        });
-      }
     }
+  }
 
-    const rollupName = rollupObjectName(name);
-    const rollupConfig = new PipelineConfigMap(this, "rollup-config", {
+  /**
+   * A processor's workload: its config, Deployment, autoscaler (none while
+   * suspended: the Deployment is held at 0), disruption budget and, for
+   * ingest, the Service in front of the API.
+   */
+  private addProcessor(ps: PipelineScope, proc: ResolvedProcessor): void {
+    const suspended = ps.pipeline.spec.suspend;
+    const objName = processorObjectName(ps.name, proc.name);
+    const selector = selectorLabels(ps.name, proc.name);
+    const labels = { [COMPONENT_LABEL]: proc.name };
+    const config = new PipelineConfigMap(this, `${proc.name}-config`, {
+      name: objName,
+      pipeline: renderedConfig(ps.pipeline, ps.namespace, proc),
+      labels,
+    });
+    new ProcessorDeployment(this, `${proc.name}-deployment`, {
+      name: objName,
+      selector,
+      podSpec: processorPodSpec(ps, proc, config.name),
+      configHash: config.hash,
+      // processors/runtime/server.ts serves /metrics on the http port.
+      metrics: { port: HTTP_PORT, path: METRICS_PATH },
+      // Suspended: 0. Running: the HPA owns the count.
+      ...(suspended ? { replicas: 0 } : {}),
+    });
+    if (!suspended) this.addAutoscaler(ps.name, proc);
+    new DisruptionBudget(this, `${proc.name}-pdb`, { name: objName, selector, labels });
+    if (proc.key === "ingest") new IngestService(this, "ingest-service", { name: objName, selector, labels });
+  }
+
+  /** CPU always; consumer lag for a consumer with `lagPerReplica`; never more replicas than partitions. */
+  private addAutoscaler(pipeline: string, proc: ResolvedProcessor): void {
+    const objName = processorObjectName(pipeline, proc.name);
+    const { autoscaling } = proc.spec;
+    new ProcessorAutoscaler(this, `${proc.name}-hpa`, {
+      name: objName,
+      deployment: objName,
+      labels: { [COMPONENT_LABEL]: proc.name },
+      minReplicas: proc.effectiveMinReplicas,
+      maxReplicas: proc.effectiveMaxReplicas,
+      ...(proc.consumes.length > 0
+        ? { partitions: Math.max(...proc.consumes.map((t) => t.partitions)) }
+        : {}),
+      cpuUtilizationPercent: autoscaling.cpuUtilizationPercent,
+      ...(proc.key !== "ingest" && autoscaling.lagPerReplica !== undefined
+        ? { lagPerReplica: autoscaling.lagPerReplica }
+        : {}),
+      scaleDownStabilizationSeconds: autoscaling.scaleDownStabilizationSeconds,
+      pipeline,
+      processor: proc.name,
+    });
+  }
+
+  /** The gold rollup: its config, the Role that lets it report on the pipeline, and the CronJob. */
+  private addRollup(ps: PipelineScope): void {
+    const rollupName = rollupObjectName(ps.name);
+    const labels = { [COMPONENT_LABEL]: "rollup" };
+    const config = new PipelineConfigMap(this, "rollup-config", {
       name: rollupName,
-      pipeline: renderedConfig(p, namespace),
-      labels: { [COMPONENT_LABEL]: "rollup" },
+      pipeline: renderedConfig(ps.pipeline, ps.namespace),
+      labels,
     });
     new RollupReporterRole(this, "rollup-reporter", {
       name: rollupName,
-      pipeline: name,
-      serviceAccount: sa.name,
-      namespace,
-      labels: { [COMPONENT_LABEL]: "rollup" },
+      pipeline: ps.name,
+      serviceAccount: ps.serviceAccount,
+      namespace: ps.namespace,
+      labels,
     });
     new RollupCronJob(this, "rollup", {
       name: rollupName,
-      rollup: p.spec.rollup,
-      configHash: rollupConfig.hash,
-      suspend: suspended,
-      labels: { [COMPONENT_LABEL]: "rollup" },
-      podSpec: gavelPodSpec({
-        pipeline: p,
-        image: p.spec.image,
-        args: [
-          "rollup",
-          "-f",
-          CONFIG_FILE,
-          "--backfill-days",
-          String(p.spec.rollup.backfillDays),
-          ...(p.spec.fraud.model.train ? ["--train-fraud-model"] : []),
-        ],
-        configMap: rollupConfig.name,
-        serviceAccount: sa.name,
-        resources: p.spec.rollup.resources,
-        logLevel: "info",
-        telemetry: {
-          serviceName: "gavel-rollup",
-          namespace,
-          workload: { kind: "cronjob", name: rollupName },
-        },
-        automountToken: true,
-        restartPolicy: "Never",
-      }),
+      rollup: ps.pipeline.spec.rollup,
+      configHash: config.hash,
+      suspend: ps.pipeline.spec.suspend,
+      labels,
+      podSpec: rollupPodSpec(ps, config.name),
     });
   }
 }

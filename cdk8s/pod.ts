@@ -1,8 +1,8 @@
 /**
  * The pod shape shared by processors and the rollup: the `gavel` image, the
- * rendered pipeline mounted read-only, connection settings as the environment
- * names of lib/config.ts (secrets only by reference), and a locked-down
- * security context (non-root, read-only root filesystem, no capabilities).
+ * rendered pipeline mounted read-only, settings as the environment variables
+ * of api/env.ts (secrets only by reference), and a locked-down security
+ * context (non-root, read-only root filesystem, no capabilities).
  */
 import type {
   V1Container,
@@ -11,18 +11,31 @@ import type {
   V1PodSpec,
   V1ResourceRequirements,
 } from "@kubernetes/client-node";
+import { ENV, type EnvKey } from "../api/env.ts";
 import type { AuctionPipeline } from "../api/v1alpha1/pipeline.ts";
 import type { Resources } from "../api/v1alpha1/types.ts";
-import type { EnvName } from "../lib/config.ts";
-import { OTEL_ENV } from "../lib/telemetry.ts";
 import { CONFIG_DIR } from "./names.ts";
 
-/** An env var whose name is one of lib/config.ts's names. */
-function env(name: EnvName, value: string): V1EnvVar {
-  return { name, value };
+/** One variable of api/env.ts, as `ENV.<key>`: a pod gets no name the processes do not read. */
+type EnvSpec = (typeof ENV)[EnvKey];
+/** A variable that holds a secret: set only from a Secret reference. */
+export type SecretEnvSpec = Extract<EnvSpec, { readonly secret: true }>;
+/** A variable that may be written as a plain value (the type keeps secrets out). */
+export type PlainEnvSpec = Exclude<EnvSpec, SecretEnvSpec>;
+
+/** `name=value` in the pod spec. */
+export function envVar(spec: PlainEnvSpec, value: string): V1EnvVar {
+  return { name: spec.name, value };
 }
-function secretEnv(name: EnvName, secret: string, key: string): V1EnvVar {
-  return { name, valueFrom: { secretKeyRef: { name: secret, key } } };
+
+/** A secret, by reference to one key of a Secret. */
+export function secretEnvVar(spec: SecretEnvSpec, secret: string, key: string): V1EnvVar {
+  return { name: spec.name, valueFrom: { secretKeyRef: { name: secret, key } } };
+}
+
+/** A field of the pod itself (downward API), e.g. `metadata.name`. */
+function fieldEnvVar(spec: PlainEnvSpec, fieldPath: string): V1EnvVar {
+  return { name: spec.name, valueFrom: { fieldRef: { fieldPath } } };
 }
 
 /** Environment every gavel pod of the pipeline gets. */
@@ -31,24 +44,26 @@ export function pipelineEnv(
   logLevel: string,
 ): { env: V1EnvVar[]; envFrom: V1EnvFromSource[] } {
   const s = p.spec;
+  const pg = s.storage.postgres.secretRef;
   const out: V1EnvVar[] = [
-    env("KAFKA_BOOTSTRAP_SERVERS", s.kafka.bootstrapServers),
-    secretEnv("DATABASE_URL", s.storage.postgres.secretRef.name, s.storage.postgres.secretRef.key),
-    env("S3_BUCKET", s.storage.s3.bucket),
-    env("S3_REGION", s.storage.s3.region),
+    envVar(ENV.kafkaBootstrapServers, s.kafka.bootstrapServers),
+    secretEnvVar(ENV.databaseUrl, pg.name, pg.key),
+    envVar(ENV.s3Bucket, s.storage.s3.bucket),
+    envVar(ENV.s3Region, s.storage.s3.region),
   ];
-  if (s.storage.s3.endpoint !== undefined) out.push(env("S3_ENDPOINT", s.storage.s3.endpoint));
+  if (s.storage.s3.endpoint !== undefined) out.push(envVar(ENV.s3Endpoint, s.storage.s3.endpoint));
   const creds = s.storage.s3.credentialsSecretRef;
   if (creds !== undefined) {
-    out.push(secretEnv("AWS_ACCESS_KEY_ID", creds.name, creds.accessKeyIdKey));
-    out.push(secretEnv("AWS_SECRET_ACCESS_KEY", creds.name, creds.secretAccessKeyKey));
+    out.push(secretEnvVar(ENV.awsAccessKeyId, creds.name, creds.accessKeyIdKey));
+    out.push(secretEnvVar(ENV.awsSecretAccessKey, creds.name, creds.secretAccessKeyKey));
   }
   out.push(
-    { name: "LOG_LEVEL", value: logLevel },
-    { name: "GAVEL_PIPELINE", value: p.metadata.name },
-    { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-    { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    envVar(ENV.logLevel, logLevel),
+    envVar(ENV.pipeline, p.metadata.name),
+    fieldEnvVar(ENV.podNamespace, "metadata.namespace"),
+    fieldEnvVar(ENV.podName, "metadata.name"),
   );
+  // The KAFKA_SASL_* / KAFKA_TLS* variables come whole from the Secret (lib/config.ts readKafkaSecurity).
   const envFrom: V1EnvFromSource[] =
     s.kafka.authSecretRef === undefined ? [] : [{ secretRef: { name: s.kafka.authSecretRef.name } }];
   return { env: out, envFrom };
@@ -79,14 +94,14 @@ export function telemetryEnv(p: AuctionPipeline, id: TelemetryIdentity): V1EnvVa
     ...Object.entries(o.resourceAttributes ?? {}).sort(([a], [b]) => (a < b ? -1 : 1)),
   ];
   const out: V1EnvVar[] = [
-    { name: OTEL_ENV.serviceName, value: id.serviceName },
-    { name: OTEL_ENV.resourceAttributes, value: attrs.map(([k, v]) => `${k}=${v}`).join(",") },
+    envVar(ENV.otelServiceName, id.serviceName),
+    envVar(ENV.otelResourceAttributes, attrs.map(([k, v]) => `${k}=${v}`).join(",")),
   ];
-  if (o.otlpEndpoint !== undefined) out.push({ name: OTEL_ENV.endpoint, value: o.otlpEndpoint });
+  if (o.otlpEndpoint !== undefined) out.push(envVar(ENV.otlpEndpoint, o.otlpEndpoint));
   if (o.tracesSampleRatio !== undefined)
     out.push(
-      { name: OTEL_ENV.sampler, value: "parentbased_traceidratio" },
-      { name: OTEL_ENV.samplerArg, value: String(o.tracesSampleRatio) },
+      envVar(ENV.otelSampler, "parentbased_traceidratio"),
+      envVar(ENV.otelSamplerArg, String(o.tracesSampleRatio)),
     );
   return out;
 }

@@ -1,10 +1,11 @@
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
 import { GROUP, PLURAL } from "../api/v1alpha1/types.ts";
+import { type ChildProps, childObject } from "./child-object.ts";
 
-export interface RollupReporterRoleProps {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
+const RBAC_V1 = "rbac.authorization.k8s.io/v1";
+
+/** `name` is the name of both the Role and its RoleBinding. */
+export interface RollupReporterRoleProps extends ChildProps {
   /** The pipeline the rollup may annotate (nothing else). */
   readonly pipeline: string;
   readonly serviceAccount: string;
@@ -20,20 +21,20 @@ export interface RollupReporterRoleProps {
 export class RollupReporterRole extends Construct {
   constructor(scope: Construct, id: string, props: RollupReporterRoleProps) {
     super(scope, id);
-    new ApiObject(this, "Role", {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "Role",
-      metadata: { name: props.name, labels: { ...props.labels } },
-      rules: [
-        { apiGroups: [GROUP], resources: [PLURAL], resourceNames: [props.pipeline], verbs: ["get", "patch"] },
-      ],
-    });
-    new ApiObject(this, "Binding", {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "RoleBinding",
-      metadata: { name: props.name, labels: { ...props.labels } },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: props.name },
-      subjects: [{ kind: "ServiceAccount", name: props.serviceAccount, namespace: props.namespace }],
-    });
+    const rule = {
+      apiGroups: [GROUP],
+      resources: [PLURAL],
+      resourceNames: [props.pipeline],
+      verbs: ["get", "patch"],
+    };
+    childObject(this, props, { apiVersion: RBAC_V1, kind: "Role", rules: [rule] }, "Role");
+    const subject = { kind: "ServiceAccount", name: props.serviceAccount, namespace: props.namespace };
+    const roleRef = { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: props.name };
+    childObject(
+      this,
+      props,
+      { apiVersion: RBAC_V1, kind: "RoleBinding", roleRef, subjects: [subject] },
+      "Binding",
+    );
   }
 }

@@ -1,12 +1,10 @@
 import type { V1PodSpec } from "@kubernetes/client-node";
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
 import type { RollupSpec } from "../api/v1alpha1/types.ts";
+import { type ChildProps, childObject } from "./child-object.ts";
 import { CONFIG_HASH_ANNOTATION } from "./names.ts";
 
-export interface RollupCronJobProps {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
+export interface RollupCronJobProps extends ChildProps {
   readonly rollup: RollupSpec;
   /** Pod spec running `gavel rollup`. */
   readonly podSpec: V1PodSpec;
@@ -28,10 +26,9 @@ export class RollupCronJob extends Construct {
       throw new Error(`CronJob name ${props.name} is longer than 52 characters: use a shorter pipeline name`);
     if (r.schedule.trim() === "")
       throw new Error("CronJob schedule is empty: set spec.rollup.schedule, e.g. '15 0 * * *'");
-    new ApiObject(this, "Resource", {
+    childObject(this, props, {
       apiVersion: "batch/v1",
       kind: "CronJob",
-      metadata: { name: props.name, labels: { ...props.labels } },
       spec: {
         schedule: r.schedule,
         timeZone: r.timeZone,

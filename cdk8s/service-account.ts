@@ -1,10 +1,7 @@
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
+import { type ChildProps, childObject } from "./child-object.ts";
 
-export interface ServiceAccountProps {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
-}
+export type ServiceAccountProps = ChildProps;
 
 /**
  * The identity of the pipeline's pods. Its token is only mounted into the
@@ -16,10 +13,9 @@ export class ServiceAccount extends Construct {
   constructor(scope: Construct, id: string, props: ServiceAccountProps) {
     super(scope, id);
     this.name = props.name;
-    new ApiObject(this, "Resource", {
+    childObject(this, props, {
       apiVersion: "v1",
       kind: "ServiceAccount",
-      metadata: { name: props.name, labels: { ...props.labels } },
       automountServiceAccountToken: false,
     });
   }

@@ -1,10 +1,7 @@
-import { ApiObject } from "cdk8s";
 import { Construct } from "constructs";
+import { childObject, integerIn, type SelectingProps } from "./child-object.ts";
 
-export interface IngestServiceProps {
-  readonly name: string;
-  readonly labels?: Readonly<Record<string, string>>;
-  readonly selector: Readonly<Record<string, string>>;
+export interface IngestServiceProps extends SelectingProps {
   /** Service port. Default 80. */
   readonly port?: number;
 }
@@ -13,13 +10,14 @@ export interface IngestServiceProps {
 export class IngestService extends Construct {
   constructor(scope: Construct, id: string, props: IngestServiceProps) {
     super(scope, id);
-    const port = props.port ?? 80;
-    if (!Number.isInteger(port) || port < 1 || port > 65535)
-      throw new Error(`Service ${props.name}: port must be 1..65535, got ${port}`);
-    new ApiObject(this, "Resource", {
+    const port = integerIn(
+      props.port ?? 80,
+      { min: 1, max: 65535 },
+      (p) => `Service ${props.name}: port must be 1..65535, got ${p}`,
+    );
+    childObject(this, props, {
       apiVersion: "v1",
       kind: "Service",
-      metadata: { name: props.name, labels: { ...props.labels } },
       spec: {
         type: "ClusterIP",
         selector: { ...props.selector },

@@ -1,4 +1,5 @@
 import { type Command, Option } from "commander";
+import { ENV } from "../api/env.ts";
 import { devTool } from "./dev-tool.ts";
 import { intArg } from "./options.ts";
 
@@ -48,11 +49,11 @@ export function registerGenerate(program: Command): void {
     .addOption(new Option("--to <sink>", "where to send").choices(["kafka", "http"]).makeOptionMandatory())
     .addOption(
       new Option("--url <url>", "ingest base URL (--to http)")
-        .env("GAVEL_INGEST_URL")
-        .default("http://127.0.0.1:8080"),
+        .env(ENV.ingestUrl.name)
+        .default(ENV.ingestUrl.default),
     )
     .addOption(
-      new Option("--api-key <key>", "ingest API key with bids, auctions, users scopes").env("GAVEL_API_KEY"),
+      new Option("--api-key <key>", "ingest API key with bids, auctions, users scopes").env(ENV.apiKey.name),
     )
     .option("--start <time>", "schedule start (RFC 3339 or epoch ms; default now + 1s)")
     .option("--prefix <p>", "id prefix (default g<seed>)")

@@ -1,11 +1,16 @@
 import { describe, expect, it } from "vitest";
+import { ENV, type EnvKey } from "../api/env.ts";
 import {
+  ENV_NAMES,
   MissingConfigError,
   readCaSetting,
   readConnectionConfig,
   readKafkaSecurity,
   requireEnv,
 } from "./config.ts";
+
+/** Every connection variable set to its own name, so a field shows which variable it came from. */
+const everyConnectionVariable = Object.fromEntries(ENV_NAMES.map((n) => [n, n]));
 
 describe("readConnectionConfig", () => {
   it("reads the contract names and treats empty as unset", () => {
@@ -17,6 +22,20 @@ describe("readConnectionConfig", () => {
     expect(() => requireEnv(cfg, "databaseUrl", "DATABASE_URL")).toThrow(
       /DATABASE_URL is not set.*gavel testenv up/,
     );
+  });
+
+  it("reads each field from the api/env.ts variable of the same key", () => {
+    const cfg = readConnectionConfig(everyConnectionVariable);
+    for (const [key, value] of Object.entries(cfg)) expect(value).toBe(ENV[key as EnvKey].name);
+    expect(Object.keys(cfg)).toHaveLength(ENV_NAMES.length);
+  });
+
+  it("names the missing variable from the key alone", () => {
+    expect(() => requireEnv(readConnectionConfig({}), "s3Bucket")).toThrow(
+      "S3_BUCKET is not set. Set it in the environment, or run 'gavel testenv up' and 'source .testenv/env' for a local test environment.",
+    );
+    expect(new MissingConfigError("S3_BUCKET").name).toBe("MissingConfigError");
+    expect(requireEnv(readConnectionConfig(everyConnectionVariable), "kubeconfig")).toBe("KUBECONFIG");
   });
 });
 

@@ -1,10 +1,13 @@
 import { readFileSync } from "node:fs";
+import { ENV, type EnvKey, type EnvName, envValue } from "../api/env.ts";
+import { GavelError } from "./errors.ts";
 
 /**
- * The one place that reads connection settings from the environment. The
- * names are a user-facing contract: `gavel testenv up` writes them to
- * `.testenv/env`, the operator injects them into processor pods, and the docs
- * use them.
+ * The connection settings of every process, read from the environment
+ * variables of api/env.ts (whose names are a user-facing contract: `gavel
+ * testenv up` writes them to `.testenv/env`, the operator injects them into
+ * processor pods, and the docs use them). Each field is named after its
+ * `ENV` key.
  */
 export interface ConnectionConfig {
   /** Comma-separated `host:port` list. */
@@ -20,50 +23,57 @@ export interface ConnectionConfig {
   readonly prometheusUrl?: string;
 }
 
-export const ENV_NAMES = [
-  "KAFKA_BOOTSTRAP_SERVERS",
-  "DATABASE_URL",
-  "S3_ENDPOINT",
-  "S3_REGION",
-  "S3_BUCKET",
-  "AWS_ACCESS_KEY_ID",
-  "AWS_SECRET_ACCESS_KEY",
-  "KUBECONFIG",
-  "PROMETHEUS_URL",
-] as const;
+/** A field of ConnectionConfig, which is also the `ENV` key of its variable. */
+export type ConnectionKey = keyof ConnectionConfig & EnvKey;
 
-export type EnvName = (typeof ENV_NAMES)[number];
+const CONNECTION_KEYS = [
+  "kafkaBootstrapServers",
+  "databaseUrl",
+  "s3Endpoint",
+  "s3Region",
+  "s3Bucket",
+  "awsAccessKeyId",
+  "awsSecretAccessKey",
+  "kubeconfig",
+  "prometheusUrl",
+] as const satisfies readonly ConnectionKey[];
 
-function opt(env: NodeJS.ProcessEnv, name: EnvName): string | undefined {
-  const v = env[name];
-  return v === undefined || v === "" ? undefined : v;
-}
+/** The variables of the connection settings (a test environment removes them to run without services). */
+export const ENV_NAMES: readonly EnvName<ConnectionKey>[] = CONNECTION_KEYS.map((k) => ENV[k].name);
 
 export function readConnectionConfig(env: NodeJS.ProcessEnv = process.env): ConnectionConfig {
   return {
-    kafkaBootstrapServers: opt(env, "KAFKA_BOOTSTRAP_SERVERS"),
-    databaseUrl: opt(env, "DATABASE_URL"),
-    s3Endpoint: opt(env, "S3_ENDPOINT"),
-    s3Region: opt(env, "S3_REGION") ?? "us-east-1",
-    s3Bucket: opt(env, "S3_BUCKET"),
-    awsAccessKeyId: opt(env, "AWS_ACCESS_KEY_ID"),
-    awsSecretAccessKey: opt(env, "AWS_SECRET_ACCESS_KEY"),
-    kubeconfig: opt(env, "KUBECONFIG"),
-    prometheusUrl: opt(env, "PROMETHEUS_URL"),
+    kafkaBootstrapServers: envValue("kafkaBootstrapServers", env),
+    databaseUrl: envValue("databaseUrl", env),
+    s3Endpoint: envValue("s3Endpoint", env),
+    s3Region: envValue("s3Region", env),
+    s3Bucket: envValue("s3Bucket", env),
+    awsAccessKeyId: envValue("awsAccessKeyId", env),
+    awsSecretAccessKey: envValue("awsSecretAccessKey", env),
+    kubeconfig: envValue("kubeconfig", env),
+    prometheusUrl: envValue("prometheusUrl", env),
   };
 }
 
 /** A required setting that is missing: says which variable and how to get it. */
-export class MissingConfigError extends Error {
+export class MissingConfigError extends GavelError {
   constructor(name: EnvName) {
     super(
       `${name} is not set. Set it in the environment, or run 'gavel testenv up' and 'source .testenv/env' for a local test environment.`,
     );
-    this.name = "MissingConfigError";
   }
 }
 
-export function requireEnv(cfg: ConnectionConfig, key: keyof ConnectionConfig, name: EnvName): string {
+/**
+ * A connection setting that must be set. The variable's name follows from
+ * the key; `name`, when a caller still passes it, must be that name (the
+ * type says so).
+ */
+export function requireEnv<K extends ConnectionKey>(
+  cfg: ConnectionConfig,
+  key: K,
+  name: EnvName<K> = ENV[key].name,
+): string {
   const v = cfg[key];
   if (v === undefined || v === "") throw new MissingConfigError(name);
   return v;
@@ -99,12 +109,12 @@ export function readCaSetting(value: string, readFile: (path: string) => string 
     pem = readFile(value);
   } catch (err) {
     throw new Error(
-      `KAFKA_TLS_CA is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message} for '${value}'): set it to the cluster CA's PEM certificate or to the path of a PEM file`,
+      `${ENV.kafkaTlsCa.name} is neither PEM text nor a readable file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message} for '${value}'): set it to the cluster CA's PEM certificate or to the path of a PEM file`,
     );
   }
   if (!pem.includes("-----BEGIN CERTIFICATE-----"))
     throw new Error(
-      `KAFKA_TLS_CA names '${value}', which holds no PEM certificate: point it at the cluster CA's PEM file`,
+      `${ENV.kafkaTlsCa.name} names '${value}', which holds no PEM certificate: point it at the cluster CA's PEM file`,
     );
   return pem;
 }
@@ -116,24 +126,27 @@ function defaultReadFile(path: string): string {
 const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
 
 export function readKafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSecurity | undefined {
-  const mech = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase();
-  const tlsFlag = env.KAFKA_TLS?.trim().toLowerCase();
-  if (tlsFlag !== undefined && tlsFlag !== "" && !["true", "false", "1", "0"].includes(tlsFlag)) {
-    throw new Error(`KAFKA_TLS must be 'true' or 'false', got '${env.KAFKA_TLS}'`);
+  const mechanism = envValue("kafkaSaslMechanism", env);
+  const tlsSetting = envValue("kafkaTls", env);
+  const caSetting = envValue("kafkaTlsCa", env);
+  const mech = mechanism?.trim().toLowerCase();
+  const tlsFlag = tlsSetting.trim().toLowerCase();
+  if (tlsFlag !== "" && !["true", "false", "1", "0"].includes(tlsFlag)) {
+    throw new Error(`${ENV.kafkaTls.name} must be 'true' or 'false', got '${tlsSetting}'`);
   }
-  const tls = tlsFlag === "true" || tlsFlag === "1" || (env.KAFKA_TLS_CA ?? "") !== "";
+  const tls = tlsFlag === "true" || tlsFlag === "1" || caSetting !== undefined;
   let sasl: KafkaSecurity["sasl"];
   if (mech) {
     if (!(SASL_MECHANISMS as readonly string[]).includes(mech)) {
       throw new Error(
-        `KAFKA_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got '${env.KAFKA_SASL_MECHANISM}'`,
+        `${ENV.kafkaSaslMechanism.name} must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got '${mechanism}'`,
       );
     }
-    const username = env.KAFKA_SASL_USERNAME ?? "";
-    const password = env.KAFKA_SASL_PASSWORD ?? "";
+    const username = envValue("kafkaSaslUsername", env) ?? "";
+    const password = envValue("kafkaSaslPassword", env) ?? "";
     if (username === "" || password === "") {
       throw new Error(
-        `KAFKA_SASL_MECHANISM is ${env.KAFKA_SASL_MECHANISM} but KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is empty: put both in the Secret named by spec.kafka.authSecretRef`,
+        `${ENV.kafkaSaslMechanism.name} is ${mechanism} but ${ENV.kafkaSaslUsername.name} or ${ENV.kafkaSaslPassword.name} is empty: put both in the Secret named by spec.kafka.authSecretRef`,
       );
     }
     sasl = { mechanism: mech as (typeof SASL_MECHANISMS)[number], username, password };
@@ -141,6 +154,6 @@ export function readKafkaSecurity(env: NodeJS.ProcessEnv = process.env): KafkaSe
   if (!sasl && !tls) return undefined;
   return {
     ...(sasl ? { sasl } : {}),
-    ...(tls ? { tls: env.KAFKA_TLS_CA ? { ca: readCaSetting(env.KAFKA_TLS_CA) } : {} } : {}),
+    ...(tls ? { tls: caSetting ? { ca: readCaSetting(caSetting) } : {} } : {}),
   };
 }

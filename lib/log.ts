@@ -1,5 +1,6 @@
 import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { type Logger, pino } from "pino";
+import { envValue } from "../api/env.ts";
 
 export type { Logger };
 
@@ -13,9 +14,10 @@ function traceIds(): Record<string, string> {
 /**
  * Structured JSON logs on stderr (stdout stays free for command output such
  * as `gavel synth`). Secrets never reach a logger: the redact paths are a
- * last line of defence, not the policy.
+ * last line of defence, not the policy. The level defaults to LOG_LEVEL,
+ * which the operator sets from the pipeline's `logLevel`.
  */
-export function createLogger(name: string, level = process.env.LOG_LEVEL ?? "info"): Logger {
+export function createLogger(name: string, level = envValue("logLevel")): Logger {
   return pino(
     {
       name,

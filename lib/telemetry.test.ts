@@ -1,11 +1,10 @@
 import { context, trace } from "@opentelemetry/api";
-import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import Fastify from "fastify";
 import { describe, expect, it } from "vitest";
+import { spansInMemory } from "../test/tracing.ts";
 import { createLogger } from "./log.ts";
 import {
   contextFromHeaders,
-  startTracing,
   telemetryConfigFromEnv,
   traceHeaders,
   traceHttpServer,
@@ -13,8 +12,7 @@ import {
   withSpan,
 } from "./telemetry.ts";
 
-const spans = new InMemorySpanExporter();
-startTracing("test", { env: {}, processors: [new SimpleSpanProcessor({ exporter: spans })] });
+const spans = spansInMemory();
 
 describe("telemetry configuration", () => {
   it("exports over OTLP only when an endpoint is set and the exporter is not none", () => {
@@ -41,6 +39,23 @@ describe("telemetry configuration", () => {
         OTEL_SDK_DISABLED: "true",
       }),
     ).toMatchObject({ otlpTraces: false, otlpMetrics: false });
+  });
+
+  it("treats an empty variable as unset, as the OpenTelemetry specification says", () => {
+    expect(
+      telemetryConfigFromEnv("x", {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318",
+        OTEL_SERVICE_NAME: "",
+        OTEL_TRACES_EXPORTER: "",
+        OTEL_METRIC_EXPORT_INTERVAL: "",
+      }),
+    ).toMatchObject({ serviceName: "x", otlpTraces: true, metricExportIntervalMs: 60_000 });
+    expect(telemetryConfigFromEnv("x", { OTEL_METRIC_EXPORT_INTERVAL: "15000" }).metricExportIntervalMs).toBe(
+      15_000,
+    );
+    expect(telemetryConfigFromEnv("x", { OTEL_METRIC_EXPORT_INTERVAL: "soon" }).metricExportIntervalMs).toBe(
+      60_000,
+    );
   });
 });
 

@@ -41,26 +41,10 @@ import {
   TracerProvider,
 } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+import { ENV, envValue } from "../api/env.ts";
 
 /** Instrumentation scope of every Gavel span and metric. */
 export const SCOPE = "gavel";
-
-/** The standard OpenTelemetry environment variables Gavel honours. */
-export const OTEL_ENV = {
-  endpoint: "OTEL_EXPORTER_OTLP_ENDPOINT",
-  tracesEndpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-  metricsEndpoint: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-  serviceName: "OTEL_SERVICE_NAME",
-  resourceAttributes: "OTEL_RESOURCE_ATTRIBUTES",
-  tracesExporter: "OTEL_TRACES_EXPORTER",
-  metricsExporter: "OTEL_METRICS_EXPORTER",
-  sampler: "OTEL_TRACES_SAMPLER",
-  samplerArg: "OTEL_TRACES_SAMPLER_ARG",
-  metricInterval: "OTEL_METRIC_EXPORT_INTERVAL",
-  sdkDisabled: "OTEL_SDK_DISABLED",
-  /** Delay between two span exports, ms (default 5000). */
-  bspDelay: "OTEL_BSP_SCHEDULE_DELAY",
-} as const;
 
 /** What the environment asks of OpenTelemetry. */
 export interface TelemetryConfig {
@@ -75,8 +59,8 @@ export interface TelemetryConfig {
 }
 
 function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
-  const name = (env[OTEL_ENV.sampler] ?? "parentbased_always_on").trim().toLowerCase();
-  const ratio = Number(env[OTEL_ENV.samplerArg] ?? "1");
+  const name = envValue("otelSampler", env).trim().toLowerCase();
+  const ratio = Number(envValue("otelSamplerArg", env));
   const r = Number.isFinite(ratio) ? Math.min(1, Math.max(0, ratio)) : 1;
   switch (name) {
     case "always_on":
@@ -94,21 +78,35 @@ function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
   }
 }
 
+/**
+ * A positive number of milliseconds from the environment, else the
+ * documented default: a mistyped interval must not stop a process from
+ * starting, so it is tolerated here, unlike a connection setting.
+ */
+function positiveMs(key: "otelMetricInterval" | "otelBspDelay", env: NodeJS.ProcessEnv): number {
+  const n = Number(envValue(key, env));
+  return Number.isFinite(n) && n > 0 ? n : Number(ENV[key].default);
+}
+
+/**
+ * The standard `OTEL_*` variables (api/env.ts); empty counts as unset, as the
+ * OpenTelemetry specification says.
+ */
 export function telemetryConfigFromEnv(
   defaultServiceName: string,
   env: NodeJS.ProcessEnv = process.env,
 ): TelemetryConfig {
-  const disabled = env[OTEL_ENV.sdkDisabled] === "true";
+  const disabled = envValue("otelSdkDisabled", env) === "true";
   const exporterOn = (v: string | undefined) => !disabled && (v ?? "otlp").split(",").includes("otlp");
-  const interval = Number(env[OTEL_ENV.metricInterval] ?? 60_000);
+  const endpoint = envValue("otlpEndpoint", env);
   return {
-    serviceName: env[OTEL_ENV.serviceName] || defaultServiceName,
+    serviceName: envValue("otelServiceName", env) ?? defaultServiceName,
     otlpTraces:
-      exporterOn(env[OTEL_ENV.tracesExporter]) && !!(env[OTEL_ENV.endpoint] || env[OTEL_ENV.tracesEndpoint]),
+      exporterOn(envValue("otelTracesExporter", env)) && !!(endpoint || envValue("otlpTracesEndpoint", env)),
     otlpMetrics:
-      exporterOn(env[OTEL_ENV.metricsExporter]) &&
-      !!(env[OTEL_ENV.endpoint] || env[OTEL_ENV.metricsEndpoint]),
-    metricExportIntervalMs: Number.isFinite(interval) && interval > 0 ? interval : 60_000,
+      exporterOn(envValue("otelMetricsExporter", env)) &&
+      !!(endpoint || envValue("otlpMetricsEndpoint", env)),
+    metricExportIntervalMs: positiveMs("otelMetricInterval", env),
     sampler: samplerFromEnv(env),
   };
 }
@@ -122,7 +120,7 @@ export function telemetryResource(cfg: Pick<TelemetryConfig, "serviceName">, env
   const base = resourceFromAttributes({ [ATTR_SERVICE_NAME]: cfg.serviceName }).merge(
     detectResources({ detectors: [envDetector] }),
   );
-  return env[OTEL_ENV.serviceName]
+  return envValue("otelServiceName", env) !== undefined
     ? base.merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: cfg.serviceName }))
     : base;
 }
@@ -164,12 +162,8 @@ export function startTracing(
   if (installed) return installed;
   const cfg = telemetryConfigFromEnv(serviceName, opts.env);
   const spanProcessors: SpanProcessor[] = [...(opts.processors ?? [])];
-  const delay = Number((opts.env ?? process.env)[OTEL_ENV.bspDelay] ?? 5000);
-  const batch = (exporter: SpanExporter) =>
-    new BatchSpanProcessor({
-      exporter,
-      scheduledDelayMillis: Number.isFinite(delay) && delay > 0 ? delay : 5000,
-    });
+  const delay = positiveMs("otelBspDelay", opts.env ?? process.env);
+  const batch = (exporter: SpanExporter) => new BatchSpanProcessor({ exporter, scheduledDelayMillis: delay });
   for (const e of opts.exporters ?? []) spanProcessors.push(batch(e));
   if (cfg.otlpTraces) spanProcessors.push(batch(new OTLPTraceExporter()));
   exporting = spanProcessors.length > 0;

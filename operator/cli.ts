@@ -1,14 +1,17 @@
 import type { Command } from "commander";
+import { ENV } from "../api/env.ts";
 
 /** `gavel operator` (run the controller) and `gavel crds` (write the generated CRD and RBAC YAML). */
 export function registerOperator(program: Command): void {
   program
     .command("operator")
-    .description("run the AuctionPipeline operator (uses KUBECONFIG or the in-cluster ServiceAccount)")
+    .description(
+      `run the AuctionPipeline operator (uses ${ENV.kubeconfig.name} or the in-cluster ServiceAccount)`,
+    )
     .option("--namespace <ns>", "watch only this namespace (default: all namespaces)")
     .option(
       "--lease-namespace <ns>",
-      "namespace of the leader-election Lease (default: POD_NAMESPACE or 'default')",
+      `namespace of the leader-election Lease (default: ${ENV.podNamespace.name} or 'default')`,
     )
     .option("--lease-name <name>", "name of the leader-election Lease", "gavel-operator")
     .option(

@@ -1,6 +1,6 @@
 /** `gavel operator`: wiring only (config, logger, manager, health, signals). */
 import { AppsV1Api, KubeConfig, type V1OwnerReference } from "@kubernetes/client-node";
-import { readConnectionConfig } from "../lib/config.ts";
+import { envValue } from "../api/env.ts";
 import type { Logger } from "../lib/log.ts";
 import { createLogger } from "../lib/log.ts";
 import { startTracing } from "../lib/telemetry.ts";
@@ -27,11 +27,11 @@ function positiveInt(name: string, v: string, min = 0): number {
   return n;
 }
 
-/** KUBECONFIG when set (lib/config.ts), else in-cluster, else ~/.kube/config. */
+/** KUBECONFIG when set, else in-cluster, else ~/.kube/config. */
 export function loadKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
-  const cfg = readConnectionConfig();
-  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+  const file = envValue("kubeconfig");
+  if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
   return kc;
 }
@@ -69,7 +69,8 @@ export async function runOperatorCommand(opts: OperatorCommandOptions): Promise<
   startTracing("gavel-operator");
   const registry = new Registry("gavel_", { serviceName: "gavel-operator" });
   const kubeConfig = loadKubeConfig();
-  const leaseNamespace = opts.leaseNamespace ?? process.env.POD_NAMESPACE ?? "default";
+  // The chart sets POD_NAMESPACE (downward API): the Lease lives beside the operator.
+  const leaseNamespace = opts.leaseNamespace ?? envValue("podNamespace") ?? "default";
   const owner = await leaseOwner(kubeConfig, leaseNamespace, opts.leaseOwnerDeployment, log);
   const manager = new Manager({
     kubeConfig,

@@ -1,3 +1,5 @@
+import { GavelError } from "../../lib/errors.ts";
+
 /**
  * How a reconcile ends. Returning normally means "converged or waiting";
  * throwing a TerminalError means "retrying cannot help until the spec
@@ -9,11 +11,11 @@ export interface ReconcileResult {
   readonly requeueAfterMs?: number;
 }
 
-export class TerminalError extends Error {
+export class TerminalError extends GavelError {
+  /** The Event and condition reason, e.g. `InvalidSpec`. */
   readonly reason: string;
   constructor(reason: string, message: string) {
     super(message);
-    this.name = "TerminalError";
     this.reason = reason;
   }
 }

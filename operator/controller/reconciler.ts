@@ -11,6 +11,7 @@ import {
   PatchStrategy,
   type V1Secret,
 } from "@kubernetes/client-node";
+import { ENV } from "../../api/env.ts";
 import {
   type AuctionPipeline,
   allTopics,
@@ -249,7 +250,7 @@ export class Reconciler {
         if (code === 404)
           return failed(
             "KafkaAuthSecretNotFound",
-            `Secret ${ref.name} (spec.kafka.authSecretRef) does not exist in namespace ${target.namespace}: create it with KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and/or KAFKA_TLS, KAFKA_TLS_CA, or remove authSecretRef for a plaintext listener`,
+            `Secret ${ref.name} (spec.kafka.authSecretRef) does not exist in namespace ${target.namespace}: create it with ${ENV.kafkaSaslMechanism.name}, ${ENV.kafkaSaslUsername.name}, ${ENV.kafkaSaslPassword.name} and/or ${ENV.kafkaTls.name}, ${ENV.kafkaTlsCa.name}, or remove authSecretRef for a plaintext listener`,
           );
         if (code === 403)
           return failed(

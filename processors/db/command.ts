@@ -5,7 +5,7 @@ import { openPool } from "./pool.ts";
 
 export async function runMigrateCommand(opts: { status?: boolean }): Promise<void> {
   const cfg = readConnectionConfig();
-  const pool = openPool(requireEnv(cfg, "databaseUrl", "DATABASE_URL"), { max: 2 });
+  const pool = openPool(requireEnv(cfg, "databaseUrl"), { max: 2 });
   const logger = createLogger("migrate");
   pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost"));
   try {

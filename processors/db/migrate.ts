@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
+import { GavelError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 
 /**
@@ -54,12 +55,8 @@ export interface MigrateResult {
 }
 
 /** A migration problem that retrying cannot fix (edited file, bad name). */
-export class MigrationError extends Error {
+export class MigrationError extends GavelError {
   readonly retriable = false;
-  constructor(message: string) {
-    super(message);
-    this.name = "MigrationError";
-  }
 }
 
 const FILE_RE = /^(\d+)_([A-Za-z0-9_.-]+)\.sql$/;

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { ENV } from "../../api/env.ts";
 
 export interface FraudTrainCliOptions {
   file: string;
@@ -15,7 +16,7 @@ export function registerFraud(program: Command): void {
   fraud
     .command("train")
     .description(
-      "train an Isolation Forest on the fraud features of the scored bids in silver and write it to <prefix>models/fraud/ on S3 (DATABASE_URL, S3_*)",
+      `train an Isolation Forest on the fraud features of the scored bids in silver and write it to <prefix>models/fraud/ on S3 (${ENV.databaseUrl.name}, S3_*)`,
     )
     .requiredOption("-f, --file <pipeline.yaml>", "AuctionPipeline: spec.fraud.model, S3 bucket and prefix")
     .option("--now <time>", "end of the training window, RFC 3339 (default: now)")
@@ -23,7 +24,7 @@ export function registerFraud(program: Command): void {
     .option("--seed <n>", "seed of the sample and the forest", "1")
     .option(
       "--pipeline-ref <namespace/name>",
-      "record the model as annotation gavel.dev/fraud-model on this AuctionPipeline (in a pod the default is POD_NAMESPACE/GAVEL_PIPELINE)",
+      `record the model as annotation gavel.dev/fraud-model on this AuctionPipeline (in a pod the default is ${ENV.podNamespace.name}/${ENV.pipeline.name})`,
     )
     .option("--json", "print the result as JSON")
     .action(async (opts: FraudTrainCliOptions, cmd: Command) => {

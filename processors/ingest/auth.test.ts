@@ -1,5 +1,8 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { authenticate, parseApiKeys } from "./auth.ts";
+import { apiKeysFromEnv, authenticate, parseApiKeys } from "./auth.ts";
 
 describe("API keys", () => {
   const keys = parseApiKeys("all-scopes-key, bids-only-key=bids\n# comment\n");
@@ -24,5 +27,18 @@ describe("API keys", () => {
     expect(authenticate(keys, { authorization: "Bearer all-scopes-key" }, "users")).toMatchObject({
       ok: true,
     });
+  });
+});
+
+describe("apiKeysFromEnv", () => {
+  it("takes the keys of GAVEL_API_KEYS and of the file GAVEL_API_KEYS_FILE names; empty is none", async () => {
+    const file = join(await mkdtemp(join(tmpdir(), "gavel-keys-")), "keys");
+    await writeFile(file, "file-key-123=users\n");
+    const keys = apiKeysFromEnv({ GAVEL_API_KEYS: "inline-key-1=bids", GAVEL_API_KEYS_FILE: file });
+    expect(keys.map((k) => [k.hint, [...k.scopes]])).toEqual([
+      ["inli", ["bids"]],
+      ["file", ["users"]],
+    ]);
+    expect(apiKeysFromEnv({ GAVEL_API_KEYS: "", GAVEL_API_KEYS_FILE: "" })).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { envValue } from "../../api/env.ts";
 
 /** What a key may write. */
 export const SCOPES = ["bids", "auctions", "users"] as const;
@@ -49,8 +50,10 @@ function sha256(s: string): Buffer {
 /** Keys from `GAVEL_API_KEYS` and/or the file named by `GAVEL_API_KEYS_FILE` (a mounted Secret). */
 export function apiKeysFromEnv(env: NodeJS.ProcessEnv): ApiKey[] {
   const keys: ApiKey[] = [];
-  if (env.GAVEL_API_KEYS) keys.push(...parseApiKeys(env.GAVEL_API_KEYS));
-  if (env.GAVEL_API_KEYS_FILE) keys.push(...parseApiKeys(readFileSync(env.GAVEL_API_KEYS_FILE, "utf8")));
+  const inline = envValue("apiKeys", env);
+  const file = envValue("apiKeysFile", env);
+  if (inline) keys.push(...parseApiKeys(inline));
+  if (file) keys.push(...parseApiKeys(readFileSync(file, "utf8")));
   return keys;
 }
 

@@ -1,3 +1,4 @@
+import { ENV, envValue } from "../../api/env.ts";
 import { type KafkaSecurity, readKafkaSecurity } from "../../lib/config.ts";
 import type { Logger } from "../../lib/log.ts";
 import { KafkajsTransport } from "./kafkajs.ts";
@@ -5,13 +6,11 @@ import { checkKafkaAccess } from "./preflight.ts";
 import type { Transport } from "./transport.ts";
 
 /**
- * Which Kafka client library the processes use: `kafkajs` (default, pure
- * JavaScript) or `confluent` (librdkafka through the optional
- * `@confluentinc/kafka-javascript`, built from source at install). ADR 0006
- * says why kafkajs stays the default for every process.
+ * The Kafka client libraries a process can use (GAVEL_KAFKA_CLIENT):
+ * `kafkajs` (default, pure JavaScript) or `confluent` (librdkafka through the
+ * optional `@confluentinc/kafka-javascript`, built from source at install).
+ * ADR 0006 says why kafkajs stays the default for every process.
  */
-export const KAFKA_CLIENT_ENV = "GAVEL_KAFKA_CLIENT";
-
 export const KAFKA_CLIENTS = ["kafkajs", "confluent"] as const;
 export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
 
@@ -25,9 +24,9 @@ export interface TransportOptions {
 }
 
 export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientName {
-  const v = env[KAFKA_CLIENT_ENV] || "kafkajs";
+  const v = envValue("kafkaClient", env);
   if (!(KAFKA_CLIENTS as readonly string[]).includes(v))
-    throw new Error(`${KAFKA_CLIENT_ENV} must be one of ${KAFKA_CLIENTS.join(", ")}, got '${v}'`);
+    throw new Error(`${ENV.kafkaClient.name} must be one of ${KAFKA_CLIENTS.join(", ")}, got '${v}'`);
   return v as KafkaClientName;
 }
 

@@ -8,19 +8,24 @@
 import { isIP } from "node:net";
 import { type ConnectionOptions, type PeerCertificate, connect as tlsConnect } from "node:tls";
 import { Kafka, logLevel } from "kafkajs";
+import { ENV, type EnvName, envValue } from "../../api/env.ts";
 import type { KafkaSecurity } from "../../lib/config.ts";
+import { GavelError } from "../../lib/errors.ts";
 import { kafkajsSecurityConfig } from "./kafkajs.ts";
 
 /** A refusal by the cluster (or of its certificate): not retried, one line naming what to fix. */
-export class KafkaAccessError extends Error {
-  /** The environment variable (or broker-side item) to fix. */
-  readonly setting: string;
-  constructor(message: string, setting: string) {
+export class KafkaAccessError extends GavelError {
+  /** The environment variable (or the broker's certificate) to fix. */
+  readonly setting: EnvName | "broker certificate";
+  constructor(message: string, setting: KafkaAccessError["setting"]) {
     super(message);
-    this.name = "KafkaAccessError";
     this.setting = setting;
   }
 }
+
+/** The settings a refusal names. */
+const CA = ENV.kafkaTlsCa.name;
+const BOOTSTRAP = ENV.kafkaBootstrapServers.name;
 
 const UNTRUSTED = new Set([
   "SELF_SIGNED_CERT_IN_CHAIN",
@@ -100,12 +105,12 @@ async function tlsRefusal(
   const cert = seen.kind === "error" ? describeCert(seen.cert) : "";
   if (UNTRUSTED.has(p.code))
     return new KafkaAccessError(
-      `Kafka at ${broker}: its TLS certificate is not signed by a trusted CA (${p.code})${cert}: set KAFKA_TLS_CA to the cluster CA (PEM text or a PEM file path)`,
-      "KAFKA_TLS_CA",
+      `Kafka at ${broker}: its TLS certificate is not signed by a trusted CA (${p.code})${cert}: set ${CA} to the cluster CA (PEM text or a PEM file path)`,
+      CA,
     );
   if (p.code === "CERT_HAS_EXPIRED")
     return new KafkaAccessError(
-      `Kafka at ${broker}: its TLS certificate has expired${cert}: renew the broker's certificate (the client trusts KAFKA_TLS_CA; nothing to change there)`,
+      `Kafka at ${broker}: its TLS certificate has expired${cert}: renew the broker's certificate (the client trusts ${CA}; nothing to change there)`,
       "broker certificate",
     );
   if (p.code === "CERT_NOT_YET_VALID")
@@ -115,17 +120,17 @@ async function tlsRefusal(
     );
   if (p.code === "ERR_TLS_CERT_ALTNAME_INVALID")
     return new KafkaAccessError(
-      `Kafka at ${broker}: its TLS certificate does not name '${host}'${cert}: use a bootstrap address the certificate names in KAFKA_BOOTSTRAP_SERVERS, or reissue the certificate with it`,
-      "KAFKA_BOOTSTRAP_SERVERS",
+      `Kafka at ${broker}: its TLS certificate does not name '${host}'${cert}: use a bootstrap address the certificate names in ${BOOTSTRAP}, or reissue the certificate with it`,
+      BOOTSTRAP,
     );
   if (/wrong version number|packet length too long|unexpected eof|socket disconnected/i.test(p.message))
     return new KafkaAccessError(
-      `Kafka at ${broker} does not answer TLS (${p.message}): KAFKA_TLS is on, so KAFKA_BOOTSTRAP_SERVERS must name the cluster's TLS listener (or set KAFKA_TLS=false for a plaintext one)`,
-      "KAFKA_BOOTSTRAP_SERVERS",
+      `Kafka at ${broker} does not answer TLS (${p.message}): ${ENV.kafkaTls.name} is on, so ${BOOTSTRAP} must name the cluster's TLS listener (or set ${ENV.kafkaTls.name}=false for a plaintext one)`,
+      BOOTSTRAP,
     );
   return new KafkaAccessError(
-    `Kafka at ${broker}: TLS handshake failed (${p.code || "error"}: ${p.message})${cert}: check KAFKA_TLS_CA and KAFKA_BOOTSTRAP_SERVERS`,
-    "KAFKA_TLS_CA",
+    `Kafka at ${broker}: TLS handshake failed (${p.code || "error"}: ${p.message})${cert}: check ${CA} and ${BOOTSTRAP}`,
+    CA,
   );
 }
 
@@ -184,13 +189,13 @@ function saslRefusal(err: Error, security: KafkaSecurity, broker: string): Kafka
     const msg = typeof e.message === "string" ? e.message : "";
     if (/mechanism is not supported by the server|UNSUPPORTED_SASL_MECHANISM/i.test(msg))
       return new KafkaAccessError(
-        `Kafka at ${broker} does not enable SASL mechanism ${mech}: set KAFKA_SASL_MECHANISM to one its listener enables`,
-        "KAFKA_SASL_MECHANISM",
+        `Kafka at ${broker} does not enable SASL mechanism ${mech}: set ${ENV.kafkaSaslMechanism.name} to one its listener enables`,
+        ENV.kafkaSaslMechanism.name,
       );
     if (e.name === "KafkaJSSASLAuthenticationError" || /authentication failed|invalid credentials/i.test(msg))
       return new KafkaAccessError(
-        `Kafka at ${broker} refused the ${mech} credentials of user '${sasl.username}' (authentication failed): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (the Secret named by spec.kafka.authSecretRef)`,
-        "KAFKA_SASL_PASSWORD",
+        `Kafka at ${broker} refused the ${mech} credentials of user '${sasl.username}' (authentication failed): check ${ENV.kafkaSaslUsername.name} and ${ENV.kafkaSaslPassword.name} (the Secret named by spec.kafka.authSecretRef)`,
+        ENV.kafkaSaslPassword.name,
       );
   }
   return undefined;
@@ -225,7 +230,7 @@ function* causes(err: unknown): Generator<Record<string, unknown>> {
  */
 export function explainKafkaRefusal(
   err: unknown,
-  principal: string | undefined = process.env.KAFKA_SASL_USERNAME || undefined,
+  principal: string | undefined = envValue("kafkaSaslUsername"),
 ): string | undefined {
   for (const e of causes(err)) {
     if (e instanceof KafkaAccessError) return e.message;

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { ENV } from "../../api/env.ts";
 
 export interface RollupCliOptions {
   date?: string;
@@ -44,7 +45,7 @@ export function registerRollup(program: Command): void {
     .option("--keep-going", "in a backfill, continue after a failed day")
     .option(
       "--pipeline-ref <namespace/name>",
-      "record the result as annotation gavel.dev/last-rollup on this AuctionPipeline (in a pod the default is POD_NAMESPACE/GAVEL_PIPELINE)",
+      `record the result as annotation gavel.dev/last-rollup on this AuctionPipeline (in a pod the default is ${ENV.podNamespace.name}/${ENV.pipeline.name})`,
     )
     .option("--json", "print the run results as JSON on stdout")
     .option(
