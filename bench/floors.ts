@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SCHEMA } from "../processors/domain/events.ts";
+import { SCHEMA } from "../api/events/types.ts";
 import { FEATURE_NAMES } from "../processors/fraud/model.ts";
 import { TABLES } from "../processors/silver-writer/rows.ts";
 import { defaultCache, KAFKA_VERSION, which } from "../test/env/services.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { type BidRejected, type PriceUpdate, SCHEMA, type Transaction } from "../../api/events/types.ts";
 import { BidProcessorCore, latestPricePerAuction, type OutputRecord } from "./bid-core.ts";
-import { type BidRejected, type PriceUpdate, SCHEMA, type Transaction } from "./events.ts";
 import { DEFAULT_FRAUD_CONFIG } from "./fraud.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");

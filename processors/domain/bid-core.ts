@@ -4,6 +4,16 @@
  * the runtime (processors/bid-processor/) only moves bytes between Kafka and
  * this class, and decides what to commit. No I/O, no clock.
  */
+import { bidRejection } from "../../api/events/dead-letter.ts";
+import {
+  type DecodeOptions,
+  decodeAuction,
+  decodeBid,
+  decodePriceUpdate,
+  decodeTransaction,
+  decodeUser,
+} from "../../api/events/decode.ts";
+import type { AuctionEvent, BidEvent } from "../../api/events/types.ts";
 import {
   AuctionBook,
   type AuctionBookOptions,
@@ -11,17 +21,6 @@ import {
   type BidOutcome,
   type HeldBid,
 } from "./auction.ts";
-import {
-  type AuctionEvent,
-  type BidEvent,
-  bidRejection,
-  type DecodeOptions,
-  decodeAuction,
-  decodeBid,
-  decodePriceUpdate,
-  decodeTransaction,
-  decodeUser,
-} from "./events.ts";
 import {
   type FraudAssessment,
   type FraudConfig,
@@ -202,17 +201,6 @@ export class BidProcessorCore {
   }
 
   /**
-   * A transaction record (own output, re-read on a rebuild, in decision
-   * order with `replayDecision`) feeds the shill signal's wins.
-   */
-  onTransaction(raw: Buffer | string): InputResult {
-    const d = decodeTransaction(raw);
-    if (!d.ok) return { ok: false, detail: d.detail, outputs: [] };
-    this.scorer.applyTransaction(d.value);
-    return { ok: true, outputs: [] };
-  }
-
-  /**
    * Rebuilds a fresh core: the auctions from their latest price updates (the
    * compacted prices topic), then the partition's earlier decisions in
    * decision order, so the bid ids each auction remembers for duplicates
@@ -233,7 +221,10 @@ export class BidProcessorCore {
     const seen = new Map<string, string[]>();
     for (const d of [...decisions].sort((a, b) => a.seq - b.seq)) {
       if (d.kind === "transaction") {
-        this.onTransaction(d.raw);
+        // A transaction (own output, read back) feeds the shill signal's wins;
+        // one that does not decode adds none.
+        const t = decodeTransaction(d.raw);
+        if (t.ok) this.scorer.applyTransaction(t.value);
         continue;
       }
       const ids = seen.get(d.bid.auction_id) ?? [];

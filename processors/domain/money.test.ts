@@ -1,14 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  formatMinor,
-  formatMoney,
-  isIsoCurrency,
-  isValidAmount,
-  minorDigits,
-  mulRatio,
-  parseDecimal,
-  sumMinor,
-} from "./money.ts";
+import { isIsoCurrency, minorDigits } from "../../api/events/currency.ts";
+import { formatMinor, formatMoney, isValidAmount, mulRatio, parseDecimal, sumMinor } from "./money.ts";
 
 describe("parseDecimal", () => {
   it("parses major units to integer minor units without floating point", () => {

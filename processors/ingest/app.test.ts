@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { ID_PATTERN } from "../../api/events/ids.ts";
 import { createLogger } from "../../lib/log.ts";
-import { ID_PATTERN } from "../domain/events.ts";
 import type { Producer, TopicMessages } from "../kafka/transport.ts";
 import { Registry } from "../runtime/metrics.ts";
 import type { App } from "../runtime/server.ts";
@@ -58,10 +58,37 @@ async function make(opts: { maxInFlight?: number; maxRecordBytes?: number } = {}
   return { app: built, producer };
 }
 
+/** POST with the all-scopes key (or `headers`). */
+function post(app: App, url: string, payload: object | string, headers: Record<string, string> = auth) {
+  return app.inject({ method: "POST", url, headers, payload });
+}
+
+/** A valid auction body (without `schema`: ingest assumes the current version). */
+const auctionBody = (over: Record<string, unknown> = {}) => ({
+  auction_id: "a-9",
+  item_id: "i-9",
+  seller_id: "s-1",
+  title: "Lamp",
+  category: "home",
+  currency: "EUR",
+  start_price: 1000,
+  min_increment: 50,
+  starts_at: "2026-11-22T10:00:00Z",
+  ends_at: "2026-11-22T11:00:00Z",
+  ...over,
+});
+const userBody = (over: Record<string, unknown> = {}) => ({
+  user_id: "u-9",
+  created_at: "2026-01-01T00:00:00Z",
+  country: "DE",
+  rating: 4.5,
+  ...over,
+});
+
 describe("ingest API", () => {
   it("accepts a bid with 202 after the ack, assigns bid_id and received_at, keys by auction_id", async () => {
     const { app, producer } = await make();
-    const r = await app.inject({ method: "POST", url: "/v1/bids", headers: auth, payload: bid() });
+    const r = await post(app, "/v1/bids", bid());
     expect(r.statusCode).toBe(202);
     const body = r.json();
     expect(body.bid_id).toMatch(/^[0-9a-f-]{36}$/);
@@ -96,12 +123,7 @@ describe("ingest API", () => {
     ["not an object", "[1,2]", /must be a JSON object/],
   ])("answers 400 with a precise message for %s and produces nothing", async (_name, payload, msg) => {
     const { app, producer } = await make();
-    const r = await app.inject({
-      method: "POST",
-      url: "/v1/bids",
-      headers: { ...auth, "content-type": "application/json" },
-      payload,
-    });
+    const r = await post(app, "/v1/bids", payload, { ...auth, "content-type": "application/json" });
     expect(r.statusCode).toBe(400);
     expect(r.json().error).toBe("bad_request");
     expect(r.json().message).toMatch(msg);
@@ -110,35 +132,16 @@ describe("ingest API", () => {
 
   it("authenticates: 401 without or with a wrong key, 403 without the scope", async () => {
     const { app, producer } = await make();
-    expect((await app.inject({ method: "POST", url: "/v1/bids", payload: bid() })).statusCode).toBe(401);
-    expect(
-      (
-        await app.inject({
-          method: "POST",
-          url: "/v1/bids",
-          headers: { "x-api-key": "wrong-key-123" },
-          payload: bid(),
-        })
-      ).statusCode,
-    ).toBe(401);
-    const r = await app.inject({
-      method: "POST",
-      url: "/v1/auctions",
-      headers: { "x-api-key": "bids-only-key" },
-      payload: {},
-    });
+    expect((await post(app, "/v1/bids", bid(), {})).statusCode).toBe(401);
+    expect((await post(app, "/v1/bids", bid(), { "x-api-key": "wrong-key-123" })).statusCode).toBe(401);
+    const r = await post(app, "/v1/auctions", {}, { "x-api-key": "bids-only-key" });
     expect(r.statusCode).toBe(403);
     expect(producer.records()).toHaveLength(0);
   });
 
   it("rejects bodies over the limit with 413", async () => {
     const { app, producer } = await make({ maxRecordBytes: 1024 });
-    const r = await app.inject({
-      method: "POST",
-      url: "/v1/bids",
-      headers: auth,
-      payload: bid({ pad: "x".repeat(5000) }),
-    });
+    const r = await post(app, "/v1/bids", bid({ pad: "x".repeat(5000) }));
     expect(r.statusCode).toBe(413);
     expect(r.json().error).toBe("payload_too_large");
     expect(producer.records()).toHaveLength(0);
@@ -150,14 +153,9 @@ describe("ingest API", () => {
     producer.hold = new Promise<void>((r) => {
       release = r;
     });
-    const first = app.inject({
-      method: "POST",
-      url: "/v1/bids:batch",
-      headers: auth,
-      payload: { bids: [bid({ bid_id: "b1" }), bid({ bid_id: "b2" })] },
-    });
+    const first = post(app, "/v1/bids:batch", { bids: [bid({ bid_id: "b1" }), bid({ bid_id: "b2" })] });
     await new Promise((r) => setTimeout(r, 20));
-    const second = await app.inject({ method: "POST", url: "/v1/bids", headers: auth, payload: bid() });
+    const second = await post(app, "/v1/bids", bid());
     expect(second.statusCode).toBe(503);
     expect(second.headers["retry-after"]).toBe("1");
     release();
@@ -167,20 +165,14 @@ describe("ingest API", () => {
 
   it("batch: all or nothing with per-index details, duplicate ids in one batch refused", async () => {
     const { app, producer } = await make();
-    const bad = await app.inject({
-      method: "POST",
-      url: "/v1/bids:batch",
-      headers: auth,
-      payload: { bids: [bid({ bid_id: "x1" }), bid({ amount: 0 }), bid({ bid_id: "x1" })] },
+    const bad = await post(app, "/v1/bids:batch", {
+      bids: [bid({ bid_id: "x1" }), bid({ amount: 0 }), bid({ bid_id: "x1" })],
     });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().details.map((d: { index: number }) => d.index)).toEqual([1, 2]);
     expect(producer.records()).toHaveLength(0);
-    const ok = await app.inject({
-      method: "POST",
-      url: "/v1/bids:batch",
-      headers: auth,
-      payload: { bids: [bid({ bid_id: "x1" }), bid({ bid_id: "x2", source: "batch" })] },
+    const ok = await post(app, "/v1/bids:batch", {
+      bids: [bid({ bid_id: "x1" }), bid({ bid_id: "x2", source: "batch" })],
     });
     expect(ok.statusCode).toBe(202);
     expect(ok.json().accepted).toBe(2);
@@ -189,37 +181,11 @@ describe("ingest API", () => {
 
   it("accepts auctions and users keyed by their ids, defaulting the schema field", async () => {
     const { app, producer } = await make();
-    const a = await app.inject({
-      method: "POST",
-      url: "/v1/auctions",
-      headers: auth,
-      payload: {
-        auction_id: "a-9",
-        item_id: "i-9",
-        seller_id: "s-1",
-        title: "Lamp",
-        category: "home",
-        currency: "EUR",
-        start_price: 1000,
-        min_increment: 50,
-        starts_at: "2026-11-22T10:00:00Z",
-        ends_at: "2026-11-22T11:00:00Z",
-      },
-    });
+    const a = await post(app, "/v1/auctions", auctionBody());
     expect(a.statusCode).toBe(202);
-    const u = await app.inject({
-      method: "POST",
-      url: "/v1/users",
-      headers: auth,
-      payload: { user_id: "u-9", created_at: "2026-01-01T00:00:00Z", country: "DE", rating: 4.5 },
-    });
+    const u = await post(app, "/v1/users", userBody());
     expect(u.statusCode).toBe(202);
-    const bad = await app.inject({
-      method: "POST",
-      url: "/v1/users",
-      headers: auth,
-      payload: { user_id: "u-9" },
-    });
+    const bad = await post(app, "/v1/users", { user_id: "u-9" });
     expect(bad.statusCode).toBe(400);
     expect(producer.records().map((r) => [r.topic, r.key])).toEqual([
       ["p.auctions", "a-9"],
@@ -257,11 +223,9 @@ describe("ingest API: identifiers are opaque text", () => {
     for (const [i, name] of names.entries()) {
       const sent = bid({ bid_id: cap(`${i}#${name}`), auction_id: cap(`Auktion ${name}`), bidder_id: name });
       // The body as raw UTF-8 bytes, as a client sends it.
-      const r = await app.inject({
-        method: "POST",
-        url: "/v1/bids",
-        headers: { ...auth, "content-type": "application/json; charset=utf-8" },
-        payload: Buffer.from(JSON.stringify(sent), "utf8"),
+      const r = await post(app, "/v1/bids", Buffer.from(JSON.stringify(sent), "utf8"), {
+        ...auth,
+        "content-type": "application/json; charset=utf-8",
       });
       expect(r.statusCode, name).toBe(202);
       expect(r.json().bid_id).toBe(cap(`${i}#${name}`));
@@ -274,39 +238,19 @@ describe("ingest API: identifiers are opaque text", () => {
 
   it("accepts such ids in batches, for auctions and for users", async () => {
     const { app, producer } = await make();
-    const b = await app.inject({
-      method: "POST",
-      url: "/v1/bids:batch",
-      headers: auth,
-      payload: { bids: names.map((n, i) => bid({ bid_id: cap(`${i}/${n}`), bidder_id: n })) },
+    const b = await post(app, "/v1/bids:batch", {
+      bids: names.map((n, i) => bid({ bid_id: cap(`${i}/${n}`), bidder_id: n })),
     });
     expect(b.statusCode).toBe(202);
     expect(b.json().accepted).toBe(names.length);
-    const a = await app.inject({
-      method: "POST",
-      url: "/v1/auctions",
-      headers: auth,
-      payload: {
-        auction_id: "名前の競売",
-        item_id: "*item*",
-        seller_id: "Jürgen",
-        title: "Lamp",
-        category: "home",
-        currency: "EUR",
-        start_price: 1000,
-        min_increment: 50,
-        starts_at: "2026-11-22T10:00:00Z",
-        ends_at: "2026-11-22T11:00:00Z",
-      },
-    });
+    const a = await post(
+      app,
+      "/v1/auctions",
+      auctionBody({ auction_id: "名前の競売", item_id: "*item*", seller_id: "Jürgen" }),
+    );
     expect(a.statusCode).toBe(202);
     expect(a.json()).toEqual({ auction_id: "名前の競売" });
-    const u = await app.inject({
-      method: "POST",
-      url: "/v1/users",
-      headers: auth,
-      payload: { user_id: "d*elmer", created_at: "2026-01-01T00:00:00Z", country: "DE", rating: 4.5 },
-    });
+    const u = await post(app, "/v1/users", userBody({ user_id: "d*elmer" }));
     expect(u.statusCode).toBe(202);
     expect(
       producer
@@ -356,7 +300,7 @@ describe("ingest API: identifiers are opaque text", () => {
     "refuses an id with %s with 400, naming the field, the problem and the fix",
     async (_n, over, field, why) => {
       const { app, producer } = await make();
-      const r = await app.inject({ method: "POST", url: "/v1/bids", headers: auth, payload: bid(over) });
+      const r = await post(app, "/v1/bids", bid(over));
       expect(r.statusCode).toBe(400);
       expect(r.json().error).toBe("bad_request");
       const msg: string = r.json().message;
@@ -370,11 +314,8 @@ describe("ingest API: identifiers are opaque text", () => {
 
   it("batch: a malformed id is reported by index, nothing is produced", async () => {
     const { app, producer } = await make();
-    const r = await app.inject({
-      method: "POST",
-      url: "/v1/bids:batch",
-      headers: auth,
-      payload: { bids: [bid({ bidder_id: "d*elmer" }), bid({ bidder_id: "d*elmer\n" })] },
+    const r = await post(app, "/v1/bids:batch", {
+      bids: [bid({ bidder_id: "d*elmer" }), bid({ bidder_id: "d*elmer\n" })],
     });
     expect(r.statusCode).toBe(400);
     expect(r.json().details).toEqual([

@@ -1,6 +1,6 @@
 /**
  * Writes the versioned JSON Schemas of the events (`api/events/schemas/*.json`)
- * from their TypeBox definitions in processors/domain/events.ts, the single
+ * from their TypeBox definitions in api/events/types.ts, the single
  * source. `schemas.test.ts` fails when the checked-in files differ, so run
  * `node api/events/schemas/generate.ts && npx biome format --write api/events/schemas`
  * after changing an event.
@@ -8,7 +8,7 @@
 import { writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PUBLISHED_SCHEMAS } from "../../../processors/domain/events.ts";
+import { PUBLISHED_SCHEMAS } from "../types.ts";
 
 export const SCHEMAS_DIR = dirname(fileURLToPath(import.meta.url));
 
