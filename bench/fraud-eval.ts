@@ -10,8 +10,8 @@
  * checks the harness. docs/fraud.md has the results and the command.
  */
 
+import type { BidAccepted, BidRejected } from "../api/events/types.ts";
 import { BidProcessorCore, type OutputRecord } from "../processors/domain/bid-core.ts";
-import type { BidAccepted, BidRejected } from "../processors/domain/events.ts";
 import type { FraudConfig } from "../processors/domain/fraud.ts";
 import { DEFAULT_FRAUD_CONFIG as DEFAULTS } from "../processors/domain/fraud.ts";
 import { decodeModel, type FraudModel, FraudModels } from "../processors/fraud/model.ts";

@@ -29,7 +29,7 @@ import {
 } from "./lib.ts";
 import { benchE2e, benchIngest, benchScale, benchStagesOnce, type Figure, type Sizes } from "./stages.ts";
 
-export const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup", "floors", "scale"] as const;
+const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup", "floors", "scale"] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")}] [--quick] [--profile]
@@ -43,11 +43,11 @@ const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")
   scale:  the e2e saturation with 1, 2 and 3 bid-processor and silver-writer replicas`;
 
 /** Records per floor tool run (produce, consume, COPY rows). */
-export const FLOOR_RECORDS = { full: 1_000_000, quick: 100_000 } as const;
+const FLOOR_RECORDS = { full: 1_000_000, quick: 100_000 } as const;
 /** Kafka client of the e2e bench: the processes' default (ADR 0006); the scale bench uses the same, so its 1-replica step repeats e2e's saturation. */
 const E2E_CLIENT = "default";
 /** Bid-processor and silver-writer replicas of the scale bench's steps (ingest stays 1). */
-export const SCALE_REPLICAS = [1, 2, 3] as const;
+const SCALE_REPLICAS = [1, 2, 3] as const;
 
 interface Machine {
   cpu: string;

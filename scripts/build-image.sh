@@ -102,28 +102,6 @@ smoke() {
   fi
 }
 
-# Folder whose include/node/node_version.h is the given node's exact version.
-node_headers() {
-  local node=$1 ver platform cache dir
-  ver=$("$node" -p process.versions.node)
-  platform=$("$node" -p '`${process.platform}-${process.arch}`')
-  cache=${GAVEL_CACHE:-$HOME/.cache/gavel}/node-headers
-  for dir in "$(dirname "$(dirname "$("$node" -p process.execPath)")")" "$cache/v$ver" "$cache"; do
-    [[ $(awk '/define NODE_(MAJOR|MINOR|PATCH)_VERSION /{printf "%s.", $3}' \
-      "$dir/include/node/node_version.h" 2>/dev/null) == "$ver." ]] && { echo "$dir"; return; }
-  done
-  dir=$cache/v$ver
-  log "fetching Node $ver headers (npm package node-$platform@$ver)"
-  local tmp
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "node-$platform@$ver" >/dev/null && tar -xzf ./*.tgz package/include)
-  mkdir -p "$dir"
-  rm -rf "$dir/include"
-  mv "$tmp/package/include" "$dir/include"
-  rm -rf "$tmp"
-  echo "$dir"
-}
-
 # Entry points. ----------------------------------------------------------------
 
 cd "$(dirname "$0")/.."
@@ -194,7 +172,7 @@ case $mode in
     # does with npm_config_nodedir=/usr/local (a user npmrc may point nodedir
     # at another Node's headers). Offline, they come from the registry package
     # node-<platform>@<version>, cached under $GAVEL_CACHE/node-headers.
-    npm_config_nodedir=$(node_headers "$node24")
+    npm_config_nodedir=$(bash "$repo/scripts/node-headers.sh" "$node24")
     export npm_config_nodedir
     log "native addons build against the headers in $npm_config_nodedir"
     cd "$app"

@@ -35,29 +35,11 @@ if [[ -f $cached/confluent-kafka-javascript.node ]]; then
     exit 0
   fi
 fi
+# Node 24's headers: those the `node` devDependency installed
+# (node-<platform>-<arch>), else the cached or fetched ones.
 platform=$("$node" -p '`${process.platform}-${process.arch}`')
-# A header folder matches when its node_version.h is exactly this version.
-matches() {
-  local h=$1/include/node/node_version.h
-  [[ -f $h ]] && [[ $(awk '/define NODE_(MAJOR|MINOR|PATCH)_VERSION /{printf "%s.", $3}' "$h") == "$ver." ]]
-}
-headers=""
-for d in "$repo/node_modules/node/node_modules/node-$platform" "$repo/node_modules/node-$platform" "$HOME/.cache/gavel/node-headers/v$ver"; do
-  if matches "$d"; then
-    headers=$d
-    break
-  fi
-done
-if [[ -z $headers ]]; then
-  headers=$HOME/.cache/gavel/node-headers/v$ver
-  log "fetching Node $ver headers (npm package node-$platform@$ver)"
-  tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "node-$platform@$ver" >/dev/null && tar -xzf ./*.tgz package/include)
-  mkdir -p "$headers"
-  rm -rf "$headers/include"
-  mv "$tmp/package/include" "$headers/include"
-  rm -rf "$tmp"
-fi
+headers=$(bash scripts/node-headers.sh "$node" \
+  "$repo/node_modules/node/node_modules/node-$platform" "$repo/node_modules/node-$platform")
 gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
 log "building @confluentinc/kafka-javascript for Node $ver (a few minutes on 2 cores)"
 # Under `npm test` npm exports its config (a user npmrc's nodedir, e.g. the

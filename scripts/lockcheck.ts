@@ -101,7 +101,7 @@ export function forPlatform(entry: LockEntry, p: Platform): boolean {
   );
 }
 
-export function currentPlatform(): Platform {
+function currentPlatform(): Platform {
   let libc: string | undefined;
   if (process.platform === "linux") {
     const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;

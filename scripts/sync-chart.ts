@@ -35,7 +35,7 @@ export async function staleCopies(chartDir = CHART_DIR): Promise<string[]> {
   return stale;
 }
 
-export async function syncChart(chartDir = CHART_DIR): Promise<string[]> {
+async function syncChart(chartDir = CHART_DIR): Promise<string[]> {
   const written: string[] = [];
   for (const [rel, text] of Object.entries(chartCopies())) {
     await writeFile(join(chartDir, rel), text);

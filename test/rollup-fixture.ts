@@ -405,5 +405,32 @@ export function normalizeRow(row: Record<string, unknown>): Record<string, unkno
   return out;
 }
 
+/** The order EXPECTED lists each gold table's rows in. */
+const EXPECTED_ORDER: Readonly<Record<keyof typeof EXPECTED, string>> = {
+  daily_revenue: "category, currency",
+  auction_performance: "category",
+  bidder_analytics: "bidder_id",
+  fraud_summary: "day",
+  category_trends: "category",
+};
+
+/** What goldRows reads through: node-postgres' `query(text, values)` (a pg.Pool, or the dev's embedded PglitePool). */
+export interface Queryable {
+  query(text: string, values: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/** A gold table's rows of `day` in EXPECTED's order and form (without `day`, normalized). */
+export async function goldRows(
+  db: Queryable,
+  table: keyof typeof EXPECTED,
+  day = DAY,
+): Promise<Record<string, unknown>[]> {
+  const { rows } = await db.query(
+    `SELECT * FROM gold.${table} WHERE day = $1 ORDER BY ${EXPECTED_ORDER[table]}`,
+    [day],
+  );
+  return rows.map(({ day: _d, ...rest }) => normalizeRow(rest));
+}
+
 /** Silver GMV per currency of DAY: EUR 6000 + 2600, USD 1500. */
 export const EXPECTED_GMV = { EUR: 8600n, USD: 1500n } as const;

@@ -11,7 +11,7 @@ import { KafkajsTransport, kafkajsSecurityConfig } from "../../processors/kafka/
 import { checkKafkaAccess } from "../../processors/kafka/preflight.ts";
 import type { KafkaConnection, TopicAdmin, TopicAdminFactory } from "./topics.ts";
 
-export const OPERATOR_CLIENT_ID = "gavel-operator";
+const OPERATOR_CLIENT_ID = "gavel-operator";
 
 // kafkajs' enums are not named exports of its CommonJS module under Node's ESM loader; the protocol values.
 const TOPIC_RESOURCE = 2 as ConfigResourceTypes.TOPIC;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parsePipeline, processors } from "../../api/v1alpha1/pipeline.ts";
+import type { AuctionPipelineStatus } from "../../api/v1alpha1/types.ts";
 import {
   computeStatus,
   type ObservedObject,
@@ -57,6 +58,7 @@ const deployment = (available: boolean): ObservedObject => ({
   },
 });
 const cron: ObservedObject = { kind: "CronJob", metadata: { name: "demo-rollup" } };
+const conditionOf = (s: AuctionPipelineStatus, type: string) => s.conditions?.find((c) => c.type === type);
 
 describe("computeStatus", () => {
   it("is Ready when topics, processors and the rollup are", () => {
@@ -78,14 +80,11 @@ describe("computeStatus", () => {
   it("waits for the topic operator and for available pods", () => {
     const s = computeStatus(input([topic("demo-bids", "True"), deployment(false), cron]));
     expect(s.phase).toBe("Progressing");
-    expect(s.conditions?.find((c) => c.type === "TopicsReady")).toMatchObject({
+    expect(conditionOf(s, "TopicsReady")).toMatchObject({
       status: "Unknown",
       reason: "WaitingForTopicOperator",
     });
-    expect(s.conditions?.find((c) => c.type === "ProcessorsReady")).toMatchObject({
-      status: "False",
-      reason: "Unavailable",
-    });
+    expect(conditionOf(s, "ProcessorsReady")).toMatchObject({ status: "False", reason: "Unavailable" });
     expect(s.conditions?.[0]).toMatchObject({
       type: "Ready",
       status: "False",
@@ -102,7 +101,7 @@ describe("computeStatus", () => {
       ),
     );
     expect(s.phase).toBe("Degraded");
-    const t = s.conditions?.find((c) => c.type === "TopicsReady");
+    const t = conditionOf(s, "TopicsReady");
     expect(t).toMatchObject({ status: "False", reason: "NotSupported" });
     expect(t?.message).toMatch(/Decreasing partitions not supported.*restore the previous value/);
   });
@@ -183,7 +182,7 @@ describe("computeStatus with the gavel provisioner", () => {
       { name: "demo.bids", ready: "True", partitions: 12 },
       { name: "demo.users", ready: "True", partitions: 12 },
     ]);
-    expect(s.conditions?.find((c) => c.type === "TopicsReady")).toMatchObject({
+    expect(conditionOf(s, "TopicsReady")).toMatchObject({
       status: "True",
       reason: "AllTopicsReady",
       message: "2 topics ready in Kafka",
@@ -200,16 +199,13 @@ describe("computeStatus with the gavel provisioner", () => {
         ]),
       }),
     );
-    const tc = s.conditions?.find((c) => c.type === "TopicsReady");
+    const tc = conditionOf(s, "TopicsReady");
     expect(tc).toMatchObject({
       status: "False",
       reason: "NotSupported",
       message: `topic demo.bids: ${message}`,
     });
-    expect(s.conditions?.find((c) => c.type === "Ready")).toMatchObject({
-      status: "False",
-      reason: "NotSupported",
-    });
+    expect(conditionOf(s, "Ready")).toMatchObject({ status: "False", reason: "NotSupported" });
     expect(s.topics?.[0]).toEqual({
       name: "demo.bids",
       ready: "False",
@@ -222,7 +218,7 @@ describe("computeStatus with the gavel provisioner", () => {
 
   it("reports an unreachable Kafka on TopicsReady and leaves topics Unknown", () => {
     const s = computeStatus(gin({ error: { reason: "KafkaUnavailable", message: "cannot connect" } }));
-    expect(s.conditions?.find((c) => c.type === "TopicsReady")).toMatchObject({
+    expect(conditionOf(s, "TopicsReady")).toMatchObject({
       status: "False",
       reason: "KafkaUnavailable",
       message: "cannot connect",

@@ -57,12 +57,10 @@ export interface StatusInput {
   readonly now: Date;
 }
 
-function cond(
-  type: string,
-  ok: boolean | "Unknown",
-  reason: string,
-  message: string,
-): Omit<Condition, "lastTransitionTime"> {
+/** A condition as computed, before its lastTransitionTime is decided. */
+type NewCondition = Omit<Condition, "lastTransitionTime">;
+
+function cond(type: string, ok: boolean | "Unknown", reason: string, message: string): NewCondition {
   return { type, status: ok === "Unknown" ? "Unknown" : ok ? "True" : "False", reason, message };
 }
 
@@ -103,7 +101,7 @@ export function parseFraudModel(
   }
 }
 
-type TopicsPart = { topics: TopicStatus[]; topicsCond: Omit<Condition, "lastTransitionTime"> };
+type TopicsPart = { topics: TopicStatus[]; topicsCond: NewCondition };
 
 /** Strimzi: topics mirror the KafkaTopics' own Ready conditions. */
 function strimziTopics(input: StatusInput, clusterName: string): TopicsPart {
@@ -201,10 +199,37 @@ export function computeStatus(input: StatusInput): AuctionPipelineStatus {
       ? gavelTopics(input)
       : strimziTopics(input, p.spec.kafka.clusterName ?? "");
   const readyTopics = topics.filter((t) => t.ready === "True").length;
+  const { processors, available, processorsCond } = processorsPart(input, suspended);
+  const parts = [topicsCond, processorsCond, rollupCondition(input, suspended)];
+  const readyCond = readyCondition(input, suspended, parts);
 
-  // Processors: Deployment availability.
+  const status: AuctionPipelineStatus = {
+    observedGeneration: generation,
+    phase: phaseOf(input, suspended, readyCond),
+    conditions: withTransitionTimes(input, [readyCond, ...parts], generation),
+    topicsReady: `${readyTopics}/${topics.length}`,
+    processorsReady: `${suspended ? 0 : available}/${input.processors.length}`,
+    topics,
+    processors,
+  };
+  const lastRollup = parseLastRollup(p.metadata.annotations);
+  if (lastRollup) status.lastRollup = lastRollup;
+  else if (p.status?.lastRollup) status.lastRollup = p.status.lastRollup;
+  const fraudModel = parseFraudModel(p.metadata.annotations);
+  if (fraudModel) status.fraudModel = fraudModel;
+  else if (p.status?.fraudModel) status.fraudModel = p.status.fraudModel;
+  return status;
+}
+
+/** Processors: Deployment replicas, and how many are available (observed at their generation, Available, one replica up). */
+function processorsPart(
+  input: StatusInput,
+  suspended: boolean,
+): { processors: ProcessorStatus[]; available: number; processorsCond: NewCondition } {
+  const deployment = (proc: ResolvedProcessor) =>
+    input.observed.get(`Deployment/${input.deploymentName(proc.name)}`);
   const processors: ProcessorStatus[] = input.processors.map((proc) => {
-    const d = input.observed.get(`Deployment/${input.deploymentName(proc.name)}`);
+    const d = deployment(proc);
     return {
       name: proc.name,
       desiredReplicas: suspended ? 0 : num(d?.spec?.replicas),
@@ -215,7 +240,7 @@ export function computeStatus(input: StatusInput): AuctionPipelineStatus {
     };
   });
   const available = input.processors.filter((proc) => {
-    const d = input.observed.get(`Deployment/${input.deploymentName(proc.name)}`);
+    const d = deployment(proc);
     if (d === undefined) return false;
     const current = num(d.status?.observedGeneration) >= num(d.metadata.generation);
     const avail = conditionsOf(d).find((c) => c.type === "Available")?.status === "True";
@@ -236,46 +261,60 @@ export function computeStatus(input: StatusInput): AuctionPipelineStatus {
               .map((x) => input.deploymentName(x.name))
               .join(", ")} to become available`,
           );
+  return { processors, available: available.length, processorsCond };
+}
 
-  const cron = input.observed.get(`CronJob/${input.rollupName}`);
-  const rollupCond = suspended
-    ? cond(
-        "RollupScheduled",
-        false,
-        "Suspended",
-        "the pipeline is suspended: the rollup CronJob is suspended",
-      )
-    : cron === undefined
-      ? cond("RollupScheduled", false, "Missing", `CronJob ${input.rollupName} does not exist yet`)
-      : cond(
-          "RollupScheduled",
-          true,
-          "Scheduled",
-          `CronJob ${input.rollupName} runs '${p.spec.rollup.schedule}' in ${p.spec.rollup.timeZone}`,
-        );
+/** RollupScheduled: the rollup CronJob exists (and is not suspended with the pipeline). */
+function rollupCondition(input: StatusInput, suspended: boolean): NewCondition {
+  const { rollup } = input.pipeline.spec;
+  if (suspended)
+    return cond(
+      "RollupScheduled",
+      false,
+      "Suspended",
+      "the pipeline is suspended: the rollup CronJob is suspended",
+    );
+  if (input.observed.get(`CronJob/${input.rollupName}`) === undefined)
+    return cond("RollupScheduled", false, "Missing", `CronJob ${input.rollupName} does not exist yet`);
+  return cond(
+    "RollupScheduled",
+    true,
+    "Scheduled",
+    `CronJob ${input.rollupName} runs '${rollup.schedule}' in ${rollup.timeZone}`,
+  );
+}
 
-  const parts = [topicsCond, processorsCond, rollupCond];
-  let readyCond: Omit<Condition, "lastTransitionTime">;
-  if (input.applyError) readyCond = cond("Ready", false, input.applyError.reason, input.applyError.message);
-  else if (suspended)
-    readyCond = cond("Ready", false, "Suspended", "the pipeline is suspended (spec.suspend: true)");
-  else {
-    const notReady = parts.find((c) => c.status !== "True");
-    readyCond = notReady
-      ? cond("Ready", false, notReady.reason, `${notReady.type}: ${notReady.message}`)
-      : cond("Ready", true, "Ready", "all topics, processors and the rollup schedule are ready");
-  }
+/** Ready: false on an apply error or when suspended, else the first part that is not ready. */
+function readyCondition(
+  input: StatusInput,
+  suspended: boolean,
+  parts: readonly NewCondition[],
+): NewCondition {
+  if (input.applyError) return cond("Ready", false, input.applyError.reason, input.applyError.message);
+  if (suspended) return cond("Ready", false, "Suspended", "the pipeline is suspended (spec.suspend: true)");
+  const notReady = parts.find((c) => c.status !== "True");
+  return notReady
+    ? cond("Ready", false, notReady.reason, `${notReady.type}: ${notReady.message}`)
+    : cond("Ready", true, "Ready", "all topics, processors and the rollup schedule are ready");
+}
 
-  const prevPhase = p.status?.phase;
-  let phase: Phase;
-  if (input.applyError) phase = input.applyError.reason === "InvalidSpec" ? "Failed" : "Degraded";
-  else if (suspended) phase = "Suspended";
-  else if (readyCond.status === "True") phase = "Ready";
-  else if (prevPhase === "Ready" || prevPhase === "Degraded") phase = "Degraded";
-  else phase = "Progressing";
+/** The phase: a pipeline that was ready and no longer is is Degraded, one that never was is Progressing. */
+function phaseOf(input: StatusInput, suspended: boolean, readyCond: NewCondition): Phase {
+  if (input.applyError) return input.applyError.reason === "InvalidSpec" ? "Failed" : "Degraded";
+  if (suspended) return "Suspended";
+  if (readyCond.status === "True") return "Ready";
+  const prevPhase = input.pipeline.status?.phase;
+  return prevPhase === "Ready" || prevPhase === "Degraded" ? "Degraded" : "Progressing";
+}
 
-  const previous = new Map((p.status?.conditions ?? []).map((c) => [c.type, c]));
-  const conditions: Condition[] = [readyCond, ...parts].map((c) => {
+/** The conditions as written: a condition whose status did not change keeps its lastTransitionTime. */
+function withTransitionTimes(
+  input: StatusInput,
+  conds: readonly NewCondition[],
+  generation: number,
+): Condition[] {
+  const previous = new Map((input.pipeline.status?.conditions ?? []).map((c) => [c.type, c]));
+  return conds.map((c) => {
     const prev = previous.get(c.type);
     const lastTransitionTime =
       prev && prev.status === c.status
@@ -283,23 +322,6 @@ export function computeStatus(input: StatusInput): AuctionPipelineStatus {
         : input.now.toISOString().replace(/\.\d+Z$/, "Z");
     return { ...c, message: c.message.slice(0, 4096), lastTransitionTime, observedGeneration: generation };
   });
-
-  const status: AuctionPipelineStatus = {
-    observedGeneration: generation,
-    phase,
-    conditions,
-    topicsReady: `${readyTopics}/${topics.length}`,
-    processorsReady: `${suspended ? 0 : available.length}/${input.processors.length}`,
-    topics,
-    processors,
-  };
-  const lastRollup = parseLastRollup(p.metadata.annotations);
-  if (lastRollup) status.lastRollup = lastRollup;
-  else if (p.status?.lastRollup) status.lastRollup = p.status.lastRollup;
-  const fraudModel = parseFraudModel(p.metadata.annotations);
-  if (fraudModel) status.fraudModel = fraudModel;
-  else if (p.status?.fraudModel) status.fraudModel = p.status.fraudModel;
-  return status;
 }
 
 /** Whether two statuses differ (the operator writes status only then). */

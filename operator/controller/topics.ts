@@ -74,7 +74,7 @@ export interface ProvisionPlan {
 export const NOT_SUPPORTED = "NotSupported";
 
 /** The message of a refused partition decrease: what is wrong and the two ways out. */
-export function decreaseMessage(topic: string, have: number, want: number): string {
+function decreaseMessage(topic: string, have: number, want: number): string {
   return `Decreasing partitions is not supported: topic ${topic} has ${have} partitions in Kafka, the spec asks for ${want}. Kafka cannot remove partitions (and records keyed by auction_id would move): set this topic's partitions to ${have} or more in spec.topics, or delete the topic in Kafka to have it recreated with ${want} (its records are lost)`;
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { type AuctionEvent, type BidEvent, SCHEMA } from "../../api/events/types.ts";
 import { AuctionBook, type BidOutcome } from "./auction.ts";
-import { type AuctionEvent, type BidEvent, SCHEMA } from "./events.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");
 const iso = (offsetS: number) => new Date(T0 + offsetS * 1000).toISOString();

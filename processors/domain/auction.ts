@@ -10,6 +10,7 @@
  * decided by processing time (`nowMs` passed to `closeDue`), after a grace
  * period so bids placed just before the end and still in flight are not cut.
  */
+import { toIso } from "../../api/events/decode.ts";
 import {
   type AuctionEvent,
   type AuctionState,
@@ -19,8 +20,7 @@ import {
   type RejectReason,
   SCHEMA,
   type Transaction,
-  toIso,
-} from "./events.ts";
+} from "../../api/events/types.ts";
 
 export interface AuctionBookOptions {
   /** Bid ids remembered per auction to detect duplicates (oldest forgotten first). Default 256 (each costs ~250 bytes of heap with its place in the order). */
@@ -282,27 +282,44 @@ export class AuctionBook {
       this.ends.push(cur.endsMs + cur.extensionMs, a.auction_id);
       return { kind: "updated", price: this.priceOf(cur, a.starts_at), released };
     }
-    const e: Entry = {
+    const e = this.entryOf({
       auction: a,
-      startsMs: Date.parse(a.starts_at),
-      endsMs: Date.parse(a.ends_at),
       status: "open",
       version: 1,
-      currentPrice: null,
-      leaderId: null,
-      leaderBidId: null,
-      bidCount: 0,
-      extensionMs: 0,
-      firstBidAt: null,
-      seen: new Set(),
-      seenOrder: [],
-      knownAtMs: atMs,
-      knownSeq: this.knownSeq++,
-    };
+      current_price: null,
+      leader_id: null,
+      leader_bid_id: null,
+      bid_count: 0,
+      extension_ms: 0,
+      first_bid_at: null,
+      seen_bid_ids: [],
+      known_at_ms: atMs,
+    });
     this.auctions.set(a.auction_id, e);
     this.open += 1;
     this.ends.push(e.endsMs, a.auction_id);
     return { kind: "created", price: this.priceOf(e, a.starts_at), released };
+  }
+
+  /** The entry of a snapshot (a new auction is one with no bids), known from now on. */
+  private entryOf(s: AuctionState): Entry {
+    return {
+      auction: s.auction,
+      startsMs: Date.parse(s.auction.starts_at),
+      endsMs: Date.parse(s.auction.ends_at),
+      status: s.status,
+      version: s.version,
+      currentPrice: s.current_price,
+      leaderId: s.leader_id,
+      leaderBidId: s.leader_bid_id,
+      bidCount: s.bid_count,
+      extensionMs: s.extension_ms,
+      firstBidAt: s.first_bid_at,
+      seen: new Set(s.seen_bid_ids),
+      seenOrder: [...s.seen_bid_ids],
+      knownAtMs: s.known_at_ms ?? 0,
+      knownSeq: this.knownSeq++,
+    };
   }
 
   private release(auctionId: string): HeldBid[] {
@@ -333,31 +350,75 @@ export class AuctionBook {
     released = false,
   ): BidOutcome {
     const e = this.auctions.get(bid.auction_id);
-    if (!e) {
-      const endMs = this.tombstones.get(bid.auction_id);
-      if (endMs !== undefined) {
-        return {
-          kind: "rejected",
-          reason: "auction_closed",
-          detail: `the auction closed at ${toIso(endMs)} (bid placed_at ${bid.placed_at} arrived after closing)`,
-        };
-      }
-      const held = this.pending.get(bid.auction_id);
-      // A copy whose hold has run out in log time is no longer held, even if
-      // its expiry waits for the auctions topic to be read that far.
-      if (held?.some((h) => h.bid.bid_id === bid.bid_id && nowMs - h.heldAtMs < this.opts.pendingMaxAgeMs)) {
-        return heldDuplicate(bid);
-      }
-      if (this.pendingCount < this.opts.pendingMaxBids && this.opts.pendingMaxAgeMs > 0) {
-        const h: HeldBid = { bid, ref, heldAtMs: nowMs };
-        if (held) held.push(h);
-        else this.pending.set(bid.auction_id, [h]);
-        this.heldQueue.push(h);
-        this.pendingCount += 1;
-        return { kind: "pending" };
-      }
-      return this.holdFull(bid);
+    if (!e) return this.withoutAuction(bid, nowMs, ref);
+    const early = this.beforeAuctionRecord(e, bid, nowMs, ref, released);
+    if (early) return early;
+    if (e.seen.has(bid.bid_id)) {
+      return {
+        kind: "rejected",
+        reason: "duplicate",
+        detail: `bid_id ${bid.bid_id} was already seen for this auction`,
+      };
     }
+    this.remember(e, bid.bid_id);
+    const broken = this.brokenRule(e, bid, nowMs);
+    if (broken) return broken;
+    const score = typeof fraud === "function" ? fraud(this.viewOf(e)) : fraud;
+    if (score >= quarantineAt) {
+      return {
+        kind: "rejected",
+        reason: "fraud_quarantine",
+        detail: `fraud score ${score.toFixed(3)} is at or above the quarantine threshold ${quarantineAt}`,
+        fraudScore: score,
+      };
+    }
+    return this.accept(e, bid, score);
+  }
+
+  /**
+   * A bid whose auction the book does not hold: rejected when the auction
+   * closed and was evicted (tombstone), else held for its record while the
+   * hold has room.
+   */
+  private withoutAuction(bid: BidEvent, nowMs: number, ref: unknown): BidOutcome {
+    const endMs = this.tombstones.get(bid.auction_id);
+    if (endMs !== undefined) {
+      return {
+        kind: "rejected",
+        reason: "auction_closed",
+        detail: `the auction closed at ${toIso(endMs)} (bid placed_at ${bid.placed_at} arrived after closing)`,
+      };
+    }
+    const held = this.pending.get(bid.auction_id);
+    // A copy whose hold has run out in log time is no longer held, even if
+    // its expiry waits for the auctions topic to be read that far.
+    if (held?.some((h) => h.bid.bid_id === bid.bid_id && nowMs - h.heldAtMs < this.opts.pendingMaxAgeMs)) {
+      return heldDuplicate(bid);
+    }
+    if (this.pendingCount < this.opts.pendingMaxBids && this.opts.pendingMaxAgeMs > 0) {
+      const h: HeldBid = { bid, ref, heldAtMs: nowMs };
+      if (held) held.push(h);
+      else this.pending.set(bid.auction_id, [h]);
+      this.heldQueue.push(h);
+      this.pendingCount += 1;
+      return { kind: "pending" };
+    }
+    return this.holdFull(bid);
+  }
+
+  /**
+   * A bid logged before its (known) auction's record, read out of log order:
+   * what a log-order replay did with it (expired in the hold, or held until
+   * the bids' clock reaches the record), or undefined for a bid logged after
+   * the record (or one `releaseDue` released).
+   */
+  private beforeAuctionRecord(
+    e: Entry,
+    bid: BidEvent,
+    nowMs: number,
+    ref: unknown,
+    released: boolean,
+  ): BidOutcome | undefined {
     if (e.knownAtMs - nowMs > this.opts.pendingMaxAgeMs) {
       // Read out of log order (the auctions topic was fetched ahead of the
       // bids): in log order this bid was held and expired before its auction
@@ -368,27 +429,26 @@ export class AuctionBook {
         detail: `auction ${bid.auction_id} was unknown when the bid arrived (its record came ${Math.round((e.knownAtMs - nowMs) / 1000)}s later, after the ${Math.round(this.opts.pendingMaxAgeMs / 1000)}s hold)`,
       };
     }
-    if (!released && e.knownAtMs > nowMs) {
-      // Logged before its auction record: held until the bids' clock reaches it.
-      if (this.deferred.some((h) => h.bid.auction_id === bid.auction_id && h.bid.bid_id === bid.bid_id)) {
-        return heldDuplicate(bid);
-      }
-      if (this.pendingCount < this.opts.pendingMaxBids) {
-        this.deferred.push({ bid, ref, heldAtMs: nowMs, releaseAtMs: e.knownAtMs, order: e.knownSeq });
-        this.deferredMin = Math.min(this.deferredMin, e.knownAtMs);
-        this.pendingCount += 1;
-        return { kind: "pending" };
-      }
-      return this.holdFull(bid);
+    if (released || e.knownAtMs <= nowMs) return undefined;
+    // Logged before its auction record: held until the bids' clock reaches it.
+    if (this.deferred.some((h) => h.bid.auction_id === bid.auction_id && h.bid.bid_id === bid.bid_id)) {
+      return heldDuplicate(bid);
     }
-    if (e.seen.has(bid.bid_id)) {
-      return {
-        kind: "rejected",
-        reason: "duplicate",
-        detail: `bid_id ${bid.bid_id} was already seen for this auction`,
-      };
+    if (this.pendingCount < this.opts.pendingMaxBids) {
+      this.deferred.push({ bid, ref, heldAtMs: nowMs, releaseAtMs: e.knownAtMs, order: e.knownSeq });
+      this.deferredMin = Math.min(this.deferredMin, e.knownAtMs);
+      this.pendingCount += 1;
+      return { kind: "pending" };
     }
-    this.remember(e, bid.bid_id);
+    return this.holdFull(bid);
+  }
+
+  /**
+   * The auction's rules after the duplicate check, in contract order
+   * (currency_mismatch, self_bid, not_started, auction_closed,
+   * below_minimum): the first one the bid breaks, or undefined.
+   */
+  private brokenRule(e: Entry, bid: BidEvent, nowMs: number): BidOutcome | undefined {
     const a = e.auction;
     if (bid.currency !== a.currency) {
       return {
@@ -437,16 +497,14 @@ export class AuctionBook {
             : `amount ${bid.amount} is below current price ${e.currentPrice} + min increment ${a.min_increment} = ${minimum}`,
       };
     }
-    const score = typeof fraud === "function" ? fraud(this.viewOf(e)) : fraud;
-    if (score >= quarantineAt) {
-      return {
-        kind: "rejected",
-        reason: "fraud_quarantine",
-        detail: `fraud score ${score.toFixed(3)} is at or above the quarantine threshold ${quarantineAt}`,
-        fraudScore: score,
-      };
-    }
-    // Accept: the bid leads. Anti-sniping extends the end when the bid lands in the soft-close window.
+    return undefined;
+  }
+
+  /** Accepts the bid: it leads. Anti-sniping extends the end when the bid lands in the soft-close window. */
+  private accept(e: Entry, bid: BidEvent, score: number): BidOutcome {
+    const a = e.auction;
+    const placed = Date.parse(bid.placed_at);
+    const endMs = e.endsMs + e.extensionMs;
     const softMs = (a.soft_close_seconds ?? this.opts.defaultSoftCloseSeconds) * 1000;
     const extended = softMs > 0 && endMs - placed <= softMs;
     if (extended) {
@@ -757,23 +815,7 @@ export class AuctionBook {
     if (cur && cur.version >= s.version) return false;
     if (this.tombstones.has(id)) return false;
     if (cur?.status === "open") this.open -= 1;
-    const e: Entry = {
-      auction: s.auction,
-      startsMs: Date.parse(s.auction.starts_at),
-      endsMs: Date.parse(s.auction.ends_at),
-      status: s.status,
-      version: s.version,
-      currentPrice: s.current_price,
-      leaderId: s.leader_id,
-      leaderBidId: s.leader_bid_id,
-      bidCount: s.bid_count,
-      extensionMs: s.extension_ms,
-      firstBidAt: s.first_bid_at,
-      seen: new Set(s.seen_bid_ids),
-      seenOrder: [...s.seen_bid_ids],
-      knownAtMs: s.known_at_ms ?? 0,
-      knownSeq: this.knownSeq++,
-    };
+    const e = this.entryOf(s);
     this.auctions.set(id, e);
     if (e.status === "open") {
       this.open += 1;

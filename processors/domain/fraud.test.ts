@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { type AuctionEvent, type BidEvent, SCHEMA } from "../../api/events/types.ts";
 import { FEATURE_NAMES } from "../fraud/model.ts";
 import type { AuctionView } from "./auction.ts";
-import { type AuctionEvent, type BidEvent, SCHEMA } from "./events.ts";
 import { DEFAULT_FRAUD_CONFIG, type FraudConfig, FraudScorer, fraudAlert, Lru } from "./fraud.ts";
 
 const T0 = Date.parse("2026-11-22T10:00:00Z");

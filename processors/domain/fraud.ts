@@ -22,10 +22,17 @@
  * bid so the gold job trains the model on what the stream computed.
  */
 
+import type {
+  BidEvent,
+  FraudAlert,
+  FraudSignal,
+  FraudSignalName,
+  Transaction,
+  UserEvent,
+} from "../../api/events/types.ts";
+import { FRAUD_SIGNALS, SCHEMA } from "../../api/events/types.ts";
 import { anomalyOf, type FraudModels, roundFeature } from "../fraud/model.ts";
 import type { AuctionView } from "./auction.ts";
-import type { BidEvent, FraudAlert, FraudSignal, FraudSignalName, Transaction, UserEvent } from "./events.ts";
-import { FRAUD_SIGNALS, SCHEMA } from "./events.ts";
 
 /** The subset of `spec.fraud` the scorer needs (matches api/v1alpha1 FraudSpec). */
 export interface FraudConfig {

@@ -10,7 +10,7 @@ import { s3ModelStore } from "./store.ts";
 import { type TrainResult, trainFromSilver } from "./train.ts";
 
 /** One line for people: what was trained (or why not). */
-export function formatTrainResult(r: TrainResult): string {
+function formatTrainResult(r: TrainResult): string {
   if (r.status === "skipped") return `fraud model: skipped: ${r.reason}`;
   const m = r.model;
   return `fraud model ${m.version}: ${m.rows} scored bids (${r.sampled} sampled), ${m.forest.trees.length} trees, active from ${m.activeFrom} -> ${r.object}`;

@@ -1,10 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { SCHEMA } from "../../api/events/types.ts";
 import { createLogger } from "../../lib/log.ts";
+import { tempDirs } from "../../test/temp-dirs.ts";
 import type { AuctionView } from "../domain/auction.ts";
-import { SCHEMA } from "../domain/events.ts";
 import { DEFAULT_FRAUD_CONFIG, FraudScorer } from "../domain/fraud.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { anomalyOf, decodeModel, FEATURE_NAMES, FraudModels, type LoadedModel, modelKey } from "./model.ts";
@@ -168,14 +166,10 @@ describe("fraud model", () => {
 });
 
 describe("ModelWatcher", () => {
-  const dirs: string[] = [];
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const tempDir = tempDirs("gavel-models-");
 
   it("loads new valid models, refuses a corrupt one without throwing, and says why", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "gavel-models-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const store = folderModelStore(dir);
     const m = model();
     await store.put(modelKey("p/", m.version), JSON.stringify(m));
@@ -240,8 +234,7 @@ describe("ModelWatcher", () => {
   });
 
   it("the first look is retried until the store answers", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "gavel-models-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const folder = folderModelStore(dir);
     const m = model();
     await folder.put(modelKey("", m.version), JSON.stringify(m));

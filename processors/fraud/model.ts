@@ -106,7 +106,7 @@ const Tree = Type.Object({
   r: Type.Array(Type.Integer()),
   n: Type.Array(Type.Integer()),
 });
-export const FraudModelSchema = Type.Object({
+const FraudModelSchema = Type.Object({
   kind: Type.Literal(MODEL_KIND),
   format: Type.Literal(MODEL_FORMAT),
   version: Type.String({ pattern: "^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$" }),

@@ -32,7 +32,7 @@ export interface TrainSettings {
 }
 
 /** Rows read for training: enough for every tree's subsample and for the calibration quantiles. */
-export const MAX_TRAINING_ROWS = 100_000;
+const MAX_TRAINING_ROWS = 100_000;
 
 /**
  * Builds a model from feature rows (pure). `rows` is the number of scored

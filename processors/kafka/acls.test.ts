@@ -3,6 +3,7 @@ import kafkajs from "kafkajs";
 import type pg from "pg";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { SCHEMA } from "../../api/events/types.ts";
 import {
   type AuctionPipeline,
   allTopics,
@@ -13,9 +14,9 @@ import {
 import { buildProgram } from "../../cli/main.ts";
 import { createLogger } from "../../lib/log.ts";
 import { provisionTopics, type TopicAdmin } from "../../operator/controller/topics.ts";
+import { lampAuction, lampBid } from "../../test/lamp-auction.ts";
 import { BidProcessor } from "../bid-processor/processor.ts";
 import { BronzeArchiver } from "../bronze-archiver/archiver.ts";
-import { SCHEMA } from "../domain/events.ts";
 import { Registry } from "../runtime/metrics.ts";
 import { SilverWriter } from "../silver-writer/writer.ts";
 import {
@@ -604,30 +605,8 @@ describe("the rules are exactly what the processes do (in-memory Kafka)", () => 
     const broker = await brokerWithTopics();
     const iso = (ms: number) => new Date(ms).toISOString();
     const now = Date.now();
-    const auction = (id: string, endsMs: number) => ({
-      schema: SCHEMA.auction,
-      auction_id: id,
-      item_id: `i-${id}`,
-      seller_id: "seller",
-      title: "Lamp",
-      category: "home",
-      currency: "EUR",
-      start_price: 100,
-      min_increment: 1,
-      starts_at: iso(now - 3_600_000),
-      ends_at: iso(endsMs),
-    });
-    const bid = (bidId: string, amount: number) => ({
-      schema: SCHEMA.bid,
-      bid_id: bidId,
-      auction_id: "open",
-      bidder_id: "u-1",
-      amount,
-      currency: "EUR",
-      placed_at: iso(Date.now() - 10),
-      received_at: iso(Date.now()),
-      source: "api",
-    });
+    const auction = (id: string, endsMs: number) => lampAuction(id, now - 3_600_000, endsMs);
+    const bid = (bidId: string, amount: number) => lampBid({ bid_id: bidId, auction_id: "open", amount });
     const setup = await new MemoryTransport(broker).producer();
     await setup.send([
       {
@@ -876,34 +855,18 @@ describe("gavel kafka acls", () => {
   });
 
   it("a Strimzi KafkaUser (YAML) named after the principal", async () => {
-    const text = await run(
-      "-f",
-      "examples/pipeline-full.yaml",
-      "--format",
-      "strimzi",
-      "--authentication",
-      "tls",
-    );
+    const strimzi = (...args: string[]) =>
+      run("-f", "examples/pipeline-full.yaml", "--format", "strimzi", ...args);
+    const text = await strimzi("--authentication", "tls");
     const user = parseYaml(text) as ReturnType<typeof toStrimziKafkaUser>;
     expect(strimziProblems(user)).toEqual([]);
     expect(user.metadata.name).toBe("auctions-eu");
     expect(user.metadata.labels["strimzi.io/cluster"]).toBe("my-cluster");
     expect(user.spec.authentication.type).toBe("tls");
-    await expect(
-      run("-f", "examples/pipeline-full.yaml", "--format", "strimzi", "--principal", "User:other"),
-    ).resolves.toContain("name: other");
-    await expect(
-      run(
-        "-f",
-        "examples/pipeline-full.yaml",
-        "--format",
-        "strimzi",
-        "--authentication",
-        "tls",
-        "--principal",
-        "User:other",
-      ),
-    ).rejects.toThrow(/use --principal User:CN=NAME/);
+    await expect(strimzi("--principal", "User:other")).resolves.toContain("name: other");
+    await expect(strimzi("--authentication", "tls", "--principal", "User:other")).rejects.toThrow(
+      /use --principal User:CN=NAME/,
+    );
   });
 
   it("a bad role or format prints the error and the usage", async () => {

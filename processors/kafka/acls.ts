@@ -39,10 +39,10 @@ const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePattern
 
 export { KAFKA_CLIENT_ROLES, type KafkaClientRole, type StrimziAuthentication } from "./roles.ts";
 
-export const ACL_RESOURCE_TYPES = ["topic", "group", "transactional-id", "cluster"] as const;
+const ACL_RESOURCE_TYPES = ["topic", "group", "transactional-id", "cluster"] as const;
 export type AclResourceType = (typeof ACL_RESOURCE_TYPES)[number];
 export type AclPatternType = "literal" | "prefixed";
-export const ACL_OPERATIONS = [
+const ACL_OPERATIONS = [
   "read",
   "write",
   "create",
@@ -55,7 +55,7 @@ export const ACL_OPERATIONS = [
 export type AclOperation = (typeof ACL_OPERATIONS)[number];
 
 /** Kafka's name of the one cluster resource. */
-export const CLUSTER_RESOURCE_NAME = "kafka-cluster";
+const CLUSTER_RESOURCE_NAME = "kafka-cluster";
 
 /** One ACL: allow `principal` `operation` on the resource, from any host. */
 export interface AclRule {
@@ -101,7 +101,7 @@ export function defaultAclRoles(pipeline: AuctionPipeline): KafkaClientRole[] {
 }
 
 /** Group ids and transactional ids, as the processes build them. */
-export function kafkaIds(pipeline: AuctionPipeline) {
+function kafkaIds(pipeline: AuctionPipeline) {
   const name = pipeline.metadata.name;
   const bidProcessor = `${name}.bid-processor`;
   return {
@@ -301,7 +301,7 @@ const ROLE_RANK = Object.fromEntries(KAFKA_CLIENT_ROLES.map((r, i) => [r, i])) a
 >;
 
 /** A principal as Kafka writes it: `Type:name`, e.g. `User:auctions-eu`. */
-export function checkPrincipal(principal: string): string {
+function checkPrincipal(principal: string): string {
   if (!/^[A-Za-z][A-Za-z0-9]*:\S.*$/.test(principal))
     throw new Error(
       `principal must be 'Type:name' as Kafka writes it, e.g. 'User:alice' (SASL) or 'User:CN=alice' (TLS client certificate), got '${principal}'`,
@@ -440,7 +440,7 @@ export interface AclResourceGroup {
   readonly rules: readonly AclRule[];
 }
 
-export function groupByResource(rules: readonly AclRule[]): AclResourceGroup[] {
+function groupByResource(rules: readonly AclRule[]): AclResourceGroup[] {
   const out = new Map<
     string,
     { resourceType: AclResourceType; name: string; patternType: AclPatternType; rules: AclRule[] }

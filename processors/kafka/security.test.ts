@@ -1,19 +1,24 @@
 import { describe, expect, it } from "vitest";
+import type { KafkaSecurity } from "../../lib/config.ts";
 import { confluentSecurityConfig } from "./confluent.ts";
 import { kafkajsSecurityConfig } from "./kafkajs.ts";
 import { explainKafkaRefusal, KafkaAccessError } from "./preflight.ts";
+
+/** The settings both clients' mappings are checked with: SCRAM over TLS with the cluster CA. */
+const SCRAM_OVER_TLS: KafkaSecurity = {
+  sasl: { mechanism: "scram-sha-512", username: "u", password: "p" },
+  tls: { ca: "PEM" },
+};
 
 describe("kafkajsSecurityConfig", () => {
   it("is empty (plaintext) without settings", () => {
     expect(kafkajsSecurityConfig(undefined)).toEqual({});
   });
   it("maps SCRAM over TLS with the cluster CA", () => {
-    expect(
-      kafkajsSecurityConfig({
-        sasl: { mechanism: "scram-sha-512", username: "u", password: "p" },
-        tls: { ca: "PEM" },
-      }),
-    ).toEqual({ ssl: { ca: ["PEM"] }, sasl: { mechanism: "scram-sha-512", username: "u", password: "p" } });
+    expect(kafkajsSecurityConfig(SCRAM_OVER_TLS)).toEqual({
+      ssl: { ca: ["PEM"] },
+      sasl: { mechanism: "scram-sha-512", username: "u", password: "p" },
+    });
   });
   it("uses the system trust store for TLS without a CA, and PLAIN as given", () => {
     expect(
@@ -30,12 +35,7 @@ describe("confluentSecurityConfig", () => {
     expect(confluentSecurityConfig(undefined)).toEqual({});
   });
   it("maps SCRAM over TLS to librdkafka properties, with the CA as PEM and host names verified", () => {
-    expect(
-      confluentSecurityConfig({
-        sasl: { mechanism: "scram-sha-512", username: "u", password: "p" },
-        tls: { ca: "PEM" },
-      }),
-    ).toEqual({
+    expect(confluentSecurityConfig(SCRAM_OVER_TLS)).toEqual({
       "security.protocol": "sasl_ssl",
       "sasl.mechanisms": "SCRAM-SHA-512",
       "sasl.username": "u",

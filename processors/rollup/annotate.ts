@@ -1,30 +1,22 @@
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from "@kubernetes/client-node";
-import { LAST_ROLLUP_ANNOTATION, type RollupStatus } from "../../api/v1alpha1/types.ts";
+import { envValue } from "../../api/env.ts";
+import type { RollupStatus } from "../../api/v1alpha1/types.ts";
 import type { RollupResult } from "./rollup.ts";
 
 /**
  * How a rollup reports to the operator: the JSON annotation
- * `gavel.dev/last-rollup` on its AuctionPipeline, which the operator copies
- * into `status.lastRollup` (operator/controller/status.ts parseLastRollup:
- * `time`, `result` Succeeded|Failed, `days`, `message`). `day`, `status` and
+ * `gavel.dev/last-rollup` (LAST_ROLLUP_ANNOTATION) on its AuctionPipeline,
+ * which the operator copies into `status.lastRollup` (operator/controller/status.ts
+ * parseLastRollup). Its value is a RollupStatus: `time` the run finished,
+ * `result` Failed when any day failed (partial and skipped days count as
+ * Succeeded, see `message`), `days` rebuilt oldest first, `message` one
+ * clause per day that was not a plain success, or "ok". `day`, `status` and
  * `finishedAt` of the last day are added for people reading the annotation.
  */
-export interface LastRollup {
-  /** When the run finished (RFC 3339). */
-  readonly time: string;
-  /** Failed when any day failed; partial and skipped days count as Succeeded (see message). */
-  readonly result: "Succeeded" | "Failed";
-  /** Days rebuilt, oldest first. */
-  readonly days: readonly string[];
-  /** One clause per day that was not a plain success, or "ok". */
-  readonly message: string;
-  readonly day: string;
-  readonly status: string;
-  readonly finishedAt: string;
-}
-
-/** The annotation value for a run's results (pure). */
-export function lastRollup(results: readonly RollupResult[], finishedAt: Date): LastRollup {
+export function lastRollup(
+  results: readonly RollupResult[],
+  finishedAt: Date,
+): RollupStatus & { readonly day: string; readonly status: string; readonly finishedAt: string } {
   const last = results.at(-1);
   const notes = results
     .filter((r) => r.status !== "succeeded")
@@ -58,24 +50,17 @@ export function parsePipelineRef(ref: string): { namespace: string; name: string
  */
 export function pipelineRefFrom(explicit: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
   if (explicit) return explicit;
-  if (env.POD_NAMESPACE && env.GAVEL_PIPELINE) return `${env.POD_NAMESPACE}/${env.GAVEL_PIPELINE}`;
-  return undefined;
+  const namespace = envValue("podNamespace", env);
+  const pipeline = envValue("pipeline", env);
+  return namespace && pipeline ? `${namespace}/${pipeline}` : undefined;
 }
 
 /**
- * Merge-patches the annotation on the AuctionPipeline. Credentials: the
+ * Merge-patches one JSON annotation (`key`: LAST_ROLLUP_ANNOTATION,
+ * FRAUD_MODEL_ANNOTATION) on the AuctionPipeline `ref`. Credentials: the
  * KUBECONFIG file when given, else the default chain (in a pod: the mounted
  * ServiceAccount token, which may get/patch only its own pipeline).
  */
-export async function annotateLastRollup(
-  kubeconfig: string | KubeConfig | undefined,
-  ref: string,
-  last: LastRollup | RollupStatus,
-): Promise<void> {
-  await annotatePipeline(kubeconfig, ref, LAST_ROLLUP_ANNOTATION, last);
-}
-
-/** Merge-patches one JSON annotation (`key`) on the AuctionPipeline `ref`, as annotateLastRollup. */
 export async function annotatePipeline(
   kubeconfig: string | KubeConfig | undefined,
   ref: string,

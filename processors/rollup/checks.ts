@@ -29,7 +29,7 @@ export interface CheckResult {
 /** Allowed clock skew between a client's placed_at and the ingest's received_at / the run. */
 const SKEW = "INTERVAL 5 MINUTE";
 
-export const QUALITY_CHECKS: readonly QualityCheck[] = [
+const QUALITY_CHECKS: readonly QualityCheck[] = [
   {
     name: "positive_amounts",
     description:
@@ -119,7 +119,7 @@ export const QUALITY_CHECKS: readonly QualityCheck[] = [
   },
 ];
 
-export async function runCheck(conn: DuckDBConnection, check: QualityCheck): Promise<CheckResult> {
+async function runCheck(conn: DuckDBConnection, check: QualityCheck): Promise<CheckResult> {
   const reader = await conn.runAndReadAll(
     `WITH v AS (${check.sql}) SELECT (SELECT count(*) FROM v) AS n,
        (SELECT coalesce(list(detail ORDER BY detail), []) FROM (SELECT detail FROM v ORDER BY detail LIMIT 5)) AS samples`,

@@ -1,10 +1,11 @@
 import { SingleBar } from "cli-progress";
+import { LAST_ROLLUP_ANNOTATION } from "../../api/v1alpha1/types.ts";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { openPool } from "../db/pool.ts";
 import { recordRollup, rollupMetrics } from "../runtime/instrument.ts";
 import { Registry } from "../runtime/metrics.ts";
-import { annotateLastRollup, lastRollup, parsePipelineRef, pipelineRefFrom } from "./annotate.ts";
+import { annotatePipeline, lastRollup, parsePipelineRef, pipelineRefFrom } from "./annotate.ts";
 import { formatCheckReport } from "./checks.ts";
 import type { RollupCliOptions } from "./cli.ts";
 import { addDays, dayRange, parseDay, RollupUsageError, validateTimeZone, yesterday } from "./days.ts";
@@ -118,7 +119,7 @@ export async function runRollupCommand(opts: RollupCliOptions, usage: (msg: stri
   const ref = pipelineRefFrom(opts.pipelineRef, process.env);
   if (ref && results.length > 0) {
     try {
-      await annotateLastRollup(cfg.kubeconfig, ref, lastRollup(results, new Date()));
+      await annotatePipeline(cfg.kubeconfig, ref, LAST_ROLLUP_ANNOTATION, lastRollup(results, new Date()));
     } catch (err) {
       // The gold is written either way; a missing report is logged, not a failed run.
       logger.error({ err, pipeline: ref }, "could not record the result on the AuctionPipeline");

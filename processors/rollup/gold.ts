@@ -14,12 +14,12 @@ export type GoldTable = (typeof GOLD_TABLES)[number];
 
 const SQL_DIR = new URL("./sql/", import.meta.url);
 
-export async function loadGoldSql(table: GoldTable): Promise<string> {
+async function loadGoldSql(table: GoldTable): Promise<string> {
   return readFile(new URL(`${table}.sql`, SQL_DIR), "utf8");
 }
 
 /** `2026-11-21T00:00:00.000Z` -> a DuckDB TIMESTAMP literal in UTC wall-clock time. */
-export function duckTimestamp(iso: string): string {
+function duckTimestamp(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) throw new Error(`invalid instant ${iso}`);
   return `TIMESTAMP '${d.toISOString().replace("T", " ").replace("Z", "")}'`;

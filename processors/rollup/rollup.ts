@@ -102,10 +102,16 @@ export interface RollupResult {
   readonly error?: string;
 }
 
+/** GMV and transaction count of one currency. */
+interface GmvTotal {
+  readonly gmv: bigint;
+  readonly transactions: bigint;
+}
+
 /** Compares gold GMV with silver per currency; pure, so it is unit-tested. */
 export function reconcileGmv(
-  silver: ReadonlyMap<string, { gmv: bigint; transactions: bigint }>,
-  gold: ReadonlyMap<string, { gmv: bigint; transactions: bigint }>,
+  silver: ReadonlyMap<string, GmvTotal>,
+  gold: ReadonlyMap<string, GmvTotal>,
 ): CheckResult {
   const samples: string[] = [];
   for (const c of new Set([...silver.keys(), ...gold.keys()])) {
@@ -132,7 +138,7 @@ async function pgGmv(
   client: pg.PoolClient,
   sql: string,
   params: unknown[] = [],
-): Promise<Map<string, { gmv: bigint; transactions: bigint }>> {
+): Promise<Map<string, GmvTotal>> {
   const { rows } = await client.query<{ currency: string; gmv: string | null; transactions: string }>(
     sql,
     params,
@@ -161,47 +167,150 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
   const { pool } = deps;
   const log = deps.logger.child({ day });
   const bounds = await dayBounds(pool, day, timeZone);
+  const run = await RunRecord.start(pool, day, timeZone, started, now, t0);
+  const session = new RollupSession(day, log);
+  try {
+    const { client, tmp, duck } = await session.open(deps);
+    run.openAuctions = await countOpenAuctions(client, bounds);
+    run.partial = run.openAuctions > 0;
+    /** Ends the run without writing gold: the day keeps its previous gold. */
+    const abandon = async (status: RollupStatus, error: string): Promise<RollupResult> => {
+      await session.rollback();
+      const r = run.result(status, error);
+      await run.finish(pool, r);
+      return r;
+    };
+    if (run.partial && opts.skipPartial) {
+      const r = await abandon("skipped", `${run.openAuctions} auction(s) ending on ${day} are still open`);
+      log.warn({ openAuctions: run.openAuctions }, "day skipped: auctions still open");
+      return r;
+    }
 
-  const runRow = await pool.query<{ run_id: string }>(
-    "INSERT INTO gold.rollup_runs (day, started_at, status, time_zone) VALUES ($1, $2, 'running', $3) RETURNING run_id",
-    [day, started, timeZone],
-  );
-  const runId = runRow.rows[0]!.run_id;
+    await extractSilver(client, duck.conn, tmp, bounds, run);
+    await setParams(duck.conn, { day, start: bounds.start, end: bounds.end, runAt: started });
+    run.phase("extract");
+    log.debug({ extracted: run.extracted }, "silver extracted");
 
-  let partial = false;
-  let openAuctions = 0;
-  const extracted: Record<string, number> = {};
-  let rows: Partial<Record<GoldTable, number>> = {};
-  let checks: CheckResult[] = [];
-  const objects: string[] = [];
-  const phasesMs: Record<string, number> = {};
-  let mark = performance.now();
-  const phase = (name: string) => {
+    const { computed, silverGmv } = await checkAndCompute(client, duck.conn, bounds, run);
+    if (failedChecks(run.checks).length > 0) {
+      const r = await abandon("failed", `data-quality checks failed:\n${formatCheckReport(run.checks)}`);
+      log.error(
+        { checks: failedChecks(run.checks) },
+        "rollup failed its data-quality checks; previous gold kept",
+      );
+      return r;
+    }
+
+    await replaceGold(client, duck.conn, tmp, day);
+    run.rows = computed;
+    await verifyWrittenGmv(client, silverGmv, day);
+    run.phase("write");
+
+    if (deps.lake) {
+      await uploadGold(duck.conn, tmp, deps.lake, day, run.objects);
+      run.phase("upload");
+    }
+
+    const r = run.result(run.partial ? "partial" : "succeeded");
+    await run.finish(client, r);
+    await session.commit();
+    log.info(
+      {
+        status: r.status,
+        rows: run.rows,
+        openAuctions: run.openAuctions,
+        durationMs: r.durationMs,
+        phasesMs: run.phasesMs,
+      },
+      "day rolled up",
+    );
+    return r;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    await session.rollback().catch(() => {});
+    const r = run.result("failed", msg);
+    await run.finish(pool, r).catch((e: unknown) => log.error({ err: e }, "could not record the failed run"));
+    throw err;
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * A run's row in gold.rollup_runs and what the run learnt so far: every
+ * outcome (skipped, failed, succeeded, an error thrown half-way) is recorded
+ * with the figures collected up to that point.
+ */
+class RunRecord {
+  partial = false;
+  openAuctions = 0;
+  readonly extracted: Record<string, number> = {};
+  rows: Partial<Record<GoldTable, number>> = {};
+  checks: CheckResult[] = [];
+  readonly objects: string[] = [];
+  readonly phasesMs: Record<string, number> = {};
+  private mark = performance.now();
+  private readonly runId: string;
+  private readonly day: string;
+  private readonly now: () => Date;
+  /** performance.now() when the run began, for `durationMs`. */
+  private readonly t0: number;
+
+  private constructor(runId: string, day: string, now: () => Date, t0: number) {
+    this.runId = runId;
+    this.day = day;
+    this.now = now;
+    this.t0 = t0;
+  }
+
+  /** Inserts the run as `running`; its phase clock starts now. */
+  static async start(
+    pool: pg.Pool,
+    day: string,
+    timeZone: string,
+    started: Date,
+    now: () => Date,
+    t0: number,
+  ): Promise<RunRecord> {
+    const { rows } = await pool.query<{ run_id: string }>(
+      "INSERT INTO gold.rollup_runs (day, started_at, status, time_zone) VALUES ($1, $2, 'running', $3) RETURNING run_id",
+      [day, started, timeZone],
+    );
+    return new RunRecord(rows[0]!.run_id, day, now, t0);
+  }
+
+  /** Records the time since the previous phase ended as phase `name`. */
+  phase(name: string): void {
     const t = performance.now();
-    phasesMs[name] = Math.round(t - mark);
-    mark = t;
-  };
-  const result = (status: RollupStatus, error?: string): RollupResult => ({
-    runId,
-    day,
-    status,
-    partial,
-    openAuctions,
-    extracted,
-    rows,
-    checks,
-    durationMs: Math.round(performance.now() - t0),
-    phasesMs,
-    objects,
-    ...(error === undefined ? {} : { error }),
-  });
-  const finish = async (db: pg.Pool | pg.PoolClient, r: RollupResult) => {
+    this.phasesMs[name] = Math.round(t - this.mark);
+    this.mark = t;
+  }
+
+  result(status: RollupStatus, error?: string): RollupResult {
+    return {
+      runId: this.runId,
+      day: this.day,
+      status,
+      partial: this.partial,
+      openAuctions: this.openAuctions,
+      extracted: this.extracted,
+      rows: this.rows,
+      checks: this.checks,
+      durationMs: Math.round(performance.now() - this.t0),
+      phasesMs: this.phasesMs,
+      objects: this.objects,
+      ...(error === undefined ? {} : { error }),
+    };
+  }
+
+  /** Writes the outcome: through the rollup's transaction on success (it commits with the gold), else on its own. */
+  async finish(db: pg.Pool | pg.PoolClient, r: RollupResult): Promise<void> {
     await db.query(
       `UPDATE gold.rollup_runs SET finished_at = $2, status = $3, partial = $4, open_auctions = $5, rows = $6,
          checks = $7, duration_ms = $8, error = $9 WHERE run_id = $1`,
       [
-        runId,
-        now(),
+        this.runId,
+        this.now(),
         r.status,
         r.partial,
         r.openAuctions,
@@ -211,144 +320,188 @@ export async function rollupDay(deps: RollupDeps, opts: RollupDayOptions): Promi
         r.error ?? null,
       ],
     );
+  }
+}
+
+type Duck = Awaited<ReturnType<typeof openDuck>>;
+
+/**
+ * What a run holds: a PostgreSQL session with the day's advisory lock and
+ * the REPEATABLE READ transaction, a temporary directory and a DuckDB.
+ * `close` gives back whatever `open` got, however far it got.
+ */
+class RollupSession {
+  private client: pg.PoolClient | undefined;
+  private tmp: string | undefined;
+  private duck: Duck | undefined;
+  private locked = false;
+  private inTx = false;
+  /** Set when the connection broke: `release` then destroys it instead of pooling it. */
+  private releaseErr: Error | undefined;
+  private readonly day: string;
+  private readonly log: Logger;
+  private readonly onClientError = (err: Error) => {
+    this.releaseErr = err;
+    this.log.error({ err }, "PostgreSQL connection lost during the rollup");
   };
 
-  let client: pg.PoolClient | undefined;
-  let tmp: string | undefined;
-  let duck: Awaited<ReturnType<typeof openDuck>> | undefined;
-  let locked = false;
-  let inTx = false;
-  let releaseErr: Error | undefined;
-  const onClientError = (err: Error) => {
-    releaseErr = err;
-    log.error({ err }, "PostgreSQL connection lost during the rollup");
-  };
-  try {
-    client = await pool.connect();
+  constructor(day: string, log: Logger) {
+    this.day = day;
+    this.log = log;
+  }
+
+  async open(deps: RollupDeps): Promise<{ client: pg.PoolClient; tmp: string; duck: Duck }> {
+    const client = await deps.pool.connect();
+    this.client = client;
     // A connection lost mid-run fails the query in flight; without a listener it would also crash the process.
-    client.on("error", onClientError);
-    tmp = await mkdtemp(join(deps.tmpDir ?? tmpdir(), `gavel-rollup-${day}-`));
-    duck = await openDuck(deps.threads ?? 2, join(tmp, "duckdb"));
-    await client.query("SELECT pg_advisory_lock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)]);
-    locked = true;
+    client.on("error", this.onClientError);
+    const tmp = await mkdtemp(join(deps.tmpDir ?? tmpdir(), `gavel-rollup-${this.day}-`));
+    this.tmp = tmp;
+    const duck = await openDuck(deps.threads ?? 2, join(tmp, "duckdb"));
+    this.duck = duck;
+    await client.query("SELECT pg_advisory_lock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(this.day)]);
+    this.locked = true;
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
-    inTx = true;
+    this.inTx = true;
     await client.query("SET LOCAL TimeZone = 'UTC'");
     await client.query("SET LOCAL DateStyle = 'ISO, YMD'");
+    return { client, tmp, duck };
+  }
 
-    const open = await client.query<{ n: string }>(openAuctionsQuery(bounds));
-    openAuctions = Number(open.rows[0]?.n ?? 0);
-    partial = openAuctions > 0;
-    if (partial && opts.skipPartial) {
-      await client.query("ROLLBACK");
-      inTx = false;
-      const r = result("skipped", `${openAuctions} auction(s) ending on ${day} are still open`);
-      await finish(pool, r);
-      log.warn({ openAuctions }, "day skipped: auctions still open");
-      return r;
-    }
+  /** Rolls the transaction back, if one is open. */
+  async rollback(): Promise<void> {
+    if (!this.inTx) return;
+    await this.client?.query("ROLLBACK");
+    this.inTx = false;
+  }
 
-    for (const e of SILVER_EXTRACTS) {
-      const file = join(tmp, `${e.table}.csv`);
-      const te = performance.now();
-      await copyOut(client, e.query(bounds), file);
-      const tl = performance.now();
-      await duck.conn.run(duckLoadSql(e, file));
-      phasesMs[`extract.${e.table}.pg`] = Math.round(tl - te);
-      phasesMs[`extract.${e.table}.duckdb`] = Math.round(performance.now() - tl);
-      const n = await duck.conn.runAndReadAll(`SELECT count(*) AS n FROM ${e.table}`);
-      extracted[e.table] = Number((n.getRowObjectsJS()[0] as { n: bigint }).n);
-      for (const k of e.keys ?? []) {
-        const keyFile = join(tmp, `${k.table}.csv`);
-        await duck.conn.run(`COPY (${k.duckSql}) TO ${sqlString(keyFile)} (FORMAT csv, HEADER true)`);
-        await loadKeyTable(client, k, keyFile);
-      }
-    }
-    await setParams(duck.conn, { day, start: bounds.start, end: bounds.end, runAt: started });
-    phase("extract");
-    log.debug({ extracted }, "silver extracted");
+  async commit(): Promise<void> {
+    await this.client?.query("COMMIT");
+    this.inTx = false;
+  }
 
-    checks = await runChecks(duck.conn);
-    phase("checks");
-    const computed = await computeGold(duck.conn);
-    phase("compute");
-    const silverGmv = await pgGmv(client, silverGmvQuery(bounds));
-    checks.push(reconcileGmv(silverGmv, await goldGmv(duck.conn)));
-    if (failedChecks(checks).length > 0) {
-      await client.query("ROLLBACK");
-      inTx = false;
-      const r = result("failed", `data-quality checks failed:\n${formatCheckReport(checks)}`);
-      await finish(pool, r);
-      log.error(
-        { checks: failedChecks(checks) },
-        "rollup failed its data-quality checks; previous gold kept",
-      );
-      return r;
-    }
-
-    for (const t of GOLD_TABLES) {
-      const file = join(tmp, `gold_${t}.csv`);
-      await duck.conn.run(`COPY g_${t} TO ${sqlString(file)} (FORMAT csv, HEADER true)`);
-      const cols = await duckColumns(duck.conn, `g_${t}`);
-      await client.query(`DELETE FROM gold.${t} WHERE day = $1`, [day]);
-      await copyIn(client, `gold.${t}`, cols, file);
-    }
-    rows = computed;
-    // Reconcile what is now in gold.daily_revenue (inside the transaction) with silver.
-    const written = reconcileGmv(
-      silverGmv,
-      await pgGmv(
-        client,
-        `SELECT currency, sum(gmv)::text AS gmv, sum(transactions)::bigint AS transactions
-         FROM gold.daily_revenue WHERE day = $1 GROUP BY currency HAVING sum(transactions) > 0`,
-        [day],
-      ),
-    );
-    if (!written.passed)
-      throw new Error(`gold.daily_revenue does not reconcile after the write: ${written.samples}`);
-    phase("write");
-
-    if (deps.lake) {
-      for (const t of GOLD_TABLES) {
-        const file = join(tmp, `${t}.parquet`);
-        // `day` is the Hive partition (day=...) of the key, not a column of the file.
-        await duck.conn.run(
-          `COPY (SELECT * EXCLUDE (day) FROM g_${t}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`,
-        );
-        const key = goldObjectKey(deps.lake.prefix, t, day);
-        await deps.lake.put(key, file);
-        objects.push(key);
-      }
-      phase("upload");
-    }
-
-    const r = result(partial ? "partial" : "succeeded");
-    await finish(client, r);
-    await client.query("COMMIT");
-    inTx = false;
-    log.info({ status: r.status, rows, openAuctions, durationMs: r.durationMs, phasesMs }, "day rolled up");
-    return r;
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    if (inTx) await client?.query("ROLLBACK").catch(() => {});
-    const r = result("failed", msg);
-    await finish(pool, r).catch((e: unknown) => log.error({ err: e }, "could not record the failed run"));
-    throw err;
-  } finally {
+  async close(): Promise<void> {
+    const { client } = this;
     if (client) {
-      if (locked) {
+      if (this.locked) {
         await client
-          .query("SELECT pg_advisory_unlock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(day)])
+          .query("SELECT pg_advisory_unlock($1, $2)", [ROLLUP_LOCK_NS, dayNumber(this.day)])
           .catch((e: Error) => {
             // Destroying the connection releases a session lock we could not release.
-            releaseErr = e;
+            this.releaseErr = e;
           });
       }
-      client.off("error", onClientError);
-      client.release(releaseErr);
+      client.off("error", this.onClientError);
+      client.release(this.releaseErr);
     }
-    if (duck) closeDuck(duck);
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (this.duck) closeDuck(this.duck);
+    if (this.tmp) await rm(this.tmp, { recursive: true, force: true });
+  }
+}
+
+/** Auctions ending on the day that are still open (the day is partial). */
+async function countOpenAuctions(client: pg.PoolClient, bounds: DayBounds): Promise<number> {
+  const open = await client.query<{ n: string }>(openAuctionsQuery(bounds));
+  return Number(open.rows[0]?.n ?? 0);
+}
+
+/** COPYs each silver extract out to CSV and loads it into DuckDB, handing key tables back to PostgreSQL for the extracts after it. */
+async function extractSilver(
+  client: pg.PoolClient,
+  duck: Duck["conn"],
+  tmp: string,
+  bounds: DayBounds,
+  run: RunRecord,
+): Promise<void> {
+  for (const e of SILVER_EXTRACTS) {
+    const file = join(tmp, `${e.table}.csv`);
+    const te = performance.now();
+    await copyOut(client, e.query(bounds), file);
+    const tl = performance.now();
+    await duck.run(duckLoadSql(e, file));
+    run.phasesMs[`extract.${e.table}.pg`] = Math.round(tl - te);
+    run.phasesMs[`extract.${e.table}.duckdb`] = Math.round(performance.now() - tl);
+    const n = await duck.runAndReadAll(`SELECT count(*) AS n FROM ${e.table}`);
+    run.extracted[e.table] = Number((n.getRowObjectsJS()[0] as { n: bigint }).n);
+    for (const k of e.keys ?? []) {
+      const keyFile = join(tmp, `${k.table}.csv`);
+      await duck.run(`COPY (${k.duckSql}) TO ${sqlString(keyFile)} (FORMAT csv, HEADER true)`);
+      await loadKeyTable(client, k, keyFile);
+    }
+  }
+}
+
+/**
+ * Runs the data-quality checks on the extract, computes the gold tables in
+ * DuckDB and adds the check that gold GMV reconciles with silver's.
+ */
+async function checkAndCompute(
+  client: pg.PoolClient,
+  duck: Duck["conn"],
+  bounds: DayBounds,
+  run: RunRecord,
+): Promise<{ computed: Record<GoldTable, number>; silverGmv: Map<string, GmvTotal> }> {
+  run.checks = await runChecks(duck);
+  run.phase("checks");
+  const computed = await computeGold(duck);
+  run.phase("compute");
+  const silverGmv = await pgGmv(client, silverGmvQuery(bounds));
+  run.checks.push(reconcileGmv(silverGmv, await goldGmv(duck)));
+  return { computed, silverGmv };
+}
+
+/** Replaces the day in each gold.* table with DuckDB's rows (inside the rollup's transaction). */
+async function replaceGold(
+  client: pg.PoolClient,
+  duck: Duck["conn"],
+  tmp: string,
+  day: string,
+): Promise<void> {
+  for (const t of GOLD_TABLES) {
+    const file = join(tmp, `gold_${t}.csv`);
+    await duck.run(`COPY g_${t} TO ${sqlString(file)} (FORMAT csv, HEADER true)`);
+    const cols = await duckColumns(duck, `g_${t}`);
+    await client.query(`DELETE FROM gold.${t} WHERE day = $1`, [day]);
+    await copyIn(client, `gold.${t}`, cols, file);
+  }
+}
+
+/** Reconciles what is now in gold.daily_revenue (inside the transaction) with silver; throws when it does not. */
+async function verifyWrittenGmv(
+  client: pg.PoolClient,
+  silverGmv: Map<string, GmvTotal>,
+  day: string,
+): Promise<void> {
+  const written = reconcileGmv(
+    silverGmv,
+    await pgGmv(
+      client,
+      `SELECT currency, sum(gmv)::text AS gmv, sum(transactions)::bigint AS transactions
+       FROM gold.daily_revenue WHERE day = $1 GROUP BY currency HAVING sum(transactions) > 0`,
+      [day],
+    ),
+  );
+  if (!written.passed)
+    throw new Error(`gold.daily_revenue does not reconcile after the write: ${written.samples}`);
+}
+
+/** One Parquet file per gold table to the lake; each key is added to `objects` once it is written. */
+async function uploadGold(
+  duck: Duck["conn"],
+  tmp: string,
+  lake: GoldLake,
+  day: string,
+  objects: string[],
+): Promise<void> {
+  for (const t of GOLD_TABLES) {
+    const file = join(tmp, `${t}.parquet`);
+    // `day` is the Hive partition (day=...) of the key, not a column of the file.
+    await duck.run(
+      `COPY (SELECT * EXCLUDE (day) FROM g_${t}) TO ${sqlString(file)} (FORMAT parquet, COMPRESSION zstd)`,
+    );
+    const key = goldObjectKey(lake.prefix, t, day);
+    await lake.put(key, file);
+    objects.push(key);
   }
 }
 

@@ -1,18 +1,14 @@
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { tempDirs } from "../../test/temp-dirs.ts";
 import { folderObjectStore, goldLakeOn } from "./objects.ts";
 
 describe("folderObjectStore", () => {
-  const dirs: string[] = [];
-  afterAll(async () => {
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
+  const tempDir = tempDirs("gavel-objects-");
 
   it("puts, replaces, lists and gets objects by key; refuses keys outside the folder", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "gavel-objects-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const s = folderObjectStore(dir);
     await s.put("p/bronze/topic=t/0-0-9.ndjson.gz", Buffer.from("one"));
     await s.put("p/bronze/topic=t/0-0-9.ndjson.gz", Buffer.from("two"));
@@ -30,8 +26,7 @@ describe("folderObjectStore", () => {
   });
 
   it("serves as the rollup's gold lake (prefix normalised, file contents copied)", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "gavel-objects-"));
-    dirs.push(dir);
+    const dir = await tempDir();
     const file = join(dir, "local.parquet");
     await writeFile(file, "PAR1");
     const store = folderObjectStore(join(dir, "lake"));

@@ -42,22 +42,18 @@ declare -A FILE=(
 ALL=(coredns metrics-server prometheus-adapter kube-apiserver etcd versitygw kubelet kube-controller-manager
   kube-scheduler kube-proxy kubectl helm pause)
 
-staging_modules=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
-  csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
-  kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
-  pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+# shellcheck source=../testenv/k8s-modules.sh
+. "$(dirname "$0")/../testenv/k8s-modules.sh"
 
 # A throw-away module requiring k8s.io/kubernetes with every staging module
-# pinned (k8s.io/kubernetes itself `replace`s them with ./staging, which a
-# module dependency cannot use), tools.go importing the commands.
+# pinned (k8s-modules.sh), tools.go importing the commands.
 k8s_module() {
   local dir=$KCACHE/src/kubernetes-$K8S_VERSION
   [[ -f $dir/go.sum ]] && { echo "$dir"; return; }
   mkdir -p "$dir"
   {
     printf 'module gavel.dev/cluster/kubernetes\n\ngo 1.24.0\n\nrequire k8s.io/kubernetes %s\n\n' "$K8S_VERSION"
-    for m in "${staging_modules[@]}"; do echo "replace k8s.io/$m => k8s.io/$m v0.${K8S_VERSION#v1.}"; done
+    k8s_staging_replaces "$K8S_VERSION"
   } >"$dir/go.mod"
   {
     printf '//go:build tools\n\npackage tools\n\nimport (\n'

@@ -22,16 +22,12 @@ export GOFLAGS="${GOFLAGS:-} -p=2"
 
 log() { printf '[testenv] %s\n' "$*" >&2; }
 
-staging_modules=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
-  csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator
-  kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils
-  pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+# shellcheck source=k8s-modules.sh
+. "$(dirname "$0")/k8s-modules.sh"
 
 build_kube_apiserver() {
   local out="$BIN/kube-apiserver-$K8S_VERSION"
   [[ -x "$out" ]] && { log "kube-apiserver $K8S_VERSION cached"; return; }
-  local staging="v0.${K8S_VERSION#v1.}"
   local dir="$SRC/kube-apiserver-$K8S_VERSION"
   mkdir -p "$dir"
   {
@@ -41,7 +37,7 @@ build_kube_apiserver() {
     echo
     echo "require k8s.io/kubernetes $K8S_VERSION"
     echo
-    for m in "${staging_modules[@]}"; do echo "replace k8s.io/$m => k8s.io/$m $staging"; done
+    k8s_staging_replaces "$K8S_VERSION"
   } >"$dir/go.mod"
   cat >"$dir/tools.go" <<'GO'
 //go:build tools

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { kafkaAnswers } from "../env/services.ts";
 import { readEnvFile, repoRoot } from "../env/testenv.ts";
 
 /**
@@ -15,7 +16,7 @@ import { readEnvFile, repoRoot } from "../env/testenv.ts";
 const repo = repoRoot();
 const scripts = join(repo, "scripts", "cluster");
 export const clusterDir = (): string => process.env.GAVEL_CLUSTER_DIR ?? join(repo, ".testenv", "cluster");
-export const clusterEnvFile = (): string => join(clusterDir(), "env");
+const clusterEnvFile = (): string => join(clusterDir(), "env");
 
 function progress(msg: string): void {
   process.stderr.write(`[cluster] ${msg}\n`);
@@ -67,22 +68,7 @@ async function ensureBucket(env: Record<string, string>): Promise<void> {
 }
 
 async function kafkaReady(env: Record<string, string>): Promise<void> {
-  const { Kafka, logLevel } = await import("kafkajs");
-  await until("Kafka", 120_000, async () => {
-    const admin = new Kafka({
-      clientId: "gavel-cluster",
-      brokers: [env.KAFKA_BOOTSTRAP_SERVERS!],
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 0 },
-      connectionTimeout: 3000,
-    }).admin();
-    try {
-      await admin.connect();
-      return (await admin.describeCluster()).brokers.length > 0;
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  });
+  await until("Kafka", 120_000, () => kafkaAnswers(env.KAFKA_BOOTSTRAP_SERVERS!, "gavel-cluster", 3000));
 }
 
 export interface ClusterUpOptions {
@@ -168,7 +154,7 @@ interface SecretSpec {
 }
 
 /** The Secrets a pipeline file refers to, filled with this cluster's in-cluster values. */
-export function pipelineSecrets(text: string, env: Record<string, string>, namespace: string): SecretSpec[] {
+function pipelineSecrets(text: string, env: Record<string, string>, namespace: string): SecretSpec[] {
   const out: SecretSpec[] = [];
   for (const doc of parseAllDocuments(text)) {
     const p = doc.toJS() as PipelineDoc | null;

@@ -51,7 +51,7 @@ function sha256File(file: string): Promise<string> {
 
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
-export async function packImage(c: ImageConfig): Promise<{ manifestDigest: string; layerBytes: number }> {
+async function packImage(c: ImageConfig): Promise<{ manifestDigest: string; layerBytes: number }> {
   const work = mkdtempSync(join(dirname(c.out), ".oci-"));
   try {
     const blobs = join(work, "blobs", "sha256");

@@ -29,7 +29,7 @@ export interface FileSdGroup {
 }
 
 /** The scrape targets of pods annotated for Prometheus (labels like the usual relabelling). */
-export function scrapeTargets(pods: readonly Pod[]): FileSdGroup[] {
+function scrapeTargets(pods: readonly Pod[]): FileSdGroup[] {
   const out: FileSdGroup[] = [];
   for (const p of pods) {
     const a = p.metadata.annotations ?? {};

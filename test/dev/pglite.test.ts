@@ -7,17 +7,10 @@ import { migrate } from "../../processors/db/migrate.ts";
 import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { rollupDay } from "../../processors/rollup/rollup.ts";
 import { folderObjectStore, goldLakeOn } from "../../processors/storage/objects.ts";
-import { DAY, EXPECTED, fixture, normalizeRow } from "../rollup-fixture.ts";
+import { DAY, EXPECTED, fixture, goldRows } from "../rollup-fixture.ts";
 import { PglitePool } from "./pglite.ts";
 
 const logger = createLogger("pglite-test", "silent");
-const ORDER: Record<string, string> = {
-  daily_revenue: "category, currency",
-  auction_performance: "category",
-  bidder_analytics: "bidder_id",
-  fraud_summary: "day",
-  category_trends: "category",
-};
 
 // PGlite boots PostgreSQL in WebAssembly: seconds on an idle machine, more on a busy one.
 describe("PglitePool: the pg.Pool subset on embedded PostgreSQL", { timeout: 180_000 }, () => {
@@ -112,16 +105,7 @@ describe("PglitePool: the pg.Pool subset on embedded PostgreSQL", { timeout: 180
       { day: DAY, timeZone: "UTC" },
     );
     expect(r.status).toBe("succeeded");
-    for (const t of GOLD_TABLES) {
-      const { rows } = await db.query<Record<string, unknown>>(
-        `SELECT * FROM gold.${t} WHERE day = $1 ORDER BY ${ORDER[t]}`,
-        [DAY],
-      );
-      expect(
-        rows.map(({ day: _d, ...rest }) => normalizeRow(rest)),
-        t,
-      ).toEqual(EXPECTED[t]);
-    }
+    for (const t of GOLD_TABLES) expect(await goldRows(db, t), t).toEqual(EXPECTED[t]);
     const keys = (await store.list("dev/gold/")).map((o) => o.key);
     expect(keys).toEqual(GOLD_TABLES.map((t) => `dev/gold/${t}/day=${DAY}/part-0.parquet`).sort());
     // Idempotent re-run on the same embedded database.

@@ -23,21 +23,24 @@ function openssl(args: readonly string[]): void {
   if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr.trim()}`);
 }
 
-/** A self-signed CA `<dir>/<name>.crt|key` (kept when it exists). */
-export function ensureCa(dir: string, name: string, cn: string): CertFiles {
+/** The files `<dir>/<name>.crt|key` (the folder made), and whether both exist: then they are kept. */
+function certFiles(dir: string, name: string): { files: CertFiles; made: boolean } {
   mkdirSync(dir, { recursive: true });
   const files = { crt: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  if (existsSync(files.crt) && existsSync(files.key)) return files;
+  return { files, made: existsSync(files.crt) && existsSync(files.key) };
+}
+
+/** `openssl req` arguments for a new unencrypted RSA key written to `key`, the request (or certificate) to `out`. */
+const newKey = (key: string, out: string) => ["-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", out];
+
+/** A self-signed CA `<dir>/<name>.crt|key` (kept when it exists). */
+export function ensureCa(dir: string, name: string, cn: string): CertFiles {
+  const { files, made } = certFiles(dir, name);
+  if (made) return files;
   openssl([
     "req",
     "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    files.key,
-    "-out",
-    files.crt,
+    ...newKey(files.key, files.crt),
     "-days",
     "3650",
     "-subj",
@@ -61,23 +64,11 @@ export interface ServerCertOptions {
 
 /** A server certificate `<dir>/<name>.crt|key` signed by `ca` (kept when it exists). */
 export function ensureServerCert(dir: string, name: string, ca: CertFiles, o: ServerCertOptions): CertFiles {
-  mkdirSync(dir, { recursive: true });
-  const files = { crt: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
-  if (existsSync(files.crt) && existsSync(files.key)) return files;
+  const { files, made } = certFiles(dir, name);
+  if (made) return files;
   const csr = join(dir, `${name}.csr`);
   const ext = join(dir, `${name}.ext`);
-  openssl([
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    files.key,
-    "-out",
-    csr,
-    "-subj",
-    `/CN=${o.cn}`,
-  ]);
+  openssl(["req", ...newKey(files.key, csr), "-subj", `/CN=${o.cn}`]);
   writeFileSync(
     ext,
     [

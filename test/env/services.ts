@@ -124,7 +124,7 @@ function ensureCommand(cmd: string, debPackages: readonly string[], why: string)
 }
 
 let aptUpdated = false;
-export function aptInstall(pkgs: readonly string[]): void {
+function aptInstall(pkgs: readonly string[]): void {
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   if (!aptUpdated) {
     run("apt-get", ["update", "-qq"], { env });
@@ -183,7 +183,7 @@ async function httpOk(url: string, headers: Record<string, string> = {}): Promis
 }
 
 /** HTTPS GET that accepts the test API server's self-signed certificate. */
-export function httpsGetInsecure(url: string, token: string): Promise<{ status: number; body: string }> {
+function httpsGetInsecure(url: string, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       url,
@@ -221,9 +221,9 @@ export function kafkaUuid(): string {
 }
 
 /** The SASL user of the test environment's SASL_SSL listener (a super user; least-privilege users are made per test). */
-export const KAFKA_SASL_USER = "gavel";
+const KAFKA_SASL_USER = "gavel";
 /** SASL mechanisms the SASL_SSL listener enables. */
-export const KAFKA_SASL_MECHANISMS = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] as const;
+const KAFKA_SASL_MECHANISMS = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] as const;
 
 const kafkaTlsDir = (p: Paths): string => join(p.root, "kafka", "tls");
 
@@ -303,6 +303,33 @@ async function saslLogin(port: number, caPem: string, user: string, password: st
     await admin.connect();
     await admin.describeCluster();
     return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Whether the broker at `bootstrap` answers a metadata request naming at
+ * least one broker: it accepts connections before it is ready for that.
+ */
+export async function kafkaAnswers(
+  bootstrap: string,
+  clientId: string,
+  connectionTimeout: number,
+): Promise<boolean> {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({
+    clientId,
+    brokers: [bootstrap],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    connectionTimeout,
+  }).admin();
+  try {
+    await admin.connect();
+    return (await admin.describeCluster()).brokers.length > 0;
   } catch {
     return false;
   } finally {
@@ -421,24 +448,7 @@ export const kafka: Service = {
   },
   async ready(st) {
     if (!(await tcpOpen(st.ports.broker!))) return false;
-    // The broker accepts connections before it is ready for metadata; ask it.
-    const { Kafka, logLevel } = await import("kafkajs");
-    const admin = new Kafka({
-      clientId: "gavel-testenv",
-      brokers: [`127.0.0.1:${st.ports.broker}`],
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 0 },
-      connectionTimeout: 2000,
-    }).admin();
-    try {
-      await admin.connect();
-      const c = await admin.describeCluster();
-      if (c.brokers.length === 0) return false;
-    } catch {
-      return false;
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+    if (!(await kafkaAnswers(`127.0.0.1:${st.ports.broker}`, "gavel-testenv", 2000))) return false;
     // The SASL user's SCRAM credentials live in the cluster metadata: made
     // once through the Admin API, then a login proves the listener is up.
     const sasl = st.ports.sasl;

@@ -258,7 +258,7 @@ function shellQuote(v: string): string {
 }
 
 /** The services' opt-in variables (see `Service.optInEnv`), written to `.testenv/env` without `export`. */
-export function optInEnvVars(p: Paths, st: TestenvState): Record<string, string> {
+function optInEnvVars(p: Paths, st: TestenvState): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of SERVICE_NAMES) {
     const s = st.services[name];

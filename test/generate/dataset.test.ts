@@ -1,12 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { rejectionId } from "../../api/events/dead-letter.ts";
+import { decodeAuction, decodeBid, decodeUser } from "../../api/events/decode.ts";
+import type { BidRejected } from "../../api/events/types.ts";
 import { BidProcessorCore, type OutputRecord } from "../../processors/domain/bid-core.ts";
-import {
-  type BidRejected,
-  decodeAuction,
-  decodeBid,
-  decodeUser,
-  rejectionId,
-} from "../../processors/domain/events.ts";
 import { DEFAULT_FRAUD_CONFIG } from "../../processors/domain/fraud.ts";
 import { BID_KINDS, bidLabels, FRAUD_BID_KINDS, generateDataset } from "./dataset.ts";
 import { Rng } from "./random.ts";

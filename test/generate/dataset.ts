@@ -10,7 +10,7 @@
  * and `placed_at` a little earlier (client latency). Auctions and users are
  * sent first. Every bid record is counted in `--bids`, malformed included.
  */
-import { type AuctionEvent, type BidEvent, SCHEMA, type UserEvent } from "../../processors/domain/events.ts";
+import { type AuctionEvent, type BidEvent, SCHEMA, type UserEvent } from "../../api/events/types.ts";
 import { Rng } from "./random.ts";
 
 export const BID_KINDS = [
@@ -71,7 +71,7 @@ export function bidLabels(ds: Dataset): BidLabel[] {
 export type SpecialKind = Exclude<BidKind, "normal">;
 
 /** Default share of each special kind among all bid records. */
-export const DEFAULT_FRACTIONS: Readonly<Record<SpecialKind, number>> = {
+const DEFAULT_FRACTIONS: Readonly<Record<SpecialKind, number>> = {
   snipe: 0.05,
   velocity: 0.02,
   shill: 0.02,
@@ -241,56 +241,122 @@ function userId(prefix: string, i: number): string {
   return `${prefix}-${NAMES[Math.floor(i / 10) % NAMES.length]}-${i + 1}`;
 }
 
+/**
+ * What every stage reads. The stages below draw from the one random stream
+ * in a fixed order (users, auctions, popularity, fraud actors, intents,
+ * amounts, records, duplicates): that order is what makes a seed give the
+ * same bytes, so a stage must not draw where an earlier one did not.
+ */
+interface Setup {
+  readonly rng: Rng;
+  /** The schedule's start (epoch ms). */
+  readonly t0: number;
+  readonly spanMs: number;
+  readonly prefix: string;
+  readonly lateDelayMs: number;
+}
+
 export function generateDataset(opts: GenerateOptions): Dataset {
-  const { seed, startMs: t0 } = opts;
+  const s = setupOf(opts);
+  const counts = kindCounts(opts.bids, { ...DEFAULT_FRACTIONS, ...opts.fractions });
+  const nUsers = opts.users ?? Math.max(10, Math.ceil(opts.auctions * 1.5), Math.ceil(opts.bids / 4));
+  const users = ordinaryUsers(s, nUsers);
+  const nSellers = Math.max(1, Math.floor(nUsers * 0.2));
+  const sellers = users.slice(0, nSellers);
+  const bidders = users.length > nSellers ? users.slice(nSellers) : users;
+  const auctions = generateAuctions(s, opts, counts, sellers);
+  const market = new Market(s, auctions, bidders);
+  const actors = fraudActors(s, counts, nUsers, users, market);
+
+  // loop bounds are fixed here: fallbacks move counts between kinds
+  const want = { ...counts };
+  const intents = new IntentPlanner(s, market, counts).plan(want, actors);
+  assignAmounts(s.rng, intents, auctions);
+  const drafts = draftRecords(s, intents, auctions);
+  addDuplicates(s, market, drafts, want.duplicate, counts, intents.length);
+  intents.length = 0;
+  const bids = toGeneratedBids(drafts, opts.lean === true);
+  drafts.length = 0; // release the parsed bids when `lean`
+  const last = bids.length > 0 ? bids[bids.length - 1]!.sendAtMs : s.t0;
+  return {
+    seed: opts.seed,
+    startMs: s.t0,
+    durationMs: Math.max(0, last - s.t0),
+    users,
+    auctions,
+    bids,
+    counts,
+    actors,
+  };
+}
+
+/** Validates the options and fills in their defaults; the random stream starts here. */
+function setupOf(opts: GenerateOptions): Setup {
   if (!Number.isInteger(opts.auctions) || opts.auctions < 1)
     throw new RangeError("auctions must be an integer >= 1");
   if (!Number.isInteger(opts.bids) || opts.bids < 0) throw new RangeError("bids must be an integer >= 0");
   const rate = opts.rate && opts.rate > 0 ? opts.rate : 1000;
-  const prefix = opts.prefix ?? `g${seed}`;
-  const lateDelayMs = opts.lateDelayMs ?? 10_000;
-  const rng = new Rng(seed);
-  const spanMs = Math.max(5_000, Math.round((opts.bids / rate) * 1000));
-  const fractions = { ...DEFAULT_FRACTIONS, ...opts.fractions };
+  return {
+    rng: new Rng(opts.seed),
+    t0: opts.startMs,
+    spanMs: Math.max(5_000, Math.round((opts.bids / rate) * 1000)),
+    prefix: opts.prefix ?? `g${opts.seed}`,
+    lateDelayMs: opts.lateDelayMs ?? 10_000,
+  };
+}
 
-  // --- how many of each kind
+/** How many records of each kind: the special kinds by share, the rest normal (all normal when the shares add up to more than every record). */
+function kindCounts(bids: number, fractions: Partial<Record<SpecialKind, number>>): Record<BidKind, number> {
   const counts = Object.fromEntries(BID_KINDS.map((k) => [k, 0])) as Record<BidKind, number>;
   let special = 0;
   for (const k of Object.keys(DEFAULT_FRACTIONS) as SpecialKind[]) {
-    counts[k] = Math.floor(opts.bids * Math.max(0, fractions[k] ?? 0));
+    counts[k] = Math.floor(bids * Math.max(0, fractions[k] ?? 0));
     special += counts[k];
   }
-  if (special > opts.bids) {
+  if (special > bids) {
     for (const k of Object.keys(DEFAULT_FRACTIONS) as SpecialKind[]) counts[k] = 0;
     special = 0;
   }
-  counts.normal = opts.bids - special;
+  counts.normal = bids - special;
+  return counts;
+}
 
-  // --- users
-  const nUsers = opts.users ?? Math.max(10, Math.ceil(opts.auctions * 1.5), Math.ceil(opts.bids / 4));
-  const users: UserEvent[] = [];
-  const countryWeights = COUNTRIES.map(([c, , w]) => [c, w] as const);
-  const newUser = (id: string, createdMs: number, country: string): UserEvent => {
-    const u: UserEvent = {
-      schema: SCHEMA.user,
-      user_id: id,
-      created_at: iso(createdMs),
-      country,
-      rating: Math.round(rng.uniform(3, 5) * 10) / 10,
-    };
-    users.push(u);
-    return u;
+const COUNTRY_WEIGHTS = COUNTRIES.map(([c, , w]) => [c, w] as const);
+
+/** A user with a random rating (drawn after the caller's draws for the arguments). */
+function newUser(rng: Rng, id: string, createdMs: number, country: string): UserEvent {
+  return {
+    schema: SCHEMA.user,
+    user_id: id,
+    created_at: iso(createdMs),
+    country,
+    rating: Math.round(rng.uniform(3, 5) * 10) / 10,
   };
-  for (let i = 0; i < nUsers; i++) {
+}
+
+/** The marketplace's own users: mostly accounts months or years old, a few young ones. */
+function ordinaryUsers(s: Setup, n: number): UserEvent[] {
+  const { rng } = s;
+  const users: UserEvent[] = [];
+  for (let i = 0; i < n; i++) {
     const young = rng.chance(0.08);
     const age = young ? rng.uniform(0.1, 6) * DAY : rng.uniform(30, 1500) * DAY;
-    newUser(userId(prefix, i), Math.round(t0 - age), rng.weighted(countryWeights));
+    users.push(newUser(rng, userId(s.prefix, i), Math.round(s.t0 - age), rng.weighted(COUNTRY_WEIGHTS)));
   }
-  const nSellers = Math.max(1, Math.floor(nUsers * 0.2));
-  const sellers = users.slice(0, nSellers);
-  const bidders = users.length > nSellers ? users.slice(nSellers) : users;
+  return users;
+}
 
-  // --- auctions
+/**
+ * The auctions, most started before the schedule and ending within it; with
+ * `not_started` bids, the last 5 % start during the schedule.
+ */
+function generateAuctions(
+  s: Setup,
+  opts: GenerateOptions,
+  counts: Readonly<Record<BidKind, number>>,
+  sellers: readonly UserEvent[],
+): AuctionEvent[] {
+  const { rng, t0, spanMs, prefix } = s;
   const auctions: AuctionEvent[] = [];
   const futureStart = counts.not_started > 0 && opts.auctions >= 2;
   const nFuture = futureStart ? Math.max(1, Math.ceil(opts.auctions * 0.05)) : 0;
@@ -326,183 +392,318 @@ export function generateDataset(opts: GenerateOptions): Dataset {
     if (soft !== null) a.soft_close_seconds = soft;
     auctions.push(a);
   }
-  const startOf = auctions.map((a) => Date.parse(a.starts_at));
-  const endOf = auctions.map((a) => Date.parse(a.ends_at));
-  const current = auctions.map((_, i) => i).filter((i) => startOf[i]! <= t0 + spanMs * 0.1);
-  const pool = current.length > 0 ? current : auctions.map((_, i) => i);
+  return auctions;
+}
 
-  // Popularity: a few auctions draw most bids (Zipf-like), sampled by binary search.
-  const order = [...pool];
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = rng.int(0, i);
-    [order[i], order[j]] = [order[j]!, order[i]!];
+/** Which auction a bid goes to, when, and by whom: the auctions (by index) as bidders see them. */
+class Market {
+  readonly startOf: readonly number[];
+  readonly endOf: readonly number[];
+  /** The auctions bids go to: those started by the first tenth of the schedule (all, when none is). */
+  readonly pool: readonly number[];
+  /** The pool in popularity order, and the running sum of its weights. */
+  private readonly order: number[];
+  private readonly cumulative: number[] = [];
+  private readonly total: number;
+  private readonly s: Setup;
+  readonly auctions: readonly AuctionEvent[];
+  private readonly bidders: readonly UserEvent[];
+
+  constructor(s: Setup, auctions: readonly AuctionEvent[], bidders: readonly UserEvent[]) {
+    this.s = s;
+    this.auctions = auctions;
+    this.bidders = bidders;
+    const { t0, spanMs } = s;
+    this.startOf = auctions.map((a) => Date.parse(a.starts_at));
+    this.endOf = auctions.map((a) => Date.parse(a.ends_at));
+    const current = auctions.map((_, i) => i).filter((i) => this.startOf[i]! <= t0 + spanMs * 0.1);
+    this.pool = current.length > 0 ? current : auctions.map((_, i) => i);
+    // Popularity: a few auctions draw most bids (Zipf-like), sampled by binary search.
+    const order = [...this.pool];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = s.rng.int(0, i);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    this.order = order;
+    let acc = 0;
+    for (let r = 0; r < order.length; r++) {
+      acc += 1 / (r + 1) ** 0.8;
+      this.cumulative.push(acc);
+    }
+    this.total = acc;
   }
-  const cumulative: number[] = [];
-  let acc = 0;
-  for (let r = 0; r < order.length; r++) {
-    acc += 1 / (r + 1) ** 0.8;
-    cumulative.push(acc);
-  }
-  const popular = (): number => {
-    const x = rng.next() * acc;
+
+  /** An auction of the pool, by popularity. */
+  popular(): number {
+    const x = this.s.rng.next() * this.total;
     let lo = 0;
-    let hi = cumulative.length - 1;
+    let hi = this.cumulative.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (cumulative[mid]! < x) lo = mid + 1;
+      if (this.cumulative[mid]! < x) lo = mid + 1;
       else hi = mid;
     }
-    return order[lo]!;
-  };
-  /** Bid time within the auction's life, denser towards the end (bursts near the close). */
-  const lifeTime = (a: number): number => {
-    const from = Math.max(startOf[a]!, t0);
-    const to = endOf[a]! - 50;
-    if (to <= from) return from;
-    const u = 1 - (1 - rng.next()) ** 2.5;
-    return Math.round(from + (Math.max(from, Math.min(to, t0 + spanMs)) - from) * u);
-  };
-  const latency = () => rng.int(5, 150);
-  const bidderFor = (a: number): string => {
-    for (let k = 0; k < 5; k++) {
-      const b = rng.pick(bidders).user_id;
-      if (b !== auctions[a]!.seller_id) return b;
-    }
-    return `${prefix}-u-guest`;
-  };
+    return this.order[lo]!;
+  }
 
-  // --- fraud actors
+  /** Bid time within the auction's life, denser towards the end (bursts near the close). */
+  lifeTime(a: number): number {
+    const { t0, spanMs } = this.s;
+    const from = Math.max(this.startOf[a]!, t0);
+    const to = this.endOf[a]! - 50;
+    if (to <= from) return from;
+    const u = 1 - (1 - this.s.rng.next()) ** 2.5;
+    return Math.round(from + (Math.max(from, Math.min(to, t0 + spanMs)) - from) * u);
+  }
+
+  /** Client latency: placed_at to received_at. */
+  latency(): number {
+    return this.s.rng.int(5, 150);
+  }
+
+  /** A bidder other than the auction's seller (a guest after five tries). */
+  bidderFor(a: number): string {
+    for (let k = 0; k < 5; k++) {
+      const b = this.s.rng.pick(this.bidders).user_id;
+      if (b !== this.auctions[a]!.seller_id) return b;
+    }
+    return `${this.s.prefix}-u-guest`;
+  }
+}
+
+type Actors = Dataset["actors"];
+
+/**
+ * Shill rings (three young accounts bidding up one seller's auctions), made
+ * when there are shill or burst bids, and velocity bots (one per 20 velocity
+ * bids); they are added to `users`.
+ */
+function fraudActors(
+  s: Setup,
+  counts: Readonly<Record<BidKind, number>>,
+  nUsers: number,
+  users: UserEvent[],
+  market: Market,
+): Actors {
+  const { rng, t0, prefix } = s;
   const rings: { members: string[]; sellerId: string }[] = [];
   const needRings = counts.shill + counts.burst > 0;
   const nRings = needRings ? Math.max(1, Math.min(5, Math.ceil(nUsers / 200))) : 0;
+  const join = (u: UserEvent): string => {
+    users.push(u);
+    return u.user_id;
+  };
   for (let r = 0; r < nRings; r++) {
-    const country = rng.weighted(countryWeights);
+    const country = rng.weighted(COUNTRY_WEIGHTS);
     const base = t0 - rng.uniform(1, 3) * DAY;
-    const members = [1, 2, 3].map(
-      (m) =>
-        newUser(`${prefix}-ring${r + 1}-${m}`, Math.round(base + rng.uniform(0, 30) * 60_000), country)
-          .user_id,
+    const members = [1, 2, 3].map((m) =>
+      join(
+        newUser(rng, `${prefix}-ring${r + 1}-${m}`, Math.round(base + rng.uniform(0, 30) * 60_000), country),
+      ),
     );
-    rings.push({ members, sellerId: auctions[rng.pick(pool)]!.seller_id });
+    rings.push({ members, sellerId: market.auctions[rng.pick(market.pool)]!.seller_id });
   }
   const nBots = counts.velocity > 0 ? Math.max(1, Math.ceil(counts.velocity / 20)) : 0;
   const bots: string[] = [];
   for (let b = 0; b < nBots; b++) {
-    bots.push(newUser(`${prefix}-bot-${b + 1}`, Math.round(t0 - rng.uniform(0.1, 2) * DAY), "US").user_id);
+    bots.push(join(newUser(rng, `${prefix}-bot-${b + 1}`, Math.round(t0 - rng.uniform(0.1, 2) * DAY), "US")));
+  }
+  return { rings, bots };
+}
+
+/**
+ * Plans every bid record: kind, auction, bidder and times. A kind that finds
+ * no suitable auction still yields its record, as a normal bid (and moves
+ * one from its count to `normal`).
+ */
+class IntentPlanner {
+  private readonly intents: Intent[] = [];
+  private readonly ownCache = new Map<string, number[]>();
+  private readonly s: Setup;
+  private readonly market: Market;
+  /** Moved from a kind to `normal` on each fallback. */
+  private readonly counts: Record<BidKind, number>;
+
+  constructor(s: Setup, market: Market, counts: Record<BidKind, number>) {
+    this.s = s;
+    this.market = market;
+    this.counts = counts;
   }
 
-  // --- intents (loop bounds are fixed here: fallbacks move counts between kinds)
-  const want = { ...counts };
-  const intents: Intent[] = [];
-  const add = (kind: BidKind, a: number, bidder: string, placedMs: number, sendAtMs?: number) => {
-    intents.push({ kind, auction: a, bidder, placedMs, sendAtMs: sendAtMs ?? placedMs + latency() });
-  };
-  for (let i = 0; i < want.normal; i++) {
-    const a = popular();
-    add("normal", a, bidderFor(a), lifeTime(a));
+  /** All intents, kind by kind in this order (the order the random stream is drawn in). */
+  plan(want: Readonly<Record<BidKind, number>>, actors: Actors): Intent[] {
+    const m = this.market;
+    this.each(want.normal, (a) => this.add("normal", a, m.bidderFor(a), m.lifeTime(a)));
+    this.snipes(want.snipe);
+    this.velocity(want.velocity, actors.bots);
+    this.shill(want.shill, actors.rings);
+    this.bursts(want.burst, actors.rings);
+    this.late(want.late);
+    this.each(want.wrong_currency, (a) => this.add("wrong_currency", a, m.bidderFor(a), m.lifeTime(a)));
+    this.each(want.self_bid, (a) => this.add("self_bid", a, m.auctions[a]!.seller_id, m.lifeTime(a)));
+    this.notStarted(want.not_started);
+    this.unknownAuctions(want.unknown_auction);
+    this.each(want.malformed, (a) => this.add("malformed", a, m.bidderFor(a), m.lifeTime(a)));
+    return this.intents;
   }
-  const fallback = (kind: BidKind): void => {
-    // no suitable auction: still produce a record (counted), as a normal bid
-    const a = popular();
-    counts[kind] -= 1;
-    counts.normal += 1;
-    add("normal", a, bidderFor(a), lifeTime(a));
-  };
-  for (let i = 0; i < want.snipe; i++) {
-    const a = popular();
-    const placed = endOf[a]! - rng.int(200, 3000);
-    if (placed <= Math.max(startOf[a]!, t0)) fallback("snipe");
-    else add("snipe", a, bidderFor(a), placed);
+
+  /** `n` intents on popular auctions. */
+  private each(n: number, plan: (a: number) => void): void {
+    for (let i = 0; i < n; i++) plan(this.market.popular());
   }
-  // velocity: each bot fires ~20 bids within 30 s (less on short schedules) on auctions open at that moment
-  const burstMs = Math.min(30_000, spanMs * 0.3);
-  for (let i = 0; i < want.velocity; ) {
-    const bot = bots[Math.floor(i / 20) % bots.length]!;
-    const burstStart = t0 + Math.round(rng.uniform(0, 0.7) * spanMs);
-    const n = Math.min(20, want.velocity - i);
-    for (let k = 0; k < n; k++, i++) {
-      const t = burstStart + Math.round((k * burstMs) / 20) + rng.int(0, 100);
-      const open = (a: number) => startOf[a]! <= t && endOf[a]! > t + 200;
-      let a = popular();
-      for (let tries = 0; tries < 20 && !open(a); tries++) a = popular();
-      if (!open(a) || auctions[a]!.seller_id === bot) fallback("velocity");
-      else add("velocity", a, bot, t);
-    }
-  }
-  const ownCache = new Map<string, number[]>();
-  const sellerAuctions = (sellerId: string): number[] => {
-    let own = ownCache.get(sellerId);
-    if (!own) {
-      own = pool.filter(
-        (a) => auctions[a]!.seller_id === sellerId && endOf[a]! > Math.max(startOf[a]!, t0) + 1000,
-      );
-      ownCache.set(sellerId, own);
-    }
-    return own;
-  };
-  for (let i = 0; i < want.shill; i++) {
-    const ring = rings[i % rings.length]!;
-    const own = sellerAuctions(ring.sellerId);
-    if (own.length === 0) {
-      fallback("shill");
-      continue;
-    }
-    const a = rng.pick(own);
-    add("shill", a, rng.pick(ring.members), lifeTime(a));
-  }
-  for (let i = 0; i < want.burst; i++) {
-    const ring = rings[i % rings.length]!;
-    const own = sellerAuctions(ring.sellerId);
-    const a = own.length > 0 ? rng.pick(own) : popular();
-    const placed = endOf[a]! - rng.int(300, 8000);
-    if (placed <= Math.max(startOf[a]!, t0)) fallback("burst");
-    else add("burst", a, ring.members[i % 3]!, placed);
-  }
-  const noSoft = pool.filter((a) => auctions[a]!.soft_close_seconds == null && endOf[a]! < t0 + spanMs * 2);
-  for (let i = 0; i < want.late; i++) {
-    if (noSoft.length === 0) {
-      fallback("late");
-      continue;
-    }
-    const a = rng.pick(noSoft);
-    const placed = Math.max(t0, endOf[a]! - rng.int(500, 20_000));
-    add("late", a, bidderFor(a), placed, endOf[a]! + lateDelayMs + rng.int(0, 2000));
-  }
-  for (let i = 0; i < want.wrong_currency; i++) {
-    const a = popular();
-    add("wrong_currency", a, bidderFor(a), lifeTime(a));
-  }
-  for (let i = 0; i < want.self_bid; i++) {
-    const a = popular();
-    add("self_bid", a, auctions[a]!.seller_id, lifeTime(a));
-  }
-  const future = auctions.map((_, i) => i).filter((i) => startOf[i]! > t0 + 1000);
-  for (let i = 0; i < want.not_started; i++) {
-    if (future.length === 0) {
-      fallback("not_started");
-      continue;
-    }
-    const a = rng.pick(future);
-    add("not_started", a, bidderFor(a), Math.round(rng.uniform(t0, startOf[a]! - 500)));
-  }
-  for (let i = 0; i < want.unknown_auction; i++) {
-    const a = popular();
-    const t = lifeTime(a);
-    intents.push({
-      kind: "unknown_auction",
+
+  private add(kind: BidKind, a: number, bidder: string, placedMs: number, sendAtMs?: number): void {
+    this.intents.push({
+      kind,
       auction: a,
-      bidder: bidderFor(a),
-      placedMs: t,
-      sendAtMs: t + latency(),
-      auctionId: `${prefix}-a-missing-${i + 1}`,
+      bidder,
+      placedMs,
+      sendAtMs: sendAtMs ?? placedMs + this.market.latency(),
     });
   }
-  for (let i = 0; i < want.malformed; i++) {
-    const a = popular();
-    add("malformed", a, bidderFor(a), lifeTime(a));
+
+  /** No suitable auction: still produce a record (counted), as a normal bid. */
+  private fallback(kind: BidKind): void {
+    const m = this.market;
+    const a = m.popular();
+    this.counts[kind] -= 1;
+    this.counts.normal += 1;
+    this.add("normal", a, m.bidderFor(a), m.lifeTime(a));
   }
 
-  // --- amounts: per auction in time order along a rising price path
+  /** The earliest a bid on `a` can be placed within the schedule. */
+  private opensAt(a: number): number {
+    return Math.max(this.market.startOf[a]!, this.s.t0);
+  }
+
+  /** Bids in the last seconds before the close. */
+  private snipes(n: number): void {
+    const { rng } = this.s;
+    for (let i = 0; i < n; i++) {
+      const a = this.market.popular();
+      const placed = this.market.endOf[a]! - rng.int(200, 3000);
+      if (placed <= this.opensAt(a)) this.fallback("snipe");
+      else this.add("snipe", a, this.market.bidderFor(a), placed);
+    }
+  }
+
+  /** Each bot fires ~20 bids within 30 s (less on short schedules) on auctions open at that moment. */
+  private velocity(n: number, bots: readonly string[]): void {
+    const { rng, t0, spanMs } = this.s;
+    const m = this.market;
+    const burstMs = Math.min(30_000, spanMs * 0.3);
+    for (let i = 0; i < n; ) {
+      const bot = bots[Math.floor(i / 20) % bots.length]!;
+      const burstStart = t0 + Math.round(rng.uniform(0, 0.7) * spanMs);
+      const k0 = Math.min(20, n - i);
+      for (let k = 0; k < k0; k++, i++) {
+        const t = burstStart + Math.round((k * burstMs) / 20) + rng.int(0, 100);
+        const open = (a: number) => m.startOf[a]! <= t && m.endOf[a]! > t + 200;
+        let a = m.popular();
+        for (let tries = 0; tries < 20 && !open(a); tries++) a = m.popular();
+        if (!open(a) || m.auctions[a]!.seller_id === bot) this.fallback("velocity");
+        else this.add("velocity", a, bot, t);
+      }
+    }
+  }
+
+  /** The pool's auctions of a seller that stay open at least a second within the schedule. */
+  private sellerAuctions(sellerId: string): number[] {
+    const m = this.market;
+    let own = this.ownCache.get(sellerId);
+    if (!own) {
+      own = m.pool.filter(
+        (a) => m.auctions[a]!.seller_id === sellerId && m.endOf[a]! > this.opensAt(a) + 1000,
+      );
+      this.ownCache.set(sellerId, own);
+    }
+    return own;
+  }
+
+  /** Ring members bidding on their seller's auctions. */
+  private shill(n: number, rings: Actors["rings"]): void {
+    const { rng } = this.s;
+    for (let i = 0; i < n; i++) {
+      const ring = rings[i % rings.length]!;
+      const own = this.sellerAuctions(ring.sellerId);
+      if (own.length === 0) {
+        this.fallback("shill");
+        continue;
+      }
+      const a = rng.pick(own);
+      this.add("shill", a, rng.pick(ring.members), this.market.lifeTime(a));
+    }
+  }
+
+  /** Ring members taking turns in the last seconds (their seller's auctions, else popular ones). */
+  private bursts(n: number, rings: Actors["rings"]): void {
+    const { rng } = this.s;
+    for (let i = 0; i < n; i++) {
+      const ring = rings[i % rings.length]!;
+      const own = this.sellerAuctions(ring.sellerId);
+      const a = own.length > 0 ? rng.pick(own) : this.market.popular();
+      const placed = this.market.endOf[a]! - rng.int(300, 8000);
+      if (placed <= this.opensAt(a)) this.fallback("burst");
+      else this.add("burst", a, ring.members[i % 3]!, placed);
+    }
+  }
+
+  /** Placed before a hard close, received `lateDelayMs` after it. */
+  private late(n: number): void {
+    const { rng, t0, spanMs, lateDelayMs } = this.s;
+    const m = this.market;
+    const noSoft = m.pool.filter(
+      (a) => m.auctions[a]!.soft_close_seconds == null && m.endOf[a]! < t0 + spanMs * 2,
+    );
+    for (let i = 0; i < n; i++) {
+      if (noSoft.length === 0) {
+        this.fallback("late");
+        continue;
+      }
+      const a = rng.pick(noSoft);
+      const placed = Math.max(t0, m.endOf[a]! - rng.int(500, 20_000));
+      this.add("late", a, m.bidderFor(a), placed, m.endOf[a]! + lateDelayMs + rng.int(0, 2000));
+    }
+  }
+
+  /** Bids on auctions that start during the schedule, placed before they start. */
+  private notStarted(n: number): void {
+    const { rng, t0 } = this.s;
+    const m = this.market;
+    const future = m.auctions.map((_, i) => i).filter((i) => m.startOf[i]! > t0 + 1000);
+    for (let i = 0; i < n; i++) {
+      if (future.length === 0) {
+        this.fallback("not_started");
+        continue;
+      }
+      const a = rng.pick(future);
+      this.add("not_started", a, m.bidderFor(a), Math.round(rng.uniform(t0, m.startOf[a]! - 500)));
+    }
+  }
+
+  /** Bids shaped like one on a popular auction, naming an auction id nobody created. */
+  private unknownAuctions(n: number): void {
+    const m = this.market;
+    for (let i = 0; i < n; i++) {
+      const a = m.popular();
+      const t = m.lifeTime(a);
+      this.intents.push({
+        kind: "unknown_auction",
+        auction: a,
+        bidder: m.bidderFor(a),
+        placedMs: t,
+        sendAtMs: t + m.latency(),
+        auctionId: `${this.s.prefix}-a-missing-${i + 1}`,
+      });
+    }
+  }
+}
+
+/** The kinds whose amount moves an auction's price path up. */
+const ADVANCING: readonly BidKind[] = ["normal", "snipe", "velocity", "shill", "burst"];
+
+/** Amounts: per auction in time order along a rising price path. */
+function assignAmounts(rng: Rng, intents: readonly Intent[], auctions: readonly AuctionEvent[]): void {
   const byAuction = new Map<number, Intent[]>();
   for (const it of intents) {
     const l = byAuction.get(it.auction);
@@ -510,56 +711,79 @@ export function generateDataset(opts: GenerateOptions): Dataset {
     else byAuction.set(it.auction, [it]);
   }
   for (const [a, list] of byAuction) {
-    const auc = auctions[a]!;
     list.sort((x, y) => x.placedMs - y.placedMs);
-    let level = 0;
-    for (const it of list) {
-      const inc = auc.min_increment;
-      const next = level === 0 ? nice(auc.start_price * rng.uniform(1, 1.15)) : level + inc * rng.int(1, 4);
-      if (it.kind === "late") {
-        it.amount = next + inc * 10;
-        continue;
-      }
-      if (it.kind === "normal" && level > 0 && rng.chance(0.08)) {
-        it.amount = level + Math.floor(inc / 2) || level; // below current + increment: below_minimum
-        continue;
-      }
-      it.amount = Math.max(next, auc.start_price);
-      // bots sometimes jump far above the price (amount outlier on top of velocity)
-      if (it.kind === "velocity" && rng.chance(0.25))
-        it.amount = nice(Math.max(next, auc.start_price) * rng.uniform(3, 5));
-      const advances = ["normal", "snipe", "velocity", "shill", "burst"].includes(it.kind);
-      if (advances) level = it.amount;
-    }
+    pricePath(rng, auctions[a]!, list);
   }
+}
 
-  // --- records
-  interface Draft {
-    sendAtMs: number;
-    key: string;
-    raw: string;
-    kind: BidKind;
-    malformed: boolean;
-    malformation?: string;
-    bid?: BidEvent;
-    seq: number;
+/** One auction's intents (in time order): each advancing bid raises the level by 1-4 increments. */
+function pricePath(rng: Rng, auc: AuctionEvent, list: readonly Intent[]): void {
+  let level = 0;
+  for (const it of list) {
+    const inc = auc.min_increment;
+    const next = level === 0 ? nice(auc.start_price * rng.uniform(1, 1.15)) : level + inc * rng.int(1, 4);
+    if (it.kind === "late") {
+      it.amount = next + inc * 10;
+      continue;
+    }
+    if (it.kind === "normal" && level > 0 && rng.chance(0.08)) {
+      it.amount = level + Math.floor(inc / 2) || level; // below current + increment: below_minimum
+      continue;
+    }
+    it.amount = Math.max(next, auc.start_price);
+    // bots sometimes jump far above the price (amount outlier on top of velocity)
+    if (it.kind === "velocity" && rng.chance(0.25))
+      it.amount = nice(Math.max(next, auc.start_price) * rng.uniform(3, 5));
+    if (ADVANCING.includes(it.kind)) level = it.amount;
   }
+}
+
+/** A record before it is put in send order (`seq` breaks ties in the order it was made). */
+interface Draft {
+  sendAtMs: number;
+  key: string;
+  raw: string;
+  kind: BidKind;
+  malformed: boolean;
+  malformation?: string;
+  bid?: BidEvent;
+  seq: number;
+}
+
+const MALFORMATIONS = [
+  "fractional_cents",
+  "negative_amount",
+  "zero_amount",
+  "amount_as_string",
+  "lowercase_currency",
+  "unknown_currency",
+  "missing_bidder_id",
+  "future_placed_at",
+  "invalid_placed_at",
+  "invalid_json",
+  "auction_id_not_a_string",
+  "not_an_object",
+] as const;
+type Malformation = (typeof MALFORMATIONS)[number];
+
+/** Appends a well-formed record of `bid`, keyed by its auction. */
+function pushBid(drafts: Draft[], sendAtMs: number, kind: BidKind, bid: BidEvent): void {
+  drafts.push({
+    sendAtMs,
+    key: bid.auction_id,
+    raw: JSON.stringify(bid),
+    kind,
+    malformed: false,
+    bid,
+    seq: drafts.length,
+  });
+}
+
+/** One record per intent, in intent order (bid ids count up in it); malformed intents get a broken record. */
+function draftRecords(s: Setup, intents: readonly Intent[], auctions: readonly AuctionEvent[]): Draft[] {
+  const { rng } = s;
   const drafts: Draft[] = [];
   let bidSeq = 0;
-  const MALFORMATIONS = [
-    "fractional_cents",
-    "negative_amount",
-    "zero_amount",
-    "amount_as_string",
-    "lowercase_currency",
-    "unknown_currency",
-    "missing_bidder_id",
-    "future_placed_at",
-    "invalid_placed_at",
-    "invalid_json",
-    "auction_id_not_a_string",
-    "not_an_object",
-  ] as const;
   for (const it of intents) {
     bidSeq += 1;
     const auc = auctions[it.auction]!;
@@ -567,7 +791,7 @@ export function generateDataset(opts: GenerateOptions): Dataset {
     if (it.kind === "wrong_currency") currency = auc.currency === "USD" ? "EUR" : "USD";
     const bid: BidEvent = {
       schema: SCHEMA.bid,
-      bid_id: `${prefix}-b-${bidSeq}`,
+      bid_id: `${s.prefix}-b-${bidSeq}`,
       auction_id: it.auctionId ?? auc.auction_id,
       bidder_id: it.bidder,
       amount: it.amount ?? auc.start_price,
@@ -582,118 +806,114 @@ export function generateDataset(opts: GenerateOptions): Dataset {
       ] as const),
     };
     if (it.kind !== "malformed") {
-      drafts.push({
-        sendAtMs: it.sendAtMs,
-        key: bid.auction_id,
-        raw: JSON.stringify(bid),
-        kind: it.kind,
-        malformed: false,
-        bid,
-        seq: drafts.length,
-      });
+      pushBid(drafts, it.sendAtMs, it.kind, bid);
       continue;
     }
     const m = MALFORMATIONS[rng.int(0, MALFORMATIONS.length - 1)]!;
-    const broken: Record<string, unknown> = { ...bid };
-    let raw: string | undefined;
-    switch (m) {
-      case "fractional_cents":
-        broken.amount = bid.amount + 0.5;
-        break;
-      case "negative_amount":
-        broken.amount = -bid.amount;
-        break;
-      case "zero_amount":
-        broken.amount = 0;
-        break;
-      case "amount_as_string":
-        broken.amount = (bid.amount / 100).toFixed(2);
-        break;
-      case "lowercase_currency":
-        broken.currency = bid.currency.toLowerCase();
-        break;
-      case "unknown_currency":
-        broken.currency = "ZZQ";
-        break;
-      case "missing_bidder_id":
-        delete broken.bidder_id;
-        break;
-      case "future_placed_at":
-        broken.placed_at = iso(it.sendAtMs + 2 * DAY);
-        break;
-      case "invalid_placed_at":
-        broken.placed_at = "not-a-date";
-        break;
-      case "invalid_json": {
-        const text = JSON.stringify(bid);
-        raw = text.slice(0, Math.ceil(text.length * 0.6));
-        break;
-      }
-      case "auction_id_not_a_string":
-        broken.auction_id = it.auction + 1;
-        break;
-      case "not_an_object":
-        raw = JSON.stringify([bid.bid_id, bid.amount]);
-        break;
-    }
     drafts.push({
       sendAtMs: it.sendAtMs,
       key: auc.auction_id,
-      raw: raw ?? JSON.stringify(broken),
+      raw: malformedRaw(m, bid, it),
       kind: "malformed",
       malformed: true,
       malformation: m,
       seq: drafts.length,
     });
   }
-  // duplicates: a well-formed earlier record sent again (same bid_id and content, new received_at)
+  return drafts;
+}
+
+/** The record value of `bid` broken as `m` says (no random draws: the malformation is chosen by the caller). */
+function malformedRaw(m: Malformation, bid: BidEvent, it: Intent): string {
+  const broken: Record<string, unknown> = { ...bid };
+  switch (m) {
+    case "fractional_cents":
+      broken.amount = bid.amount + 0.5;
+      break;
+    case "negative_amount":
+      broken.amount = -bid.amount;
+      break;
+    case "zero_amount":
+      broken.amount = 0;
+      break;
+    case "amount_as_string":
+      broken.amount = (bid.amount / 100).toFixed(2);
+      break;
+    case "lowercase_currency":
+      broken.currency = bid.currency.toLowerCase();
+      break;
+    case "unknown_currency":
+      broken.currency = "ZZQ";
+      break;
+    case "missing_bidder_id":
+      delete broken.bidder_id;
+      break;
+    case "future_placed_at":
+      broken.placed_at = iso(it.sendAtMs + 2 * DAY);
+      break;
+    case "invalid_placed_at":
+      broken.placed_at = "not-a-date";
+      break;
+    case "invalid_json": {
+      const text = JSON.stringify(bid);
+      return text.slice(0, Math.ceil(text.length * 0.6));
+    }
+    case "auction_id_not_a_string":
+      broken.auction_id = it.auction + 1;
+      break;
+    case "not_an_object":
+      return JSON.stringify([bid.bid_id, bid.amount]);
+  }
+  return JSON.stringify(broken);
+}
+
+/**
+ * Duplicates: a well-formed earlier normal record sent again (same bid_id
+ * and content, new received_at). With no normal record to repeat, a fresh
+ * normal bid instead (counted as normal), its id after the last one drafted.
+ */
+function addDuplicates(
+  s: Setup,
+  market: Market,
+  drafts: Draft[],
+  n: number,
+  counts: Record<BidKind, number>,
+  lastSeq: number,
+): void {
+  const { rng, prefix } = s;
+  let bidSeq = lastSeq;
   const originals = drafts.filter((d) => d.kind === "normal" && d.bid);
-  for (let i = 0; i < want.duplicate; i++) {
+  for (let i = 0; i < n; i++) {
     if (originals.length === 0) {
       counts.duplicate -= 1;
       counts.normal += 1;
-      const a = popular();
-      const t = lifeTime(a);
+      const a = market.popular();
+      const t = market.lifeTime(a);
       bidSeq += 1;
-      const bid: BidEvent = {
+      const auc = market.auctions[a]!;
+      pushBid(drafts, t + 10, "normal", {
         schema: SCHEMA.bid,
         bid_id: `${prefix}-b-${bidSeq}`,
-        auction_id: auctions[a]!.auction_id,
-        bidder_id: bidderFor(a),
-        amount: auctions[a]!.start_price,
-        currency: auctions[a]!.currency,
+        auction_id: auc.auction_id,
+        bidder_id: market.bidderFor(a),
+        amount: auc.start_price,
+        currency: auc.currency,
         placed_at: iso(t),
         received_at: iso(t + 10),
         source: "api",
-      };
-      drafts.push({
-        sendAtMs: t + 10,
-        key: bid.auction_id,
-        raw: JSON.stringify(bid),
-        kind: "normal",
-        malformed: false,
-        bid,
-        seq: drafts.length,
       });
       continue;
     }
     const o = rng.pick(originals);
     const sendAtMs = o.sendAtMs + rng.int(50, 3000);
-    const bid: BidEvent = { ...o.bid!, received_at: iso(sendAtMs) };
-    drafts.push({
-      sendAtMs,
-      key: bid.auction_id,
-      raw: JSON.stringify(bid),
-      kind: "duplicate",
-      malformed: false,
-      bid,
-      seq: drafts.length,
-    });
+    pushBid(drafts, sendAtMs, "duplicate", { ...o.bid!, received_at: iso(sendAtMs) });
   }
+}
 
-  intents.length = 0;
+/** The drafts in send order, as the dataset's records (`lean` leaves out the parsed bids). */
+function toGeneratedBids(drafts: Draft[], lean: boolean): GeneratedBid[] {
   drafts.sort((x, y) => x.sendAtMs - y.sendAtMs || x.seq - y.seq);
-  const bids: GeneratedBid[] = drafts.map((d, index) => {
+  return drafts.map((d, index) => {
     const g: { -readonly [K in keyof GeneratedBid]: GeneratedBid[K] } = {
       index,
       sendAtMs: d.sendAtMs,
@@ -703,19 +923,7 @@ export function generateDataset(opts: GenerateOptions): Dataset {
       malformed: d.malformed,
     };
     if (d.malformation) g.malformation = d.malformation;
-    if (d.bid && !opts.lean) g.bid = d.bid;
+    if (d.bid && !lean) g.bid = d.bid;
     return g;
   });
-  drafts.length = 0; // release the parsed bids when `lean`
-  const last = bids.length > 0 ? bids[bids.length - 1]!.sendAtMs : t0;
-  return {
-    seed,
-    startMs: t0,
-    durationMs: Math.max(0, last - t0),
-    users,
-    auctions,
-    bids,
-    counts,
-    actors: { rings, bots },
-  };
 }

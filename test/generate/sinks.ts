@@ -4,7 +4,7 @@
  * dataset's schedule in real time (`sendAtMs`), so event times, ingest times
  * and the processors' clocks agree.
  */
-import type { AuctionEvent, UserEvent } from "../../processors/domain/events.ts";
+import type { AuctionEvent, UserEvent } from "../../api/events/types.ts";
 import type { Producer, TopicMessages } from "../../processors/kafka/transport.ts";
 import type { Dataset, GeneratedBid } from "./dataset.ts";
 

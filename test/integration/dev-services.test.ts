@@ -5,10 +5,10 @@
  * keep the run apart from other tests.
  */
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
@@ -16,7 +16,7 @@ import { KafkajsTransport } from "../../processors/kafka/kafkajs.ts";
 import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
 import type { DevSummary } from "../dev/summary.ts";
 import { runGavelDev } from "./dev-helpers.ts";
-import { createTestDatabase } from "./rollup-helpers.ts";
+import { createTestDatabase, deletePrefix, writePipelineFile } from "./rollup-helpers.ts";
 
 describe("gavel dev --once on the real services of the test environment", () => {
   const cfg = readConnectionConfig();
@@ -27,9 +27,7 @@ describe("gavel dev --once on the real services of the test environment", () => 
   let dir: string | undefined;
 
   afterAll(async () => {
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${name}/` }));
-    const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
-    if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+    await deletePrefix(s3, bucket, `${name}/`);
     const t = new KafkajsTransport({
       brokers: requireEnv(cfg, "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS"),
       clientId: "dev-test-cleanup",
@@ -59,30 +57,14 @@ describe("gavel dev --once on the real services of the test environment", () => 
   }, async () => {
     db = await createTestDatabase();
     dir = await mkdtemp(join(tmpdir(), "gavel-dev-services-"));
-    const pipelineFile = join(dir, "pipeline.yaml");
-    await writeFile(
-      pipelineFile,
-      `apiVersion: gavel.dev/v1alpha1
-kind: AuctionPipeline
-metadata:
-  name: ${name}
-spec:
-  kafka:
-    clusterName: testenv
-    bootstrapServers: ${cfg.kafkaBootstrapServers}
-  topics:
-    partitions: 4
-    replicas: 1
-  storage:
-    postgres:
-      secretRef:
-        name: unused
-    s3:
-      bucket: ${bucket}
-      credentialsSecretRef:
-        name: unused
-`,
-    );
+    const pipelineFile = await writePipelineFile(dir, name, {
+      kafka: { clusterName: "testenv", bootstrapServers: cfg.kafkaBootstrapServers },
+      topics: { partitions: 4, replicas: 1 },
+      storage: {
+        postgres: { secretRef: { name: "unused" } },
+        s3: { bucket, credentialsSecretRef: { name: "unused" } },
+      },
+    });
     const r = await runGavelDev(
       [
         "-f",

@@ -1,17 +1,16 @@
-import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import { createLogger } from "../../lib/log.ts";
 import { createTransport } from "../../processors/kafka/client.ts";
 import { readToEnd } from "../../processors/kafka/read.ts";
-import { applyTopics } from "../../processors/kafka/topics.ts";
-import type {
-  Admin,
-  GroupConsumer,
-  KafkaRecord,
-  TopicPartition,
-  Transport,
-} from "../../processors/kafka/transport.ts";
+import type { Admin, KafkaRecord, Transport } from "../../processors/kafka/transport.ts";
+import {
+  expectAtomicTransactions,
+  expectCoPartitioned,
+  expectCreatesAndGrows,
+  TransportSuite,
+  until,
+} from "./kafka-transport-checks.ts";
 
 /**
  * The librdkafka transport (GAVEL_KAFKA_CLIENT=confluent) against the real
@@ -21,44 +20,25 @@ import type {
 const logger = createLogger("kafka-confluent-test", "warn");
 const brokers = requireEnv(readConnectionConfig(), "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS");
 
-async function until(cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe("librdkafka transport (@confluentinc/kafka-javascript)", () => {
-  const sfx = randomUUID().slice(0, 8);
-  const a = `kc-${sfx}.a`;
-  const b = `kc-${sfx}.b`;
-  const out = `kc-${sfx}.out`;
+  const s = new TransportSuite(
+    "kc",
+    () => createTransport({ brokers, clientId: "kafka-confluent-test", logger }, "confluent"),
+    60_000,
+  );
+  const { sfx, a, b, out, consumers } = s;
   let transport: Transport;
   let kafkajs: Transport;
   let admin: Admin;
-  const consumers: GroupConsumer[] = [];
 
   beforeAll(async () => {
-    transport = await createTransport({ brokers, clientId: "kafka-confluent-test", logger }, "confluent");
+    transport = s.transport;
+    admin = s.admin;
     kafkajs = await createTransport({ brokers, clientId: "kafka-confluent-test-kjs", logger }, "kafkajs");
-    admin = await transport.admin();
   }, 60_000);
-  afterAll(async () => {
-    for (const c of consumers) await c.stop().catch(() => undefined);
-    await admin?.deleteTopics([a, b, out]).catch(() => undefined);
-    await admin?.close();
-  });
 
   it("admin: creates topics with configs, grows partitions, counts brokers", async () => {
-    const p1 = await applyTopics(admin, [
-      { name: a, partitions: 2, replicationFactor: 1, configs: { "cleanup.policy": "compact" } },
-      { name: b, partitions: 4, replicationFactor: 1 },
-      { name: out, partitions: 4, replicationFactor: 1 },
-    ]);
-    expect(p1.create.map((t) => t.name)).toEqual([a, b, out]);
-    const p2 = await applyTopics(admin, [{ name: a, partitions: 4, replicationFactor: 1 }]);
-    expect(p2.grow).toEqual([{ name: a, from: 2, to: 4 }]);
+    await expectCreatesAndGrows(s, 1);
     const described = await admin.describeTopics([a, b, a, `kc-${sfx}.missing`]);
     expect(described.get(a)?.partitions).toBe(4);
     expect(described.get(b)?.partitions).toBe(4);
@@ -109,37 +89,7 @@ describe("librdkafka transport (@confluentinc/kafka-javascript)", () => {
   }, 90_000);
 
   it("co-partitioned assignment gives partition p of both topics to one member", async () => {
-    const group = `kc-${sfx}-co`;
-    const assigned: TopicPartition[][] = [[], []];
-    for (const i of [0, 1]) {
-      const c = transport.consumer({ groupId: group, coPartitioned: true });
-      consumers.push(c);
-      await c.run([a, b], {
-        onAssignment: (tps) => {
-          assigned[i] = [...tps];
-        },
-        eachBatch: async () => {},
-      });
-    }
-    await until(
-      () =>
-        (assigned[0]?.length ?? 0) + (assigned[1]?.length ?? 0) === 8 &&
-        (assigned[0]?.length ?? 0) > 0 &&
-        (assigned[1]?.length ?? 0) > 0,
-      60_000,
-    );
-    for (const tps of assigned) {
-      const pa = tps
-        .filter((t) => t.topic === a)
-        .map((t) => t.partition)
-        .sort();
-      const pb = tps
-        .filter((t) => t.topic === b)
-        .map((t) => t.partition)
-        .sort();
-      expect(pa).toEqual(pb);
-    }
-    for (const c of consumers.splice(0)) await c.stop();
+    await expectCoPartitioned(transport, { a, b }, `kc-${sfx}-co`, consumers, 60_000);
   }, 90_000);
 
   it("manual commits with metadata; unmarked records are delivered again", async () => {
@@ -189,50 +139,17 @@ describe("librdkafka transport (@confluentinc/kafka-javascript)", () => {
   }, 90_000);
 
   it("commits records and consumer offsets (with metadata) atomically; aborted and zombie records stay invisible; positions pass the markers", async () => {
-    const group = `kc-${sfx}-tx`;
-    const tp = await transport.transactionalProducer(`kc-${sfx}-tx-0`);
-    const aborted = await tp.begin();
-    await aborted.send([{ topic: out, messages: [{ key: "x", value: "aborted", partition: 0 }] }]);
-    await aborted.sendOffsets(group, [{ topic: b, partition: 0, offset: 5 }]);
-    await aborted.abort();
-    const tx = await tp.begin();
-    await tx.send([{ topic: out, messages: [{ key: "x", value: "committed", partition: 0 }] }]);
-    await tx.sendOffsets(group, [{ topic: b, partition: 0, offset: 3, metadata: '{"u":5,"h":[3]}' }]);
-    await tx.commit();
-    // A second producer with the same transactional id fences the first.
-    const tp2 = await transport.transactionalProducer(`kc-${sfx}-tx-0`);
-    await expect(
-      (async () => {
-        const t = await tp.begin();
-        await t.send([{ topic: out, messages: [{ key: "x", value: "zombie", partition: 0 }] }]);
-        await t.commit();
-      })(),
-    ).rejects.toThrow();
-    await tp2.close();
-    await tp.close().catch(() => undefined);
-
-    const committed = await admin.groupOffsets(group, b);
-    expect(committed.find((c) => c.partition === 0)).toMatchObject({
-      offset: 3,
-      metadata: '{"u":5,"h":[3]}',
+    await expectAtomicTransactions({
+      transport,
+      admin,
+      input: b,
+      out,
+      group: `kc-${sfx}-tx`,
+      transactionalId: `kc-${sfx}-tx-0`,
+      readers: [transport, kafkajs],
+      groupPrefix: `kc-${sfx}`,
+      readTimeoutMs: 60_000,
     });
-    // read_committed through both clients: only the committed record. readToEnd
-    // finishes only when positions pass the trailing transaction markers.
-    for (const reader of [transport, kafkajs]) {
-      const seen: KafkaRecord[] = [];
-      await readToEnd({
-        transport: reader,
-        admin,
-        topic: out,
-        groupPrefix: `kc-${sfx}`,
-        onRecord: (r) => seen.push(r),
-        timeoutMs: 60_000,
-      });
-      const values = seen.map((r) => r.value?.toString());
-      expect(values).toContain("committed");
-      expect(values).not.toContain("aborted");
-      expect(values).not.toContain("zombie");
-    }
   }, 120_000);
 
   it("a transaction's offsets go with the live consumer of the group (read-process-write)", async () => {

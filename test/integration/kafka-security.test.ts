@@ -25,7 +25,7 @@ import { ensureCa, ensureServerCert } from "../env/pki.ts";
 import { kafkaScramUser } from "../env/services.ts";
 import { envFile, paths, readEnvFile, readState } from "../env/testenv.ts";
 import { generateDataset } from "../generate/dataset.ts";
-import { sendToHttp, sendToKafka } from "../generate/sinks.ts";
+import { sendToHttp } from "../generate/sinks.ts";
 import {
   assertPipelineResult,
   type Env,
@@ -36,6 +36,7 @@ import {
   silverCounts,
   until,
 } from "./processors-harness.ts";
+import { datasetFor, sendDataset } from "./processors-scenario.ts";
 
 const INGEST_KEY = "kafka-security-test-key";
 
@@ -211,25 +212,12 @@ describe.each(CLIENTS)("Kafka over SASL_SSL (SCRAM-SHA-512) with the %s client",
     );
     const ds = generateDataset({ seed: 11, auctions: 12, bids: 600, rate: 300, startMs: Date.now() + 2_000 });
     const exp = expectedOutcome(ds);
-    const producer = await source.producer();
-    await sendToKafka(
-      producer,
-      { auctions: env.topics.auctions.name, users: env.topics.users.name, bids: env.topics.bids.name },
-      ds,
-    );
-    await producer.close();
+    await sendDataset(env, ds, source);
     await assertPipelineResult(env, ds, exp);
 
     // Ingest over the same listener: every 202 is a record the broker acknowledged (acks=all), and it reaches silver.
     const before = await silverCounts(env);
-    const http = generateDataset({
-      seed: 12,
-      auctions: 3,
-      bids: 120,
-      rate: 300,
-      startMs: Date.now() + 2_000,
-      prefix: `${env.name}-h`,
-    });
+    const http = datasetFor(env, "h", { seed: 12, auctions: 3, bids: 120, rate: 300 });
     const sent = await sendToHttp({ url: urls[0]!, apiKey: INGEST_KEY }, http);
     expect(sent.failed).toBe(0);
     expect(sent.sent).toBeGreaterThan(100);

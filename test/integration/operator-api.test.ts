@@ -1,26 +1,20 @@
 import { execFile } from "node:child_process";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import {
   createNamespace,
   createPipeline,
-  ensureCrd,
   getPipeline,
   kubectl,
-  type Manager,
   type Obj,
+  operatorTests,
   patchSpec,
   pipeline,
   read,
-  startOperator,
   waitFor,
 } from "./operator-support.ts";
 
-const running: Manager[] = [];
-beforeAll(ensureCrd);
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((m) => m.stop()));
-});
+const { operator } = operatorTests();
 
 async function rejection(p: Promise<unknown>): Promise<string> {
   try {
@@ -128,7 +122,7 @@ spec:
 
   it("applies both examples with kubectl; synth prints exactly what the operator applies", async () => {
     const ns = await createNamespace("op-examples");
-    running.push(startOperator(ns));
+    operator(ns);
     const r = await kubectl([
       "apply",
       "-n",

@@ -1,31 +1,28 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import {
   condition,
   createNamespace,
   createPipeline,
-  ensureCrd,
   getPipeline,
   list,
-  type Manager,
   markDeploymentsAvailable,
   markTopicsReady,
   type Obj,
   objects,
+  operatorTests,
   patchSpec,
   pipeline,
   read,
-  startOperator,
+  remove,
   waitFor,
 } from "./operator-support.ts";
 
-const running: Manager[] = [];
+const { operator } = operatorTests();
 const children: ChildProcess[] = [];
 
-beforeAll(ensureCrd);
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((m) => m.stop()));
+afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
 });
 
@@ -41,11 +38,9 @@ function freePort(): Promise<number> {
 describe("operator replicas", () => {
   it("elects one leader among two; the standby takes over when the leader stops", async () => {
     const ns = await createNamespace("op-ha");
-    const a = startOperator(ns, { identity: "replica-a" });
-    running.push(a);
+    const a = operator(ns, { identity: "replica-a" });
     await waitFor("a leads", async () => a.isLeader);
-    const b = startOperator(ns, { identity: "replica-b" });
-    running.push(b);
+    const b = operator(ns, { identity: "replica-b" });
     await createPipeline(ns, pipeline("ha"));
     await waitFor("children", () => read("apps/v1", "Deployment", ns, "ha-ingest"));
     // Over several renew periods, never two leaders and b never acts.
@@ -144,17 +139,11 @@ describe("operator replicas", () => {
     ]);
     // Whatever it managed to create, make the state worse and change the spec while no operator runs.
     const ds = await list("apps/v1", "Deployment", ns);
-    for (const d of ds)
-      await objects.delete({
-        apiVersion: "apps/v1",
-        kind: "Deployment",
-        metadata: { name: d.metadata.name, namespace: ns },
-      });
+    for (const d of ds) await remove("apps/v1", "Deployment", ns, d.metadata.name);
     await patchSpec(ns, "rs", { topics: { partitions: 16 } });
 
     // A new instance (in-process) waits for the dead leader's Lease to expire, then converges.
-    const m = startOperator(ns, { identity: "successor" });
-    running.push(m);
+    const m = operator(ns, { identity: "successor" });
     await waitFor("successor leads", async () => m.isLeader, 15_000);
     await waitFor(
       "all Deployments",

@@ -1,27 +1,28 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { Kafka, logLevel } from "kafkajs";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { LAST_ROLLUP_ANNOTATION } from "../../api/v1alpha1/types.ts";
 import { rbacManifests } from "../../operator/rbac.ts";
-import { annotateLastRollup } from "../../processors/rollup/annotate.ts";
+import { annotatePipeline } from "../../processors/rollup/annotate.ts";
 import {
   condition,
   core,
   createNamespace,
   createPipeline,
-  ensureCrd,
   eventsFor,
   G,
+  gavelProvisioned,
   getPipeline,
   kc,
   kubectl,
-  type Manager,
   markDeploymentsAvailable,
   markTopicsReady,
   type Obj,
+  operatorTests,
   pipeline,
   read,
-  startOperator,
   suffix,
+  topicsReady,
   waitFor,
 } from "./operator-support.ts";
 
@@ -41,11 +42,7 @@ async function deleteTopics(brokers: string, pipelineName: string): Promise<void
   }
 }
 
-const running: Manager[] = [];
-beforeAll(ensureCrd);
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((m) => m.stop()));
-});
+const { operator } = operatorTests();
 
 /** A kubeconfig that authenticates as the ServiceAccount with a TokenRequest token. */
 async function serviceAccountConfig(namespace: string, sa: string): Promise<KubeConfig> {
@@ -89,8 +86,7 @@ describe("operator RBAC", () => {
     expect(applied.code, applied.out).toBe(0);
     const saKc = await serviceAccountConfig(ns, "gavel-operator");
 
-    const m = startOperator(ns, { kubeConfig: saKc, identity: "sa-operator" });
-    running.push(m);
+    const m = operator(ns, { kubeConfig: saKc, identity: "sa-operator" });
     await waitFor("leader (Lease via the leader-election Role)", async () => m.isLeader, 15_000);
     await createPipeline(ns, pipeline("rb"));
     // Children of every managed kind, including the rollup's Role (RBAC escalation check passes).
@@ -118,7 +114,7 @@ describe("operator RBAC", () => {
 
     // The rollup's ServiceAccount may record its result on its own pipeline, and nothing else.
     const rollupKc = await serviceAccountConfig(ns, "rb-gavel");
-    await annotateLastRollup(rollupKc, `${ns}/rb`, {
+    await annotatePipeline(rollupKc, `${ns}/rb`, LAST_ROLLUP_ANNOTATION, {
       time: "2026-11-22T00:20:00Z",
       result: "Failed",
       message: "dq check failed",
@@ -130,7 +126,10 @@ describe("operator RBAC", () => {
     await createPipeline(ns, pipeline("other"));
     expect(
       await status(
-        annotateLastRollup(rollupKc, `${ns}/other`, { time: "2026-11-22T00:20:00Z", result: "Succeeded" }),
+        annotatePipeline(rollupKc, `${ns}/other`, LAST_ROLLUP_ANNOTATION, {
+          time: "2026-11-22T00:20:00Z",
+          result: "Succeeded",
+        }),
       ),
     ).toBe(403);
 
@@ -141,21 +140,15 @@ describe("operator RBAC", () => {
       body: { metadata: { name: "kafka-auth" }, stringData: { KAFKA_TLS: "false" } },
     });
     const gavelName = `rbg-${suffix()}`;
-    const gp = pipeline(gavelName) as { spec: Record<string, unknown> };
-    gp.spec.kafka = {
-      bootstrapServers: brokers,
-      authSecretRef: { name: "kafka-auth" },
-      topics: { provisioner: "gavel" },
-    };
-    gp.spec.topics = { partitions: 1, replicas: 1 };
-    await createPipeline(ns, gp);
+    await createPipeline(
+      ns,
+      gavelProvisioned(gavelName, brokers, { topics: { partitions: 1, replicas: 1 } }),
+    );
     try {
-      const gpStatus = await waitFor(
+      const gpStatus = await topicsReady(
+        ns,
+        gavelName,
         "gavel-provisioned topics with only the generated RBAC",
-        async () => {
-          const x = await getPipeline(ns, gavelName);
-          return condition(x, "TopicsReady")?.status === "True" ? x : undefined;
-        },
         60_000,
       );
       expect(gpStatus.status.topicsReady).toBe("8/8");

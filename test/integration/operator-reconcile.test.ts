@@ -1,40 +1,27 @@
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { annotateLastRollup } from "../../processors/rollup/annotate.ts";
+import { describe, expect, it } from "vitest";
+import { LAST_ROLLUP_ANNOTATION } from "../../api/v1alpha1/types.ts";
+import { annotatePipeline } from "../../processors/rollup/annotate.ts";
 import {
   condition,
   createNamespace,
   createPipeline,
-  ensureCrd,
   eventsFor,
   getPipeline,
   kc,
   list,
-  type Manager,
   markDeploymentsAvailable,
   markTopicsReady,
   type Obj,
   objects,
+  operatorTests,
   patchSpec,
   pipeline,
   read,
-  startOperator,
+  remove,
   waitFor,
 } from "./operator-support.ts";
 
-const running: Manager[] = [];
-function operator(ns: string): Manager {
-  const m = startOperator(ns);
-  running.push(m);
-  return m;
-}
-
-beforeAll(async () => {
-  await ensureCrd();
-});
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((m) => m.stop()));
-});
+const { operator, stop } = operatorTests();
 
 async function childCount(ns: string, apiVersion: string, kind: string): Promise<number> {
   return (await list(apiVersion, kind, ns)).length;
@@ -137,7 +124,11 @@ describe("operator reconcile", () => {
 
     // The rollup records its result as an annotation; status mirrors it.
     const last = { time: "2026-11-22T00:20:00Z", result: "Succeeded", days: ["2026-11-21"] };
-    await annotateLastRollup(kc, `${ns}/demo`, { time: last.time, result: "Succeeded", days: last.days });
+    await annotatePipeline(kc, `${ns}/demo`, LAST_ROLLUP_ANNOTATION, {
+      time: last.time,
+      result: "Succeeded",
+      days: last.days,
+    });
     await waitFor("lastRollup", async () =>
       (await getPipeline(ns, "demo")).status?.lastRollup?.time === last.time ? true : undefined,
     );
@@ -212,16 +203,8 @@ describe("operator reconcile", () => {
     t.spec.partitions = 99;
     await objects.replace(t);
     // ... and deletes the HPA and a ConfigMap.
-    await objects.delete({
-      apiVersion: "autoscaling/v2",
-      kind: "HorizontalPodAutoscaler",
-      metadata: { name: "drift-ingest", namespace: ns },
-    });
-    await objects.delete({
-      apiVersion: "v1",
-      kind: "ConfigMap",
-      metadata: { name: "drift-bid-processor", namespace: ns },
-    });
+    await remove("autoscaling/v2", "HorizontalPodAutoscaler", ns, "drift-ingest");
+    await remove("v1", "ConfigMap", ns, "drift-bid-processor");
 
     await waitFor(
       "image restored",
@@ -346,15 +329,10 @@ describe("operator reconcile", () => {
     const m = operator(ns);
     await createPipeline(ns, pipeline("del"));
     await waitFor("CronJob", () => read("batch/v1", "CronJob", ns, "del-rollup"));
-    await m.stop();
-    running.splice(running.indexOf(m), 1);
+    await stop(m);
     const p = await getPipeline(ns, "del");
     expect(p.metadata.finalizers ?? []).toEqual([]);
-    await objects.delete({
-      apiVersion: "gavel.dev/v1alpha1",
-      kind: "AuctionPipeline",
-      metadata: { name: "del", namespace: ns },
-    });
+    await remove("gavel.dev/v1alpha1", "AuctionPipeline", ns, "del");
     // Gone at once: nothing waits for the operator.
     await waitFor(
       "pipeline gone",

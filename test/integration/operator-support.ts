@@ -16,7 +16,7 @@ import {
   KubernetesObjectApi,
 } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { parse } from "yaml";
+import { afterEach, beforeAll } from "vitest";
 import { auctionPipelineCrd, CRD_NAME } from "../../api/v1alpha1/crd.ts";
 import { Manager, type ManagerOptions } from "../../operator/controller/manager.ts";
 
@@ -97,7 +97,7 @@ export async function waitFor<T>(
   }
 }
 
-export const quietLog = pino({ level: process.env.GAVEL_TEST_LOG ?? "silent" });
+const quietLog = pino({ level: process.env.GAVEL_TEST_LOG ?? "silent" });
 
 /** An in-process operator watching one namespace, with short timings. */
 export function startOperator(namespace: string, over: Partial<ManagerOptions> = {}): Manager {
@@ -117,6 +117,38 @@ export function startOperator(namespace: string, over: Partial<ManagerOptions> =
   });
   m.start();
   return m;
+}
+
+/** What an operator test file gets from `operatorTests`. */
+export interface OperatorTests {
+  /** An operator as startOperator makes, stopped after the test. */
+  operator(namespace: string, over?: Partial<ManagerOptions>): Manager;
+  /** Stops an operator `operator` started, before the test ends. */
+  stop(m: Manager): Promise<void>;
+}
+
+/**
+ * The set-up every operator test file shares: the CRD installed before its
+ * tests, and every operator a test starts stopped after it (a leftover one
+ * would keep reconciling the next test's namespace's Lease and objects).
+ */
+export function operatorTests(): OperatorTests {
+  const running: Manager[] = [];
+  beforeAll(ensureCrd);
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((m) => m.stop()));
+  });
+  return {
+    operator(namespace, over) {
+      const m = startOperator(namespace, over);
+      running.push(m);
+      return m;
+    },
+    async stop(m) {
+      await m.stop();
+      running.splice(running.indexOf(m), 1);
+    },
+  };
 }
 
 export function pipeline(name: string, spec: Record<string, unknown> = {}): Record<string, unknown> {
@@ -201,8 +233,83 @@ export async function read(
   }
 }
 
+/** Delete an object, as a user or a controller would. */
+export async function remove(
+  apiVersion: string,
+  kind: string,
+  namespace: string,
+  name: string,
+): Promise<void> {
+  await objects.delete({ apiVersion, kind, metadata: { name, namespace } });
+}
+
 export function condition(p: Obj, type: string): Obj | undefined {
   return p?.status?.conditions?.find((c: Obj) => c.type === type);
+}
+
+/** Waits until the pipeline (which may not exist yet) satisfies `ready`, and returns it. */
+export function pipelineWhen(
+  namespace: string,
+  name: string,
+  what: string,
+  ready: (p: Obj) => boolean,
+  timeoutMs?: number,
+): Promise<Obj> {
+  return waitFor(
+    what,
+    async () => {
+      const x = await getPipeline(namespace, name);
+      return ready(x) ? x : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits until the pipeline's TopicsReady is True, and returns it. */
+export function topicsReady(namespace: string, name: string, what: string, timeoutMs?: number): Promise<Obj> {
+  return pipelineWhen(
+    namespace,
+    name,
+    what,
+    (x) => condition(x, "TopicsReady")?.status === "True",
+    timeoutMs,
+  );
+}
+
+/**
+ * `kubectl patch --type=merge` of the pipeline's spec: what a user sees when
+ * the API server's validation (CEL) refuses a change.
+ */
+export function kubectlPatchSpec(
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<{ code: number; out: string }> {
+  return kubectl([
+    "patch",
+    "auctionpipeline",
+    name,
+    "-n",
+    namespace,
+    "--type=merge",
+    "-p",
+    JSON.stringify({ spec }),
+  ]);
+}
+
+/** A pipeline whose topics the operator creates itself through the Kafka admin API (provisioner gavel). */
+export function gavelProvisioned(
+  name: string,
+  bootstrapServers: string,
+  spec: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const base = pipeline(name, spec) as { spec: Record<string, unknown> };
+  base.spec.kafka = {
+    bootstrapServers,
+    authSecretRef: { name: "kafka-auth" },
+    topics: { provisioner: "gavel" },
+  };
+  return base;
 }
 
 /** Play the Strimzi topic operator: set every KafkaTopic's Ready condition. */
@@ -267,10 +374,6 @@ export async function markDeploymentsAvailable(namespace: string): Promise<void>
 export async function eventsFor(namespace: string, name: string): Promise<Obj[]> {
   const l = await core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
   return l.items;
-}
-
-export function loadYaml(text: string): Obj {
-  return parse(text);
 }
 
 export { Manager };

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePipeline } from "../../api/v1alpha1/pipeline.ts";
 import { pipelineAcls, toKafkajsAcls } from "../../processors/kafka/acls.ts";
 import { kafkaScramUser } from "../env/services.ts";
@@ -18,18 +18,18 @@ import {
   core,
   createNamespace,
   createPipeline,
-  ensureCrd,
   eventsFor,
-  getPipeline,
-  kubectl,
+  gavelProvisioned,
+  kubectlPatchSpec,
   list,
-  type Manager,
   markDeploymentsAvailable,
   type Obj,
+  operatorTests,
   patchSpec,
   pipeline,
-  startOperator,
+  pipelineWhen,
   suffix,
+  topicsReady,
   waitFor,
 } from "./operator-support.ts";
 
@@ -39,17 +39,13 @@ const brokers = () => {
   return b;
 };
 
-const running: Manager[] = [];
+const { operator } = operatorTests();
 const kafka = new Kafka({ clientId: "gavel-tests", brokers: [brokers()], logLevel: logLevel.NOTHING });
 const admin = kafka.admin();
 const created: string[] = [];
 
 beforeAll(async () => {
-  await ensureCrd();
   await admin.connect();
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((m) => m.stop()));
 });
 afterAll(async () => {
   // The provisioner never deletes topics; the test cleans up its own.
@@ -85,13 +81,7 @@ const SUFFIXES = [
 ];
 
 function gavelPipeline(name: string, spec: Record<string, unknown> = {}): Record<string, unknown> {
-  const base = pipeline(name, spec) as { spec: Record<string, unknown> };
-  base.spec.kafka = {
-    bootstrapServers: brokers(),
-    authSecretRef: { name: "kafka-auth" },
-    topics: { provisioner: "gavel" },
-  };
-  return base;
+  return gavelProvisioned(name, brokers(), spec);
 }
 
 describe("operator: topics through the Kafka admin API (provisioner gavel)", () => {
@@ -99,14 +89,16 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
     const ns = await createNamespace("op-topics");
     const name = `gt-${suffix()}`;
     created.push(...SUFFIXES.map((s) => `${name}.${s}`), `${name}.legacy`);
-    running.push(startOperator(ns));
+    operator(ns);
 
     // The auth Secret does not exist yet: TopicsReady says so and nothing is created.
     await createPipeline(ns, gavelPipeline(name, { topics: { partitions: 2, replicas: 1 } }));
-    let p = await waitFor("KafkaAuthSecretNotFound", async () => {
-      const x = await getPipeline(ns, name);
-      return condition(x, "TopicsReady")?.reason === "KafkaAuthSecretNotFound" ? x : undefined;
-    });
+    let p = await pipelineWhen(
+      ns,
+      name,
+      "KafkaAuthSecretNotFound",
+      (x) => condition(x, "TopicsReady")?.reason === "KafkaAuthSecretNotFound",
+    );
     expect(condition(p, "TopicsReady").message).toContain("Secret kafka-auth (spec.kafka.authSecretRef)");
     expect(await partitions(`${name}.bids`)).toBeUndefined();
 
@@ -115,14 +107,7 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
       namespace: ns,
       body: { metadata: { name: "kafka-auth" }, stringData: { KAFKA_TLS: "false" } },
     });
-    p = await waitFor(
-      "TopicsReady",
-      async () => {
-        const x = await getPipeline(ns, name);
-        return condition(x, "TopicsReady")?.status === "True" ? x : undefined;
-      },
-      60_000,
-    );
+    p = await topicsReady(ns, name, "TopicsReady", 60_000);
     expect(p.status.topicsReady).toBe("8/8");
     expect(p.status.topics.find((t: Obj) => t.name === `${name}.bids`)).toEqual({
       name: `${name}.bids`,
@@ -139,7 +124,7 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
     expect((await eventsFor(ns, name)).some((e: Obj) => e.reason === "TopicsProvisioned")).toBe(true);
 
     await markDeploymentsAvailable(ns);
-    await waitFor("Ready", async () => condition(await getPipeline(ns, name), "Ready")?.status === "True");
+    await pipelineWhen(ns, name, "Ready", (x) => condition(x, "Ready")?.status === "True");
 
     // Grow partitions and change retention: Kafka follows.
     await patchSpec(ns, name, {
@@ -156,38 +141,29 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
       60_000,
     );
     expect((await topicConfig(`${name}.users`))["max.message.bytes"]).toBe("2097152");
-    p = await waitFor("status partitions 4", async () => {
-      const x = await getPipeline(ns, name);
-      return x.status?.observedGeneration === x.metadata.generation &&
-        x.status.topics.every((t: Obj) => t.partitions === 4)
-        ? x
-        : undefined;
-    });
+    p = await pipelineWhen(
+      ns,
+      name,
+      "status partitions 4",
+      (x) =>
+        x.status?.observedGeneration === x.metadata.generation &&
+        x.status.topics.every((t: Obj) => t.partitions === 4),
+    );
     expect(condition(p, "TopicsReady").status).toBe("True");
 
     // The spec cannot shrink (CEL); a topic that already has more partitions is refused, not shrunk.
-    const rejected = await kubectl([
-      "patch",
-      "auctionpipeline",
-      name,
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { topics: { partitions: 3 } } }),
-    ]);
+    const rejected = await kubectlPatchSpec(ns, name, { topics: { partitions: 3 } });
     expect(rejected.code).not.toBe(0);
     expect(rejected.out).toContain("partitions can only be increased");
     await admin.createTopics({
       topics: [{ topic: `${name}.legacy`, numPartitions: 8, replicationFactor: 1 }],
     });
     await patchSpec(ns, name, { topics: { extra: [{ name: `${name}.legacy`, partitions: 6 }] } });
-    p = await waitFor(
+    p = await pipelineWhen(
+      ns,
+      name,
       "NotSupported",
-      async () => {
-        const x = await getPipeline(ns, name);
-        return condition(x, "TopicsReady")?.reason === "NotSupported" ? x : undefined;
-      },
+      (x) => condition(x, "TopicsReady")?.reason === "NotSupported",
       60_000,
     );
     const tc = condition(p, "TopicsReady");
@@ -206,14 +182,7 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
 
     // Following the message fixes it.
     await patchSpec(ns, name, { topics: { extra: [{ name: `${name}.legacy`, partitions: 8 }] } });
-    p = await waitFor(
-      "TopicsReady again",
-      async () => {
-        const x = await getPipeline(ns, name);
-        return condition(x, "TopicsReady")?.status === "True" ? x : undefined;
-      },
-      60_000,
-    );
+    p = await topicsReady(ns, name, "TopicsReady again", 60_000);
     expect(p.status.topicsReady).toBe("9/9");
     expect((await topicConfig(`${name}.legacy`))["retention.ms"]).toBe("3600000");
   });
@@ -248,25 +217,17 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
     });
     const wrong = `${password}-wrong`;
     await core.createNamespacedSecret({ namespace: ns, body: secret(wrong) });
-    running.push(startOperator(ns));
+    operator(ns);
     await createPipeline(ns, body);
-    const refused = await waitFor("TopicsReady False naming the credentials", async () => {
-      const x = await getPipeline(ns, name);
+    const refused = await pipelineWhen(ns, name, "TopicsReady False naming the credentials", (x) => {
       const c = condition(x, "TopicsReady");
-      return c?.status === "False" && /credentials/.test(c.message ?? "") ? x : undefined;
+      return c?.status === "False" && /credentials/.test(c.message ?? "");
     });
     expect(condition(refused, "TopicsReady").message).toContain("KAFKA_SASL_PASSWORD");
     expect(await partitions(`${name}.bids`)).toBeUndefined();
 
     await core.replaceNamespacedSecret({ namespace: ns, name: "kafka-auth", body: secret(password) });
-    const p = await waitFor(
-      "TopicsReady over SASL_SSL",
-      async () => {
-        const x = await getPipeline(ns, name);
-        return condition(x, "TopicsReady")?.status === "True" ? x : undefined;
-      },
-      90_000,
-    );
+    const p = await topicsReady(ns, name, "TopicsReady over SASL_SSL", 90_000);
     expect(p.status.topicsReady).toBe("8/8");
     for (const s of SUFFIXES) expect(await partitions(`${name}.${s}`), s).toBe(2);
     // Secrets never reach status or events.
@@ -280,16 +241,9 @@ describe("operator: topics through the Kafka admin API (provisioner gavel)", () 
     const name = `gi-${suffix()}`;
     created.push(...SUFFIXES.map((s) => `${name}.${s}`));
     await createPipeline(ns, gavelPipeline(name));
-    const r = await kubectl([
-      "patch",
-      "auctionpipeline",
-      name,
-      "-n",
-      ns,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { kafka: { clusterName: "c", topics: { provisioner: "strimzi" } } } }),
-    ]);
+    const r = await kubectlPatchSpec(ns, name, {
+      kafka: { clusterName: "c", topics: { provisioner: "strimzi" } },
+    });
     expect(r.code).not.toBe(0);
     expect(r.out).toContain("provisioner cannot be changed after creation");
     const body = pipeline(`${name}-s`) as { spec: { kafka: Record<string, unknown> } };

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateDataset } from "../generate/dataset.ts";
-import { sendToKafka } from "../generate/sinks.ts";
 import {
   assertPipelineResult,
   type Env,
@@ -12,6 +11,7 @@ import {
   startSilverWriter,
   transport,
 } from "./processors-harness.ts";
+import { sendDataset } from "./processors-scenario.ts";
 
 describe("stream processors end to end", () => {
   let env: Env;
@@ -31,13 +31,7 @@ describe("stream processors end to end", () => {
     for (const r of ["malformed", "duplicate", "currency_mismatch", "below_minimum", "auction_closed"])
       expect(exp.byReason[r] ?? 0, r).toBeGreaterThan(0);
     running.push(await startBidProcessor(env), await startSilverWriter(env), await startBronze(env));
-    const producer = await transport().producer();
-    await sendToKafka(
-      producer,
-      { auctions: env.topics.auctions.name, users: env.topics.users.name, bids: env.topics.bids.name },
-      ds,
-    );
-    await producer.close();
+    await sendDataset(env, ds, transport());
     await assertPipelineResult(env, ds, exp);
   });
 });

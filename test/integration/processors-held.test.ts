@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { HELD_META_MAX_BYTES } from "../../processors/bid-processor/held-meta.ts";
-import { SCHEMA } from "../../processors/domain/events.ts";
+import { lampAuction, lampBid } from "../lamp-auction.ts";
 import {
   type Env,
   type Running,
@@ -38,20 +38,9 @@ describe("bid-processor hold of bids for unknown auctions", () => {
         messages: [
           {
             key: "known",
-            value: JSON.stringify({
-              schema: SCHEMA.auction,
-              auction_id: "known",
-              item_id: "i-known",
-              seller_id: "seller",
-              title: "Lamp",
-              category: "home",
-              currency: "EUR",
-              start_price: 100,
-              min_increment: 1,
-              starts_at: iso(now - 60_000),
-              ends_at: iso(now + 3_600_000),
-              soft_close_seconds: 10,
-            }),
+            value: JSON.stringify(
+              lampAuction("known", now - 60_000, now + 3_600_000, { soft_close_seconds: 10 }),
+            ),
           },
         ],
       },
@@ -62,17 +51,16 @@ describe("bid-processor hold of bids for unknown auctions", () => {
       const known = i % 2 === 0;
       return {
         key: known ? "known" : `ghost-${i}`,
-        value: JSON.stringify({
-          schema: SCHEMA.bid,
-          bid_id: `b-${i}`,
-          auction_id: known ? "known" : `ghost-${i}`,
-          bidder_id: `u-${i % 7}`,
-          amount: 100 + i,
-          currency: "EUR",
-          placed_at: iso(now),
-          received_at: iso(now),
-          source: "api",
-        }),
+        value: JSON.stringify(
+          lampBid({
+            bid_id: `b-${i}`,
+            auction_id: known ? "known" : `ghost-${i}`,
+            bidder_id: `u-${i % 7}`,
+            amount: 100 + i,
+            placed_at: iso(now),
+            received_at: iso(now),
+          }),
+        ),
       };
     });
     await producer.send([{ topic: e.topics.bids.name, messages: bids }]);

@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadFile } from "../../processors/ingest/load.ts";
 import { type RunningIngest, runIngest } from "../../processors/ingest/main.ts";
 import { processorConfigFrom } from "../../processors/runtime/config.ts";
-import { generateDataset } from "../generate/dataset.ts";
 import { sendToHttp } from "../generate/sinks.ts";
 import {
   type Env,
@@ -17,6 +16,7 @@ import {
   startSilverWriter,
   until,
 } from "./processors-harness.ts";
+import { datasetFor } from "./processors-scenario.ts";
 
 const KEY = "integration-test-key";
 const BIDS_ONLY = "integration-bids-only";
@@ -165,14 +165,7 @@ describe("ingest against real Kafka, downstream to silver", () => {
   });
 
   it("generator --to http: every 202'd record ends in silver exactly once; 400s are the malformed records", async () => {
-    const ds = generateDataset({
-      seed: 21,
-      auctions: 10,
-      bids: 400,
-      rate: 400,
-      startMs: Date.now() + 2_000,
-      prefix: `${env.name}-g`,
-    });
+    const ds = datasetFor(env, "g", { seed: 21, auctions: 10, bids: 400, rate: 400 });
     const before = await silverCounts(env);
     const result = await sendToHttp({ url: ingest.url, apiKey: KEY }, ds);
     expect(result.failed).toBe(0);

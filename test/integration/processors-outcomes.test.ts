@@ -7,8 +7,7 @@
  * `outcomes.ts` (the log replayed through pure cores) bid by bid and auction
  * by auction, and keeps the independent count checks of the harness.
  */
-import type { ChildProcess } from "node:child_process";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Producer } from "../../processors/kafka/transport.ts";
 import { type Dataset, generateDataset } from "../generate/dataset.ts";
 import { expectOracleOutcomes } from "./outcomes.ts";
@@ -17,20 +16,14 @@ import {
   type Env,
   expectedOutcome,
   kill9,
-  type Running,
   readTopic,
-  setupEnv,
   silverCounts,
-  spawnProcessor,
-  startBidProcessor,
-  startBronze,
-  startSilverWriter,
   transport,
   until,
 } from "./processors-harness.ts";
+import { scenario, sleep, sleepUntil } from "./processors-scenario.ts";
 
 const PARTITIONS = 48;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function dataset(seed: number, over: Partial<Parameters<typeof generateDataset>[0]> = {}): Dataset {
   return generateDataset({ seed, auctions: 60, bids: 3000, rate: 300, startMs: Date.now() + 4_000, ...over });
@@ -203,30 +196,19 @@ async function stallAfter(env: Env, since: number): Promise<number> {
 }
 
 describe("auction outcomes do not depend on crashes, lag or speed (48 partitions)", () => {
-  let env: Env | undefined;
-  const running: Running[] = [];
-  const children: ChildProcess[] = [];
-  afterEach(async () => {
-    for (const c of children.splice(0)) await kill9(c);
-    for (const r of running.splice(0)) await r.close().catch(() => undefined);
-    await env?.cleanup();
-    env = undefined;
-  });
+  const sc = scenario();
 
   it("kill -9 mid-stream with a backlog on more partitions than are served at once, then restart", async () => {
-    env = await setupEnv("oc-kill", PARTITIONS);
-    const e = env;
+    const e = await sc.setup("oc-kill", PARTITIONS);
     const ds = dataset(21);
-    running.push(await startSilverWriter(e), await startBronze(e));
-    let bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sc.start(e, "silver-writer", "bronze-archiver");
+    const bp = sc.spawn(e, "bid-processor");
     const sending = send(e, ds);
-    await sleep(Math.max(0, ds.startMs + ds.durationMs * 0.4 - Date.now()));
+    await sleepUntil(ds.startMs + ds.durationMs * 0.4);
     await kill9(bp);
     const killedAt = Date.now();
     // A backlog builds while the group waits for the dead member's session to end.
-    bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    sc.spawn(e, "bid-processor");
     const stall = await stallAfter(e, killedAt);
     process.stderr.write(`[outcomes] kill -9: outputs resumed ${stall} ms after the kill\n`);
     await sending;
@@ -234,39 +216,36 @@ describe("auction outcomes do not depend on crashes, lag or speed (48 partitions
   }, 400_000);
 
   it("a bid-processor started 60 s late on a backlog in which auctions have ended", async () => {
-    env = await setupEnv("oc-late", PARTITIONS);
-    const e = env;
+    const e = await sc.setup("oc-late", PARTITIONS);
     const ds = dataset(22, { bids: 2000, rate: 400 });
-    running.push(await startSilverWriter(e), await startBronze(e));
+    await sc.start(e, "silver-writer", "bronze-archiver");
     await send(e, ds);
     const ended = ds.auctions.filter((a) => Date.parse(a.ends_at) < Date.now()).length;
     expect(ended, "some auctions ended before the bid-processor started").toBeGreaterThan(0);
-    await sleep(Math.max(0, ds.startMs + 60_000 - Date.now()));
-    running.push(await startBidProcessor(e, "late"));
+    await sleepUntil(ds.startMs + 60_000);
+    await sc.start(e, "bid-processor:late");
     await assertSameOutcomes(e, ds);
   }, 400_000);
 
   it("two replicas with forced rebalances (a second joins, the first leaves, a third joins)", async () => {
-    env = await setupEnv("oc-rebalance", PARTITIONS);
-    const e = env;
+    const e = await sc.setup("oc-rebalance", PARTITIONS);
     const ds = dataset(23);
-    running.push(await startSilverWriter(e), await startBronze(e));
-    const first = await startBidProcessor(e, "bp-1");
+    await sc.start(e, "silver-writer", "bronze-archiver");
+    const [first] = await sc.start(e, "bid-processor:bp-1");
     const sending = send(e, ds);
-    const at = (f: number) => sleep(Math.max(0, ds.startMs + ds.durationMs * f - Date.now()));
+    const at = (f: number) => sleepUntil(ds.startMs + ds.durationMs * f);
     await at(0.25);
-    running.push(await startBidProcessor(e, "bp-2"));
+    await sc.start(e, "bid-processor:bp-2");
     await at(0.5);
-    await first.close();
+    await sc.stop(first);
     await at(0.7);
-    running.push(await startBidProcessor(e, "bp-3"));
+    await sc.start(e, "bid-processor:bp-3");
     await sending;
     await assertSameOutcomes(e, ds);
   }, 400_000);
 
   it("anti-sniping extensions that fall inside a crash window", async () => {
-    env = await setupEnv("oc-snipe", PARTITIONS);
-    const e = env;
+    const e = await sc.setup("oc-snipe", PARTITIONS);
     // Many snipes: bids in the last seconds of auctions with a soft close.
     const ds = dataset(24, { fractions: { snipe: 0.3 } });
     const ends = ds.auctions
@@ -276,14 +255,11 @@ describe("auction outcomes do not depend on crashes, lag or speed (48 partitions
       .sort((a, b) => a - b);
     expect(ends.length, "auctions with a soft close end while bids flow").toBeGreaterThan(0);
     const crashAt = ends[Math.floor(ends.length / 2)]! - 1_000;
-    running.push(await startSilverWriter(e), await startBronze(e));
-    let bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sc.start(e, "silver-writer", "bronze-archiver");
+    const bp = sc.spawn(e, "bid-processor");
     const sending = send(e, ds);
-    await sleep(Math.max(0, crashAt - Date.now()));
-    await kill9(bp);
-    bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sleepUntil(crashAt);
+    await sc.respawn(e, bp, "bid-processor");
     await sending;
     await assertSameOutcomes(e, ds);
     const accepted = await readTopic(e, e.topics["bids.accepted"].name);
@@ -294,25 +270,20 @@ describe("auction outcomes do not depend on crashes, lag or speed (48 partitions
   }, 400_000);
 
   it("bids held for auction records that arrive late, with a crash while they are held", async () => {
-    env = await setupEnv("oc-held", PARTITIONS);
-    const e = env;
+    const e = await sc.setup("oc-held", PARTITIONS);
     const ds = dataset(25);
     const late = new Set(ds.auctions.filter((_, i) => i % 4 === 0).map((a) => a.auction_id));
-    running.push(await startSilverWriter(e), await startBronze(e));
-    let bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sc.start(e, "silver-writer", "bronze-archiver");
+    const bp = sc.spawn(e, "bid-processor");
     const sending = send(e, ds, { lateAuctions: late, lateByMs: 3_000 });
-    await sleep(Math.max(0, ds.startMs + 2_000 - Date.now()));
-    await kill9(bp);
-    bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sleepUntil(ds.startMs + 2_000);
+    await sc.respawn(e, bp, "bid-processor");
     await sending;
     await assertSameOutcomes(e, ds);
   }, 400_000);
 
   it("auction updates read ahead of a backlog, and late-stamped bids held across a crash", async () => {
-    env = await setupEnv("oc-update", PARTITIONS);
-    const e = env;
+    const e = await sc.setup("oc-update", PARTITIONS);
     const ds = dataset(26, { rate: 150 });
     const killAt = ds.startMs + ds.durationMs * 0.3;
     // Every 4th auction's record comes 9 s after its first bid, and its bids
@@ -340,18 +311,15 @@ describe("auction outcomes do not depend on crashes, lag or speed (48 partitions
         },
       }));
     expect(updates.length, "auctions updated while the bid-processor is down").toBeGreaterThan(3);
-    running.push(await startSilverWriter(e), await startBronze(e));
-    let bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sc.start(e, "silver-writer", "bronze-archiver");
+    const bp = sc.spawn(e, "bid-processor");
     const sending = send(e, ds, { lateAuctions: late, lateByMs: 9_000, updates, stampEarlyMs: 1_500 });
-    await sleep(Math.max(0, killAt - Date.now()));
+    await sleepUntil(killAt);
     // The committed offsets name held bids with their arrival at the kill.
     const meta = (await e.admin.groupOffsets(`${e.name}.bid-processor`, e.topics.bids.name))
       .map((c) => c.metadata ?? "")
       .join(" ");
-    await kill9(bp);
-    bp = spawnProcessor(e, "bid-processor");
-    children.push(bp);
+    await sc.respawn(e, bp, "bid-processor");
     await sending;
     await assertSameOutcomes(e, ds, { counts: false });
     expect(meta, "held late-stamped bids were recorded with their arrival before the kill").toMatch(/"a":"/);

@@ -1,9 +1,9 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeleteObjectsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LAST_ROLLUP_ANNOTATION } from "../../api/v1alpha1/types.ts";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
@@ -13,7 +13,7 @@ import { GOLD_TABLES } from "../../processors/rollup/gold.ts";
 import { s3ClientFromConfig } from "../../processors/rollup/lake.ts";
 import { DAY, fixture } from "../rollup-fixture.ts";
 import { createNamespace, custom, ensureCrd, G } from "./operator-support.ts";
-import { createTestDatabase, insertFixture } from "./rollup-helpers.ts";
+import { createTestDatabase, deletePrefix, insertFixture, writePipelineFile } from "./rollup-helpers.ts";
 
 /** `gavel rollup` as the CronJob runs it: a real process, a pipeline file, the annotation on the API server. */
 
@@ -51,31 +51,12 @@ describe("gavel rollup (CLI)", () => {
     await migrate(db.pool);
     await insertFixture(db.pool, fixture());
     dir = await mkdtemp(join(tmpdir(), "gavel-rollup-cli-"));
-    pipelineFile = join(dir, "pipeline.yaml");
-    await writeFile(
-      pipelineFile,
-      `apiVersion: gavel.dev/v1alpha1
-kind: AuctionPipeline
-metadata:
-  name: ${name}
-spec:
-  kafka:
-    clusterName: test
-    bootstrapServers: 127.0.0.1:9092
-  storage:
-    postgres:
-      secretRef:
-        name: pg
-    s3:
-      bucket: ${bucket}
-      prefix: ${prefix}
-  rollup:
-    timeZone: UTC
-  fraud:
-    model:
-      minRows: 100
-`,
-    );
+    pipelineFile = await writePipelineFile(dir, name, {
+      kafka: { clusterName: "test", bootstrapServers: "127.0.0.1:9092" },
+      storage: { postgres: { secretRef: { name: "pg" } }, s3: { bucket, prefix } },
+      rollup: { timeZone: "UTC" },
+      fraud: { model: { minRows: 100 } },
+    });
     await ensureCrd();
     namespace = await createNamespace("rollup-cli");
     await custom.createNamespacedCustomObject({
@@ -95,9 +76,7 @@ spec:
 
   afterAll(async () => {
     const s3 = s3ClientFromConfig(cfg);
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-    const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
-    if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+    await deletePrefix(s3, bucket, prefix);
     await rm(dir, { recursive: true, force: true });
     await db?.drop();
   });

@@ -1,5 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
+import { stringify } from "yaml";
 import { readConnectionConfig, requireEnv } from "../../lib/config.ts";
 import type { SilverFixture } from "../rollup-fixture.ts";
 
@@ -59,4 +63,25 @@ export async function insertFixture(pool: pg.Pool, f: SilverFixture): Promise<vo
   await insertRows(pool, "silver.transactions", f.transactions);
   await insertRows(pool, "silver.fraud_alerts", f.fraud_alerts);
   await insertRows(pool, "silver.bid_rejections", f.bid_rejections);
+}
+
+/** Writes `<dir>/pipeline.yaml`, the AuctionPipeline `name` with `spec`, as a user would for `-f`; returns its path. */
+export async function writePipelineFile(
+  dir: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<string> {
+  const file = join(dir, "pipeline.yaml");
+  await writeFile(
+    file,
+    stringify({ apiVersion: "gavel.dev/v1alpha1", kind: "AuctionPipeline", metadata: { name }, spec }),
+  );
+  return file;
+}
+
+/** Deletes what a test wrote under `prefix` in the shared bucket (up to 1000 objects, more than any test writes). */
+export async function deletePrefix(s3: S3Client, bucket: string, prefix: string): Promise<void> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  const keys = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
+  if (keys.length) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
 }
