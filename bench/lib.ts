@@ -10,11 +10,11 @@ import { createWriteStream, mkdirSync, readdirSync, readFileSync, rmdirSync, wri
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import pg from "pg";
+import { SCHEMA } from "../api/events/types.ts";
 import { type AuctionPipeline, allTopics, parsePipeline, topicNames } from "../api/v1alpha1/pipeline.ts";
 import { readConnectionConfig, requireEnv } from "../lib/config.ts";
 import type { Logger } from "../lib/log.ts";
 import { migrate } from "../processors/db/migrate.ts";
-import { SCHEMA } from "../processors/domain/events.ts";
 import type { KafkaClientName } from "../processors/kafka/client.ts";
 
 /** A forced Kafka client, or "default": GAVEL_KAFKA_CLIENT left unset, as in a pod (kafkajs; ADR 0006). */

@@ -3,7 +3,7 @@
  * end to end. Each returns figures; none asserts anything.
  */
 import { cpus } from "node:os";
-import { SCHEMA } from "../processors/domain/events.ts";
+import { SCHEMA } from "../api/events/types.ts";
 import type { OutMessage } from "../processors/kafka/transport.ts";
 import type { BenchClient } from "./lib.ts";
 import {

@@ -1,6 +1,13 @@
 import { Argument, type Command, Option } from "commander";
+import type { ProcessorName, ProcessorSpec } from "./runtime/run.ts";
 
-const PROCESSOR_NAMES = ["ingest", "bid-processor", "silver-writer", "bronze-archiver"] as const;
+/** Every processor `gavel processor <name>` runs, imported when it runs. */
+const PROCESSORS: Record<ProcessorName, () => Promise<ProcessorSpec>> = {
+  ingest: async () => (await import("./ingest/main.ts")).ingest,
+  "bid-processor": async () => (await import("./bid-processor/main.ts")).bidProcessor,
+  "silver-writer": async () => (await import("./silver-writer/main.ts")).silverWriter,
+  "bronze-archiver": async () => (await import("./bronze-archiver/main.ts")).bronzeArchiver,
+};
 
 /**
  * `gavel processor <name> -f pipeline`, `gavel topics apply -f pipeline`,
@@ -12,16 +19,14 @@ export function registerProcessors(program: Command): void {
     .description(
       "Run one stream processor of a pipeline (connections from KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, S3_*)",
     )
-    .addArgument(new Argument("<name>", "processor to run").choices(PROCESSOR_NAMES))
+    .addArgument(new Argument("<name>", "processor to run").choices(Object.keys(PROCESSORS)))
     .requiredOption("-f, --file <pipeline>", "AuctionPipeline YAML or JSON file")
-    .action(async (name: (typeof PROCESSOR_NAMES)[number], opts: { file: string }) => {
+    .action(async (name: ProcessorName, opts: { file: string }) => {
       const { loadProcessorConfig } = await import("./runtime/config.ts");
       (await import("../lib/telemetry.ts")).startTracing(`gavel-${name}`);
       const cfg = await loadProcessorConfig(opts.file);
-      if (name === "ingest") await (await import("./ingest/main.ts")).main(cfg);
-      else if (name === "bid-processor") await (await import("./bid-processor/main.ts")).main(cfg);
-      else if (name === "silver-writer") await (await import("./silver-writer/main.ts")).main(cfg);
-      else await (await import("./bronze-archiver/main.ts")).main(cfg);
+      const { runProcessor } = await import("./runtime/run.ts");
+      await runProcessor(await PROCESSORS[name](), cfg);
     });
 
   const topics = program.command("topics").description("Manage a pipeline's Kafka topics without Strimzi");

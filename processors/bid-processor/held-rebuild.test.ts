@@ -18,9 +18,9 @@
  * accompanied (see the report of issue #12).
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { allTopics, parsePipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
+import { allTopics, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
-import { SCHEMA } from "../domain/events.ts";
+import { lampAuction, lampBid } from "../../test/lamp-auction.ts";
 import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import { readToEnd } from "../kafka/read.ts";
 import { applyTopics } from "../kafka/topics.ts";
@@ -33,24 +33,10 @@ import type {
   Transport,
 } from "../kafka/transport.ts";
 import { Registry } from "../runtime/metrics.ts";
+import { embeddedPipeline } from "../runtime/testing.ts";
 import { BidProcessor } from "./processor.ts";
 
-const pipeline = parsePipeline(
-  {
-    apiVersion: "gavel.dev/v1alpha1",
-    kind: "AuctionPipeline",
-    metadata: { name: "heldrebuild" },
-    spec: {
-      kafka: { clusterName: "embedded", bootstrapServers: "embedded:9092" },
-      topics: { partitions: 1, replicas: 1 },
-      storage: {
-        postgres: { secretRef: { name: "embedded" } },
-        s3: { bucket: "gavel-dev", credentialsSecretRef: { name: "embedded" } },
-      },
-    },
-  },
-  "test",
-);
+const pipeline = embeddedPipeline("heldrebuild", 1);
 const topics = topicNames(pipeline);
 
 /** A transport whose next transaction matching `failWhen` fails at commit (then is aborted by the caller). */
@@ -117,31 +103,16 @@ class FlakyTransport implements Transport {
   }
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const auction = (id: string, endsMs: number) => ({
-  schema: SCHEMA.auction,
-  auction_id: id,
-  item_id: `i-${id}`,
-  seller_id: "seller",
-  title: "Lamp",
-  category: "home",
-  currency: "EUR",
-  start_price: 100,
-  min_increment: 1,
-  starts_at: iso(Date.now() - 60_000),
-  ends_at: iso(endsMs),
-});
-const bid = (id: string, auctionId: string, amount: number) => ({
-  schema: SCHEMA.bid,
-  bid_id: id,
-  auction_id: auctionId,
-  bidder_id: "u-1",
-  amount,
-  currency: "EUR",
-  placed_at: iso(Date.now() - 10),
-  received_at: iso(Date.now()),
-  source: "api",
-});
+/** The lamp auction `id`, started a minute ago. */
+const auction = (id: string, endsMs: number) => lampAuction(id, Date.now() - 60_000, endsMs);
+const bid = (id: string, auctionId: string, amount: number) =>
+  lampBid({ bid_id: id, auction_id: auctionId, amount });
+
+type Producer = Awaited<ReturnType<Transport["producer"]>>;
+
+/** Produces `values` as JSON records keyed `key`, in one request. */
+const send = (producer: Producer, topic: string, key: string, values: readonly object[]) =>
+  producer.send([{ topic, messages: values.map((v) => ({ key, value: JSON.stringify(v) })) }]);
 
 /** Committed records of a topic (read_committed, to its end). */
 async function readAll(broker: MemoryBroker, topic: string): Promise<KafkaRecord[]> {
@@ -204,32 +175,35 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
       book: { pendingMaxAgeMs: holdMs },
     });
     await bp.start();
-    return (await flaky.producer()) as Awaited<ReturnType<Transport["producer"]>>;
+    return (await flaky.producer()) as Producer;
   }
 
-  it("the idle tick's close transaction fails while a bid is held: the held bid is still decided", async () => {
+  /** A fresh in-memory broker, behind a transport whose transactions can be made to fail. */
+  const fresh = () => {
     const broker = new MemoryBroker({ logger: createLogger("memory", "silent") });
-    const flaky = new FlakyTransport(new MemoryTransport(broker));
+    return { broker, flaky: new FlakyTransport(new MemoryTransport(broker)) };
+  };
+  /** The metadata of the bids offset the processor committed (`u`: next unread, `h`: held). */
+  const bidsMeta = async (flaky: FlakyTransport) =>
+    (await (await flaky.admin()).groupOffsets(bp!.groupId, topics.bids.name))[0]?.metadata ?? "";
+  /** Waits for bid `id` to be decided; its decision. */
+  const decision = async (broker: MemoryBroker, id: string, ms: number) => {
+    await until(`${id} decided`, async () => (await decidedIds(broker)).has(id), ms);
+    return (await decidedIds(broker)).get(id);
+  };
+
+  it("the idle tick's close transaction fails while a bid is held: the held bid is still decided", async () => {
+    const { broker, flaky } = fresh();
     const producer = await start(flaky);
-    await producer.send([
-      {
-        topic: topics.auctions.name,
-        messages: [{ key: "a1", value: JSON.stringify(auction("a1", Date.now() + 300)) }],
-      },
-    ]);
-    await producer.send([
-      {
-        topic: topics.bids.name,
-        messages: [
-          { key: "a1", value: JSON.stringify(bid("b-known", "a1", 150)) },
-          // held: its auction never comes; must end auction_not_found after the hold time
-          { key: "a1", value: JSON.stringify(bid("b-ghost", "ghost-1", 150)) },
-        ],
-      },
+    await send(producer, topics.auctions.name, "a1", [auction("a1", Date.now() + 300)]);
+    await send(producer, topics.bids.name, "a1", [
+      bid("b-known", "a1", 150),
+      // held: its auction never comes; must end auction_not_found after the hold time
+      bid("b-ghost", "ghost-1", 150),
     ]);
     // The close of a1 (idle tick, ~2.3 s later + 2 s clock lag) is the transaction that fails.
     flaky.failWhen = (sent) => sent.some((b) => b.topic === topics.transactions.name);
-    await until("b-known decided", async () => (await decidedIds(broker)).has("b-known"), 10_000);
+    await decision(broker, "b-known", 10_000);
     await until("the close transaction to fail", async () => flaky.failures > 0, 15_000);
     // a1 is closed again by the rebuilt book ...
     await until(
@@ -238,39 +212,25 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
       15_000,
     );
     // ... and the held bid must be decided too (auction_not_found after the 6 s hold).
-    await until("b-ghost decided", async () => (await decidedIds(broker)).has("b-ghost"), 20_000);
-    expect((await decidedIds(broker)).get("b-ghost")).toBe("auction_not_found");
+    expect(await decision(broker, "b-ghost", 20_000)).toBe("auction_not_found");
   }, 60_000);
 
   it("held bids scattered over more than one fetch, then a restart: every one is read again and decided", async () => {
     // Seen on the local cluster: after a rebuild the consumer starts at the
     // oldest held bid, and the first batch moved it on to bidsNext, past the
     // held bids of later fetch windows (never decided, the clock stopped).
-    const broker = new MemoryBroker({ logger: createLogger("memory", "silent") });
-    const flaky = new FlakyTransport(new MemoryTransport(broker));
+    const { broker, flaky } = fresh();
     const producer = await start(flaky, 8_000);
-    await producer.send([
-      {
-        topic: topics.auctions.name,
-        messages: [{ key: "a1", value: JSON.stringify(auction("a1", Date.now() + 3_600_000)) }],
-      },
-    ]);
+    await send(producer, topics.auctions.name, "a1", [auction("a1", Date.now() + 3_600_000)]);
     // 3,000 bids (~1 MB, four 256 KiB fetch windows), every 100th for an auction that never comes.
-    const messages = Array.from({ length: 3_000 }, (_, i) => ({
-      key: "a1",
-      value: JSON.stringify(
-        i % 100 === 50 ? bid(`b-ghost-${i}`, `ghost-${i}`, 150) : bid(`b-${i}`, "a1", 150 + i),
-      ),
-    }));
-    for (let i = 0; i < messages.length; i += 500)
-      await producer.send([{ topic: topics.bids.name, messages: messages.slice(i, i + 500) }]);
-    const admin = await flaky.admin();
+    const bids = Array.from({ length: 3_000 }, (_, i) =>
+      i % 100 === 50 ? bid(`b-ghost-${i}`, `ghost-${i}`, 150) : bid(`b-${i}`, "a1", 150 + i),
+    );
+    for (let i = 0; i < bids.length; i += 500)
+      await send(producer, topics.bids.name, "a1", bids.slice(i, i + 500));
     await until(
       "every bid read, the 30 ghosts held",
-      async () => {
-        const meta = (await admin.groupOffsets(bp!.groupId, topics.bids.name))[0]?.metadata ?? "";
-        return meta.includes('"u":3000') && (await decidedIds(broker)).size === 2_970;
-      },
+      async () => (await bidsMeta(flaky)).includes('"u":3000') && (await decidedIds(broker)).size === 2_970,
       20_000,
     );
     // A restart while they are held (graceful: the replacement resumes from the committed state).
@@ -284,37 +244,17 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
   }, 90_000);
 
   it("a batch's transaction fails after an earlier batch held a bid: the held bid is still decided", async () => {
-    const broker = new MemoryBroker({ logger: createLogger("memory", "silent") });
-    const flaky = new FlakyTransport(new MemoryTransport(broker));
+    const { broker, flaky } = fresh();
     const producer = await start(flaky);
-    await producer.send([
-      {
-        topic: topics.auctions.name,
-        messages: [{ key: "a1", value: JSON.stringify(auction("a1", Date.now() + 3_600_000)) }],
-      },
-    ]);
-    await producer.send([
-      {
-        topic: topics.bids.name,
-        messages: [{ key: "a1", value: JSON.stringify(bid("b-ghost", "ghost-1", 150)) }],
-      },
-    ]);
-    const admin = await flaky.admin();
-    await until(
-      "the hold committed",
-      async () =>
-        ((await admin.groupOffsets(bp!.groupId, topics.bids.name))[0]?.metadata ?? "").includes('"u":1'),
-      10_000,
-    );
+    await send(producer, topics.auctions.name, "a1", [auction("a1", Date.now() + 3_600_000)]);
+    await send(producer, topics.bids.name, "a1", [bid("b-ghost", "ghost-1", 150)]);
+    await until("the hold committed", async () => (await bidsMeta(flaky)).includes('"u":1'), 10_000);
     // The next bid's transaction fails once; the batch is retried after a rebuild.
     flaky.failWhen = (sent) => sent.some((b) => b.topic === topics["bids.accepted"].name);
-    await producer.send([
-      { topic: topics.bids.name, messages: [{ key: "a1", value: JSON.stringify(bid("b-next", "a1", 150)) }] },
-    ]);
-    await until("b-next decided", async () => (await decidedIds(broker)).has("b-next"), 15_000);
+    await send(producer, topics.bids.name, "a1", [bid("b-next", "a1", 150)]);
+    await decision(broker, "b-next", 15_000);
     expect(flaky.failures).toBe(1);
-    await until("b-ghost decided", async () => (await decidedIds(broker)).has("b-ghost"), 20_000);
-    expect((await decidedIds(broker)).get("b-ghost")).toBe("auction_not_found");
+    expect(await decision(broker, "b-ghost", 20_000)).toBe("auction_not_found");
   }, 60_000);
 
   it("a batch fetched again while its partition is rebuilt waits for the held bids before it (CI: bids decided out of order)", async () => {
@@ -325,36 +265,26 @@ describe("bid-processor: a held bid survives a rebuild that no rebalance accompa
     // Its bids then went ahead of the held bids of the same auction: when the
     // auction came, the earlier bids were judged below the later ones
     // (below_minimum) and the winner's sequence and bid count changed.
-    const broker = new MemoryBroker({ logger: createLogger("memory", "silent") });
-    const flaky = new FlakyTransport(new MemoryTransport(broker));
+    const { broker, flaky } = fresh();
     const producer = await start(flaky, 20_000);
-    const admin = await flaky.admin();
-    const meta = async () => (await admin.groupOffsets(bp!.groupId, topics.bids.name))[0]?.metadata ?? "";
-    const send = (ids: number[]) =>
-      producer.send([
-        {
-          topic: topics.bids.name,
-          messages: ids.map((i) => ({
-            key: "late",
-            value: JSON.stringify(bid(`b-${i}`, "late", 150 + 10 * i)),
-          })),
-        },
-      ]);
+    const meta = () => bidsMeta(flaky);
+    const sendLate = (ids: number[]) =>
+      send(
+        producer,
+        topics.bids.name,
+        "late",
+        ids.map((i) => bid(`b-${i}`, "late", 150 + 10 * i)),
+      );
     // Three bids for an auction whose record has not come yet: held, and committed as held.
-    await send([1, 2, 3]);
+    await sendLate([1, 2, 3]);
     await until("the hold of three bids committed", async () => (await meta()).includes('"u":3'), 10_000);
     // The next batch (three later, higher bids) fails at commit; the rebuild is slow.
     flaky.failWhen = () => true;
     flaky.slowGroupOffsetsMs = 1_000;
-    await send([4, 5, 6]);
+    await sendLate([4, 5, 6]);
     await until("the six bids held again, committed", async () => (await meta()).includes('"u":6'), 15_000);
     expect(flaky.failures).toBe(1);
-    await producer.send([
-      {
-        topic: topics.auctions.name,
-        messages: [{ key: "late", value: JSON.stringify(auction("late", Date.now() + 3_600_000)) }],
-      },
-    ]);
+    await send(producer, topics.auctions.name, "late", [auction("late", Date.now() + 3_600_000)]);
     await until("the six bids decided", async () => (await decidedIds(broker)).size === 6, 15_000);
     // In log order each bid outbids the one before: all six accepted.
     const d = await decidedIds(broker);

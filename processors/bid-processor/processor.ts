@@ -1,15 +1,7 @@
 import type { AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AuctionBookOptions } from "../domain/auction.ts";
-import {
-  type BidCoreOptions,
-  BidProcessorCore,
-  type DecidedBid,
-  type Decision,
-  latestPricePerAuction,
-  type OutputRecord,
-  type OutputTopic,
-} from "../domain/bid-core.ts";
+import { type BidCoreOptions, BidProcessorCore, type OutputTopic } from "../domain/bid-core.ts";
 import type { FraudModels } from "../fraud/model.ts";
 import { readToEnd, tailTopic } from "../kafka/read.ts";
 import type {
@@ -19,22 +11,19 @@ import type {
   KafkaRecord,
   PartitionOffsets,
   RecordBatch,
-  TopicMessages,
+  TopicPartition,
   TopicPartitionOffset,
-  TransactionalProducer,
   Transport,
 } from "../kafka/transport.ts";
-import {
-  countOutputs,
-  deriveFrom,
-  type InstrumentedHandlers,
-  instrumentBatches,
-  outputHeaders,
-  pipelineMetrics,
-} from "../runtime/instrument.ts";
+import type { BatchTrace } from "../runtime/batch-telemetry.ts";
+import { countOutputs, pipelineMetrics } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
-import { encodeHeldMeta, fits, parseHeldMeta } from "./held-meta.ts";
+import { type Readiness, Stream, type Sunk } from "../runtime/stream.ts";
+import { parseHeldMeta } from "./held-meta.ts";
+import { encodeOutputs, Outputs } from "./outputs.ts";
+import { newPart, offsetsFitting, type Part, type PartitionCommits, type Ref } from "./partition.ts";
+import { type RebuildSource, readDecisions, readSnapshots } from "./rebuild.ts";
 
 export interface BidProcessorOptions {
   readonly transport: Transport;
@@ -69,97 +58,34 @@ export interface BidProcessorOptions {
   readonly models?: FraudModels;
 }
 
-/** Record header with the partition's decision sequence (accepted, rejected, transactions): a rebuild replays decisions in this order. */
-export const SEQ_HEADER = "gavel-seq";
-/** Record header on accepted/rejected bids that reached their auction's book (`OutputRecord.inBook`). */
-export const IN_BOOK_HEADER = "gavel-in-book";
-
-/** Where a held bid sits in its input partition (the `ref` given to the core). */
-interface Ref {
-  readonly p: number;
-  readonly offset: number;
-  /** The record's timestamp (a held bid's arrival is kept only when it differs). */
-  readonly ts: number;
-}
-
-/** The parts of a price update the rebuild touches. */
-interface PriceRecord {
-  version?: number;
-}
-
-/** An earlier decision of partition `p`, replayed by a rebuild (`#readDecisions`). */
-type PartitionDecision = Decision & { readonly p: number };
-
-interface Part {
-  readonly p: number;
-  /** This partition's state machine (auctions of one partition have one owner and one book). */
-  core: BidProcessorCore;
-  /**
-   * The partition's clock (docs/events.md "Time"): the largest bids-record
-   * timestamp processed or, once the log end of the partition's bids was
-   * verified reached (`#tick`), the wall clock minus IDLE_CLOCK_LAG_MS.
-   * Closing follows it, so a replay after a crash, a late start on a backlog
-   * or a rebalance decides the same way as the first run. The auctions
-   * topic's own clock is `core.auctionsClockMs` (hold expiry).
-   */
-  clock: number;
-  /** Wall-clock time of the last batch or rebuild. */
-  lastActivity: number;
-  /** Next decision sequence number (SEQ_HEADER). */
-  seq: number;
-  /** A backlog of bids waits for the auctions topic to be read up to their time (`#eachBatch`). */
-  waitingForAuctions: boolean;
-  producer?: TransactionalProducer;
-  /** Resolves when the partition's state is rebuilt; batches wait for it. */
-  ready: Promise<void>;
-  restoring: boolean;
-  /** False from the start of a rebuild until it succeeded: a half-built book must decide nothing. */
-  valid: boolean;
-  /** Bumped whenever in-memory state is discarded; queued work of an older epoch is dropped. */
-  epoch: number;
-  lock: Promise<void>;
-  /** Next bid offset not yet processed (records below it were decided or are held). */
-  bidsNext?: number;
-  auctionsNext?: number;
-  /** Held offsets below bidsNext read from the committed metadata: they must be decided again. */
-  replayHeld: Set<number>;
-  /** Arrival of replayHeld offsets that arrived after their own timestamp (the committed metadata's `a`). */
-  replayArrival: Map<number, number>;
-  /** Auction updates below auctionsNext that waited for the bids' clock at the last commit: applied again. */
-  replayQueued: Set<number>;
-  /** The clock at bidsNext read from the committed metadata (`c`): the least clock to commit while replaying below it. */
-  resumeClock?: number;
-  /** Offsets of the last commit, to skip empty transactions. */
-  lastOffsets?: string;
-  /** Committed offsets read by the last rebuild (-1: none): where a rebuild without a rebalance rewinds the consumer to. */
-  committed?: { bids: number; auctions: number };
-}
+export { IN_BOOK_HEADER, SEQ_HEADER } from "./outputs.ts";
 
 /**
- * The bid-processor's runtime: moves records between Kafka and the pure
- * `BidProcessorCore`. Partition p of the bids and auctions topics is owned
- * by one replica (co-partitioned assignment); each owned partition has its
- * own transactional producer (transactional id `<group>-<p>`, so a new owner
- * fences the old one) and every batch's outputs are committed in one Kafka
- * transaction together with the input offsets. State is rebuilt on
- * assignment from the compacted prices topic (each price update carries the
- * auction's snapshot), read up to its end in read_committed.
+ * The bid-processor, a transform on the consume loop (runtime/stream.ts):
+ * moves records between Kafka and the pure `BidProcessorCore`, and its sink
+ * is a Kafka transaction. Partition p of the bids and auctions topics is
+ * owned by one replica (co-partitioned assignment); each owned partition has
+ * its own transactional producer (transactional id `<group>-<p>`, so a new
+ * owner fences the old one) and every batch's outputs are committed in one
+ * Kafka transaction together with the input offsets (the loop itself
+ * commits nothing). State is rebuilt on assignment from the compacted prices
+ * topic (each price update carries the auction's snapshot), read up to its
+ * end in read_committed.
  */
-export class BidProcessor {
+export class BidProcessor extends Stream<RecordBatch> {
   readonly #o: BidProcessorOptions;
-  readonly #groupId: string;
   readonly #parts = new Map<number, Part>();
   /** Latest record per user (every partition's fraud scorer needs every user). */
   readonly #users = new Map<string, Buffer>();
   readonly #outTopic: Record<OutputTopic, string>;
+  /** Where a partition rebuild reads. */
+  readonly #rebuildFrom: RebuildSource;
+  /** What a partition's committed offsets are computed with. */
+  readonly #offsetsOf: PartitionCommits;
   readonly #now: () => number;
-  #consumer?: GroupConsumer;
-  /** The consumer handlers with spans, metrics and the lag refresh (closed with the consumer). */
-  #instrumented?: InstrumentedHandlers;
   #usersConsumer?: GroupConsumer;
+  /** The idle tick (`#tick`). */
   #timer?: NodeJS.Timeout;
-  #running = false;
-  #stopping = false;
   /** A log-end check of idle partitions is under way (`#tick`). */
   #checking = false;
   /** Fresh cores of rebuilds under way (users read meanwhile go to them too). */
@@ -167,16 +93,45 @@ export class BidProcessor {
   readonly #m;
 
   constructor(o: BidProcessorOptions) {
+    const t = o.topics;
+    super({
+      transport: o.transport,
+      processor: "bid-processor",
+      groupId: o.groupId ?? `${o.pipeline.metadata.name}.bid-processor`,
+      topics: [t.auctions.name, t.bids.name],
+      consumer: {
+        coPartitioned: true,
+        fromBeginning: true,
+        sessionTimeoutMs: o.sessionTimeoutMs ?? 10_000,
+        // Each partition has its own book, lock and transactional producer, so
+        // their batches and transactions can overlap instead of queueing.
+        partitionsConcurrently: o.partitionsConcurrently ?? 8,
+        // A batch's outputs are ~5x its input (an accepted bid and a price
+        // update with the auction's snapshot per bid, JSON, then encoded):
+        // 256 KiB per partition bounds the memory of 8 concurrent batches.
+        maxBytesPerPartition: 256 * 1024,
+      },
+      metrics: o.metrics,
+      logger: o.logger,
+      lag: { pipeline: o.pipeline.metadata.name },
+    });
     this.#o = o;
     this.#now = o.now ?? Date.now;
-    this.#groupId = o.groupId ?? `${o.pipeline.metadata.name}.bid-processor`;
-    const t = o.topics;
     this.#outTopic = {
       bidsAccepted: t["bids.accepted"].name,
       bidsRejected: t["bids.rejected"].name,
       prices: t.prices.name,
       fraudAlerts: t["fraud-alerts"].name,
       transactions: t.transactions.name,
+    };
+    this.#rebuildFrom = {
+      transport: o.transport,
+      admin: o.admin,
+      groupPrefix: this.groupId,
+      prices: t.prices.name,
+      bidsAccepted: this.#outTopic.bidsAccepted,
+      bidsRejected: this.#outTopic.bidsRejected,
+      transactions: this.#outTopic.transactions,
     };
     const m = o.metrics;
     this.#m = {
@@ -206,16 +161,18 @@ export class BidProcessor {
         unit: "{auction}",
       }),
     };
+    this.#offsetsOf = {
+      bids: t.bids.name,
+      auctions: t.auctions.name,
+      held: this.#m.held,
+      evicted: this.#m.evicted,
+    };
     this.#m.open.track({}, () => {
       let n = 0;
       for (const st of this.#parts.values())
         n += (st.core as BidProcessorCore | undefined)?.book.openCount ?? 0;
       return n;
     });
-  }
-
-  get groupId(): string {
-    return this.#groupId;
   }
 
   #newCore(): BidProcessorCore {
@@ -227,20 +184,21 @@ export class BidProcessor {
     return core;
   }
 
-  /** Set when a consumer stopped for good: the process should exit and be restarted. */
-  failure(): Error | undefined {
-    return this.#consumer?.failure() ?? this.#usersConsumer?.failure();
+  /** Set when a consumer (the group's or the users tail) stopped for good: the process should exit and be restarted. */
+  override failure(): Error | undefined {
+    return super.failure() ?? this.#usersConsumer?.failure();
   }
 
   /** Ready: consuming, and no partition is being rebuilt. */
-  ready(): { ok: boolean; reason?: string } {
-    if (!this.#running) return { ok: false, reason: "not consuming" };
+  override ready(): Readiness {
+    const consuming = super.ready();
+    if (!consuming.ok) return consuming;
     const restoring = [...this.#parts.values()].filter((p) => p.restoring).map((p) => p.p);
     if (restoring.length > 0) return { ok: false, reason: `rebuilding partitions ${restoring.join(",")}` };
     return { ok: true };
   }
 
-  async start(): Promise<void> {
+  override async start(): Promise<void> {
     const t = this.#o.topics;
     await this.#checkTopics();
     const onUser = (r: KafkaRecord) => {
@@ -263,7 +221,7 @@ export class BidProcessor {
           transport: this.#o.transport,
           admin: this.#o.admin,
           topic: t.users.name,
-          groupPrefix: this.#groupId,
+          groupPrefix: this.groupId,
           onRecord: onUser,
         }),
       { what: "reading the users topic", logger: this.#o.logger, retries: 10 },
@@ -271,40 +229,12 @@ export class BidProcessor {
     const users = tailTopic({
       transport: this.#o.transport,
       topic: t.users.name,
-      groupPrefix: this.#groupId,
+      groupPrefix: this.groupId,
       onRecord: onUser,
     });
     this.#usersConsumer = users.consumer;
     await users.started;
-    this.#consumer = this.#o.transport.consumer({
-      groupId: this.#groupId,
-      coPartitioned: true,
-      fromBeginning: true,
-      sessionTimeoutMs: this.#o.sessionTimeoutMs ?? 10_000,
-      // Each partition has its own book, lock and transactional producer, so
-      // their batches and transactions can overlap instead of queueing.
-      partitionsConcurrently: this.#o.partitionsConcurrently ?? 8,
-      // A batch's outputs are ~5x its input (an accepted bid and a price
-      // update with the auction's snapshot per bid, JSON, then encoded):
-      // 256 KiB per partition bounds the memory of 8 concurrent batches.
-      maxBytesPerPartition: 256 * 1024,
-    });
-    this.#instrumented = instrumentBatches(
-      {
-        onAssignment: (assigned) => this.#onAssignment(new Set(assigned.map((tp) => tp.partition))),
-        eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
-      },
-      {
-        metrics: this.#o.metrics,
-        processor: "bid-processor",
-        groupId: this.#groupId,
-        pipeline: this.#o.pipeline.metadata.name,
-        admin: () => this.#o.transport.admin(),
-        warn: (err, msg) => this.#o.logger.warn({ err }, msg),
-      },
-    );
-    await this.#consumer.run([t.auctions.name, t.bids.name], this.#instrumented);
-    this.#running = true;
+    await super.start();
     this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 250);
   }
 
@@ -333,7 +263,8 @@ export class BidProcessor {
     }
   }
 
-  async #onAssignment(owned: Set<number>): Promise<void> {
+  protected override async assigned(assigned: readonly TopicPartition[]): Promise<void> {
+    const owned = new Set(assigned.map((tp) => tp.partition));
     for (const [p, st] of this.#parts) {
       if (owned.has(p)) continue;
       st.epoch++;
@@ -345,22 +276,7 @@ export class BidProcessor {
     for (const p of owned) {
       let st = this.#parts.get(p);
       if (!st) {
-        st = {
-          p,
-          core: this.#newCore(),
-          clock: 0,
-          lastActivity: this.#now(),
-          seq: 0,
-          waitingForAuctions: false,
-          ready: Promise.resolve(),
-          restoring: false,
-          valid: false,
-          epoch: 0,
-          lock: Promise.resolve(),
-          replayHeld: new Set(),
-          replayArrival: new Map(),
-          replayQueued: new Set(),
-        };
+        st = newPart(p, this.#newCore(), this.#now());
         this.#parts.set(p, st);
       }
       fresh.push(st);
@@ -419,7 +335,7 @@ export class BidProcessor {
       await Promise.all(
         parts.map(async (st) => {
           if (!st.producer)
-            st.producer = await this.#o.transport.transactionalProducer(`${this.#groupId}-${st.p}`);
+            st.producer = await this.#o.transport.transactionalProducer(`${this.groupId}-${st.p}`);
         }),
       );
       // 2. Rebuild the book from the compacted prices topic (into fresh cores),
@@ -430,40 +346,10 @@ export class BidProcessor {
       //    decided and scored as without the rebuild. The decisions are in
       //    the accepted, dead-letter and transactions topics, committed in
       //    the same transactions as the snapshots.
-      const replay = await this.#readDecisions(ps);
-      const latest = new Map<string, { p: number; version: number; v: PriceRecord }>();
-      await readToEnd({
-        transport: this.#o.transport,
-        admin: this.#o.admin,
-        topic: this.#o.topics.prices.name,
-        partitions: ps,
-        groupPrefix: this.#groupId,
-        onRecord: (r) => {
-          if (r.value === null || r.key === null) return;
-          try {
-            const v = JSON.parse(r.value.toString("utf8")) as PriceRecord;
-            const version = typeof v.version === "number" ? v.version : 0;
-            const cur = latest.get(r.key);
-            if (!cur || version > cur.version) latest.set(r.key, { p: r.partition, version, v });
-          } catch {
-            this.#m.bad.inc({ topic: r.topic });
-          }
-        },
-      });
-      // Grouped by partition once: a rebuild of 48 partitions read every
-      // decision and snapshot 48 times.
-      const decisionsOf = new Map<number, PartitionDecision[]>();
-      for (const d of replay) {
-        const list = decisionsOf.get(d.p) ?? [];
-        list.push(d);
-        decisionsOf.set(d.p, list);
-      }
-      const snapshotsOf = new Map<number, string[]>();
-      for (const l of latest.values()) {
-        const list = snapshotsOf.get(l.p) ?? [];
-        list.push(JSON.stringify(l.v));
-        snapshotsOf.set(l.p, list);
-      }
+      const decisionsOf = await readDecisions(this.#rebuildFrom, ps);
+      const snapshotsOf = await readSnapshots(this.#rebuildFrom, ps, (r) =>
+        this.#m.bad.inc({ topic: r.topic }),
+      );
       let restored = 0;
       const seqs = new Map<number, number>();
       for (const [p, core] of cores) {
@@ -474,8 +360,8 @@ export class BidProcessor {
         if (r.unusable > 0) this.#m.bad.inc({ topic: this.#o.topics.prices.name }, r.unusable);
       }
       // 3. Where to continue: committed offsets, plus bids held at the last commit.
-      const bids = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.bids.name);
-      const auctions = await this.#o.admin.groupOffsets(this.#groupId, this.#o.topics.auctions.name);
+      const bids = await this.#o.admin.groupOffsets(this.groupId, this.#o.topics.bids.name);
+      const auctions = await this.#o.admin.groupOffsets(this.groupId, this.#o.topics.auctions.name);
       for (const st of parts) {
         if (st.epoch !== epochs.get(st.p)) throw new Error(`rebuild of partition ${st.p} was superseded`);
       }
@@ -514,79 +400,28 @@ export class BidProcessor {
     }
   }
 
-  /**
-   * The decisions of partitions `ps` that a rebuild replays: bids that
-   * reached their auction's book (IN_BOOK_HEADER) and closed auctions, in
-   * decision order. Records written before SEQ_HEADER existed are replayed
-   * first, in topic order, by the rules of their time (every bid but the
-   * malformed, unknown-auction and duplicate ones).
-   */
-  async #readDecisions(ps: ReadonlySet<number>): Promise<PartitionDecision[]> {
-    const out: PartitionDecision[] = [];
-    let legacy = -1e15;
-    const read = (topic: string, onRecord: (r: KafkaRecord, seq: number) => void) =>
-      readToEnd({
-        transport: this.#o.transport,
-        admin: this.#o.admin,
-        topic,
-        partitions: ps,
-        groupPrefix: this.#groupId,
-        onRecord: (r) => {
-          if (r.value === null) return;
-          const h = r.headers?.[SEQ_HEADER];
-          onRecord(r, h === undefined ? legacy++ : Number(h));
-        },
-      });
-    for (const [topic, accepted] of [
-      [this.#outTopic.bidsAccepted, true],
-      [this.#outTopic.bidsRejected, false],
-    ] as const) {
-      await read(topic, (r, seq) => {
-        try {
-          const v = JSON.parse(r.value?.toString("utf8") ?? "") as Partial<DecidedBid> & { reason?: unknown };
-          const inBook =
-            r.headers?.[SEQ_HEADER] === undefined
-              ? v.reason !== "malformed" && v.reason !== "auction_not_found" && v.reason !== "duplicate"
-              : r.headers?.[IN_BOOK_HEADER] === "1";
-          if (!inBook) return;
-          if (
-            typeof v.bid_id !== "string" ||
-            typeof v.auction_id !== "string" ||
-            typeof v.bidder_id !== "string" ||
-            typeof v.amount !== "number" ||
-            typeof v.placed_at !== "string"
-          )
-            return;
-          out.push({
-            kind: accepted ? "accepted" : "rejected",
-            p: r.partition,
-            seq,
-            bid: {
-              bid_id: v.bid_id,
-              auction_id: v.auction_id,
-              bidder_id: v.bidder_id,
-              amount: v.amount,
-              placed_at: v.placed_at,
-            },
-          });
-        } catch {
-          // not ours to judge here; the silver-writer dead-letters unusable records
-        }
-      });
-    }
-    await read(this.#outTopic.transactions, (r, seq) => {
-      if (r.value) out.push({ kind: "transaction", p: r.partition, seq, raw: r.value });
-    });
-    return out.sort((a, b) => a.seq - b.seq);
-  }
-
   #withLock(st: Part, fn: () => Promise<void>): Promise<void> {
     const run = st.lock.then(fn, fn);
     st.lock = run.catch(() => undefined);
     return run;
   }
 
-  async #eachBatch(batch: RecordBatch, ctx: BatchContext): Promise<void> {
+  /** The batch itself: the core decides it inside the partition's lock, in `sink`, with the state it changes. */
+  protected transform(batch: RecordBatch): RecordBatch {
+    return batch;
+  }
+
+  /**
+   * Decides the batch (the core, under the partition's lock) and commits the
+   * decisions with the input offsets in one Kafka transaction. Marks the
+   * consumer's position itself: held and waiting bids are fetched again.
+   */
+  protected async sink(
+    batch: RecordBatch,
+    _b: RecordBatch,
+    ctx: BatchContext,
+    trace: BatchTrace,
+  ): Promise<Sunk> {
     const st = this.#parts.get(batch.partition);
     if (!st) throw new Error(`batch for unassigned partition ${batch.partition}`);
     await this.#ensureReady(st);
@@ -599,232 +434,155 @@ export class BidProcessor {
       // of its held ones (seen in CI: earlier bids then below_minimum).
       if (ctx.isStale()) return;
       const epoch = st.epoch;
-      const outputs: OutputRecord[] = [];
-      // A held bid makes the consumer fetch the same records again; such a
-      // batch (everything skipped) is not activity, or the idle tick that
-      // expires the held bid and closes due auctions would never run.
-      let progressed = false;
-      // A backlog bid (logged more than BACKLOG_MS ago: a restart, a late
-      // start, a slow consumer) is decided only once the auctions topic has
-      // been read up to its time, so bids and auction records are decided in
-      // log-time order as a replay would (held bids released at the same
-      // point, the fraud scorer observing the same sequence). Live, the two
-      // topics arrive together and nothing waits.
-      const now = this.#now();
-      if (isBids) st.waitingForAuctions = false;
-      /** Offset of the first bid left undecided to wait for the auctions topic: fetched again. */
-      let waitingAt: number | undefined;
-      // Counted per batch, not per record (a counter increment hashes its labels).
-      let read = 0;
-      let skipped = 0;
-      for (const r of batch.records) {
-        const decided =
-          isBids && st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset);
-        if (isBids && !decided && r.timestamp > st.core.auctionsClockMs && now - r.timestamp > BACKLOG_MS) {
-          st.waitingForAuctions = true;
-          waitingAt = r.offset;
-          break;
-        }
-        // Time passes with the records: close due auctions and expire held
-        // bids before deciding the next record. Each topic has its own clock:
-        // the two are fetched independently, and an auctions topic read ahead
-        // must not close auctions before the bids logged in time are read.
-        if (isBids) {
-          // A held bid read again after a restart arrives when it first did.
-          const at = decided ? r.timestamp : Math.max(r.timestamp, st.replayArrival.get(r.offset) ?? 0);
-          if (at > st.clock) {
-            st.clock = at;
-            outputs.push(...st.core.tick(st.clock));
-          }
-        } else if (r.timestamp > st.core.auctionsClockMs) {
-          st.core.auctionsClockMs = r.timestamp;
-          outputs.push(...st.core.tick(st.clock));
-        }
-        if (isBids) {
-          if (decided) {
-            skipped += 1;
-            continue;
-          }
-          st.replayHeld.delete(r.offset);
-          st.replayArrival.delete(r.offset);
-          progressed = true;
-          const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
-          const res = st.core.onBid(r.value ?? Buffer.alloc(0), st.clock, ref);
-          outputs.push(...deriveFrom(res.outputs, r));
-          st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
-        } else {
-          if (st.auctionsNext !== undefined && r.offset < st.auctionsNext && !st.replayQueued.has(r.offset)) {
-            skipped += 1;
-            continue;
-          }
-          st.replayQueued.delete(r.offset);
-          progressed = true;
-          if (r.value !== null) {
-            const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
-            const res = st.core.onAuction(r.value, r.timestamp, ref);
-            if (!res.ok) {
-              this.#m.bad.inc({ topic: r.topic });
-              this.#o.logger.warn(
-                { offset: r.offset, partition: r.partition, detail: res.detail },
-                "unusable auction record",
-              );
-            }
-            outputs.push(...res.outputs);
-          }
-          st.auctionsNext = Math.max(st.auctionsNext ?? 0, r.offset + 1);
-        }
-        read += 1;
-      }
-      if (read > 0) this.#m.in.inc({ topic: batch.topic }, read);
-      if (skipped > 0) this.#m.skipped.inc({ topic: batch.topic }, skipped);
-      // Bids held for an auction record just read, if the bids' clock already passed it.
-      if (!isBids) outputs.push(...st.core.tick(st.clock));
-      const offsets = this.#offsetsFitting(st, outputs);
+      const { outputs, progressed, waitingAt } = this.#decide(st, batch, isBids);
+      const offsets = offsetsFitting(st, outputs, this.#offsetsOf);
       if (outputs.length > 0 || JSON.stringify(offsets) !== st.lastOffsets)
-        await this.#commit(st, epoch, outputs, offsets);
+        await this.#commit(st, epoch, outputs, offsets, trace);
       if (progressed) st.lastActivity = this.#now();
-      // The consumer moves on past everything decided or held. Held bids are
-      // in the committed offset's metadata (replayed after a restart or a
-      // rebalance, see replayHeld), so the in-memory position need not stay
-      // on them: fetching again from a held bid pins the partition to one
-      // fetch window (maxBytes) once more than that arrived behind it, and
-      // then its clock, hold expiry and auction closing stop for good.
-      // A bid left waiting for the auctions topic is neither decided nor held:
-      // the consumer must fetch it again (a replayed held bid behind skipped
-      // records was otherwise never read again after a restart).
-      // Nor past a held bid (or waiting auction update) named by the committed
-      // metadata and not yet read again: after a rebuild the consumer starts
-      // at the oldest of them, and jumping to bidsNext after the first fetch
-      // would leave the others unread, undecided, and the partition's clock
-      // stopped for good (seen on the local cluster: 236 of 61,000 bids).
-      const replay = isBids ? st.replayHeld : st.replayQueued;
-      let next = isBids ? st.bidsNext : st.auctionsNext;
-      if (isBids && waitingAt !== undefined) next = Math.min(waitingAt, next ?? waitingAt);
-      for (const o of replay) if (next === undefined || o < next) next = o;
-      if (next !== undefined && next > (batch.records[0]?.offset ?? 0)) ctx.markProcessed(next - 1);
-      else if (isBids) await new Promise((r) => setTimeout(r, 50));
+      await this.#markPosition(st, batch, isBids, waitingAt, ctx);
     });
+    return POSITION_MARKED;
+  }
+
+  /** The core's decisions on a batch of one partition, in record order, with time passing as the records say. */
+  #decide(
+    st: Part,
+    batch: RecordBatch,
+    isBids: boolean,
+  ): { outputs: Outputs; progressed: boolean; waitingAt: number | undefined } {
+    const outputs = new Outputs();
+    // A held bid makes the consumer fetch the same records again; such a
+    // batch (everything skipped) is not activity, or the idle tick that
+    // expires the held bid and closes due auctions would never run.
+    let progressed = false;
+    // A backlog bid (logged more than BACKLOG_MS ago: a restart, a late
+    // start, a slow consumer) is decided only once the auctions topic has
+    // been read up to its time, so bids and auction records are decided in
+    // log-time order as a replay would (held bids released at the same
+    // point, the fraud scorer observing the same sequence). Live, the two
+    // topics arrive together and nothing waits.
+    const now = this.#now();
+    if (isBids) st.waitingForAuctions = false;
+    /** Offset of the first bid left undecided to wait for the auctions topic: fetched again. */
+    let waitingAt: number | undefined;
+    // Counted per batch, not per record (a counter increment hashes its labels).
+    let read = 0;
+    let skipped = 0;
+    const records = batch.records;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const decided =
+        isBids && st.bidsNext !== undefined && r.offset < st.bidsNext && !st.replayHeld.has(r.offset);
+      if (isBids && !decided && r.timestamp > st.core.auctionsClockMs && now - r.timestamp > BACKLOG_MS) {
+        st.waitingForAuctions = true;
+        waitingAt = r.offset;
+        break;
+      }
+      // Time passes with the records: close due auctions and expire held
+      // bids before deciding the next record. Each topic has its own clock:
+      // the two are fetched independently, and an auctions topic read ahead
+      // must not close auctions before the bids logged in time are read.
+      if (isBids) {
+        // A held bid read again after a restart arrives when it first did.
+        const at = decided ? r.timestamp : Math.max(r.timestamp, st.replayArrival.get(r.offset) ?? 0);
+        if (at > st.clock) {
+          st.clock = at;
+          outputs.push(st.core.tick(st.clock));
+        }
+      } else if (r.timestamp > st.core.auctionsClockMs) {
+        st.core.auctionsClockMs = r.timestamp;
+        outputs.push(st.core.tick(st.clock));
+      }
+      if (isBids) {
+        if (decided) {
+          skipped += 1;
+          continue;
+        }
+        st.replayHeld.delete(r.offset);
+        st.replayArrival.delete(r.offset);
+        progressed = true;
+        const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
+        const res = st.core.onBid(r.value ?? Buffer.alloc(0), st.clock, ref);
+        // The bid's outputs continue its trace.
+        outputs.push(res.outputs, i);
+        st.bidsNext = Math.max(st.bidsNext ?? 0, r.offset + 1);
+      } else {
+        if (st.auctionsNext !== undefined && r.offset < st.auctionsNext && !st.replayQueued.has(r.offset)) {
+          skipped += 1;
+          continue;
+        }
+        st.replayQueued.delete(r.offset);
+        progressed = true;
+        if (r.value !== null) {
+          const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
+          const res = st.core.onAuction(r.value, r.timestamp, ref);
+          if (!res.ok) {
+            this.#m.bad.inc({ topic: r.topic });
+            this.#o.logger.warn(
+              { offset: r.offset, partition: r.partition, detail: res.detail },
+              "unusable auction record",
+            );
+          }
+          outputs.push(res.outputs);
+        }
+        st.auctionsNext = Math.max(st.auctionsNext ?? 0, r.offset + 1);
+      }
+      read += 1;
+    }
+    if (read > 0) this.#m.in.inc({ topic: batch.topic }, read);
+    if (skipped > 0) this.#m.skipped.inc({ topic: batch.topic }, skipped);
+    // Bids held for an auction record just read, if the bids' clock already passed it.
+    if (!isBids) outputs.push(st.core.tick(st.clock));
+    return { outputs, progressed, waitingAt };
   }
 
   /**
-   * `#offsets`, after making room: when the held offsets do not fit Kafka's
-   * offset metadata limit (a scattered hold thousands of bids long), the
-   * oldest held bids are rejected auction_not_found now, their rejections
-   * appended to `outputs` (same transaction), until the rest fits.
+   * The consumer moves on past everything decided or held. Held bids are
+   * in the committed offset's metadata (replayed after a restart or a
+   * rebalance, see replayHeld), so the in-memory position need not stay
+   * on them: fetching again from a held bid pins the partition to one
+   * fetch window (maxBytes) once more than that arrived behind it, and
+   * then its clock, hold expiry and auction closing stop for good.
+   * A bid left waiting for the auctions topic is neither decided nor held:
+   * the consumer must fetch it again (a replayed held bid behind skipped
+   * records was otherwise never read again after a restart).
+   * Nor past a held bid (or waiting auction update) named by the committed
+   * metadata and not yet read again: after a rebuild the consumer starts
+   * at the oldest of them, and jumping to bidsNext after the first fetch
+   * would leave the others unread, undecided, and the partition's clock
+   * stopped for good (seen on the local cluster: 236 of 61,000 bids).
    */
-  #offsetsFitting(st: Part, outputs: OutputRecord[]): TopicPartitionOffset[] {
-    for (;;) {
-      const offsets = this.#offsets(st);
-      const auctionsMeta = offsets.find((o) => o.topic === this.#o.topics.auctions.name)?.metadata ?? "";
-      if (!fits(auctionsMeta)) {
-        // Too many auction updates waiting to record: the oldest take effect now.
-        const flushed = st.core.flushQueued(Math.max(1, Math.ceil(st.core.queuedRefs().length / 10)));
-        if (flushed.length > 0 || st.core.queuedRefs().length > 0) {
-          outputs.push(...flushed);
-          continue;
-        }
-      }
-      const meta = offsets.find((o) => o.topic === this.#o.topics.bids.name)?.metadata ?? "";
-      if (fits(meta)) return offsets;
-      const held = st.core.heldRefs().length;
-      const evicted = st.core.evictHeld(
-        Math.max(1, Math.ceil(held / 10)),
-        st.clock,
-        "too many bids held at once to record in the committed offset",
-      );
-      // Nothing left to evict: only bids replayed from a committed record remain (it fitted then).
-      if (evicted.length === 0) return offsets;
-      outputs.push(...evicted);
-      this.#m.evicted.inc({ partition: String(st.p) }, evicted.length);
-    }
-  }
-
-  /** Offsets to commit for partition p: bids up to the oldest held bid (with metadata), auctions as processed. */
-  #offsets(st: Part): TopicPartitionOffset[] {
-    const out: TopicPartitionOffset[] = [];
-    if (st.bidsNext !== undefined) {
-      const held = new Set<number>(st.replayHeld);
-      const arrivals = new Map(st.replayArrival);
-      for (const { ref, arrivedAtMs } of st.core.heldArrivals()) {
-        const r = ref as Ref | undefined;
-        if (!r || r.p !== st.p) continue;
-        held.add(r.offset);
-        if (arrivedAtMs > r.ts) arrivals.set(r.offset, arrivedAtMs);
-      }
-      this.#m.held.set({ partition: String(st.p) }, held.size);
-      out.push(
-        this.#resumeAt(
-          this.#o.topics.bids.name,
-          st.p,
-          st.bidsNext,
-          held,
-          arrivals,
-          // While replaying below bidsNext the clock is rebuilt from timestamps
-          // and may trail the one the metadata named: a second crash keeps that.
-          Math.max(st.clock, st.resumeClock ?? 0) || undefined,
-        ),
-      );
-    }
-    if (st.auctionsNext !== undefined) {
-      const queued = new Set<number>(st.replayQueued);
-      for (const r of st.core.queuedRefs() as (Ref | undefined)[])
-        if (r && r.p === st.p) queued.add(r.offset);
-      out.push(this.#resumeAt(this.#o.topics.auctions.name, st.p, st.auctionsNext, queued));
-    }
-    return out;
-  }
-
-  /** The offset to commit: `next`, or the oldest of `held` with the metadata naming what to read again. */
-  #resumeAt(
-    topic: string,
-    partition: number,
-    next: number,
-    held: ReadonlySet<number>,
-    arrivals?: ReadonlyMap<number, number>,
-    clock?: number,
-  ): TopicPartitionOffset {
-    if (held.size === 0 && clock === undefined) return { topic, partition, offset: next, metadata: "" };
-    let oldest = next;
-    for (const o of held) if (o < oldest) oldest = o;
-    return {
-      topic,
-      partition,
-      offset: oldest,
-      metadata: encodeHeldMeta({ u: next, h: [...held], a: arrivals, c: clock }),
-    };
+  async #markPosition(
+    st: Part,
+    batch: RecordBatch,
+    isBids: boolean,
+    waitingAt: number | undefined,
+    ctx: BatchContext,
+  ): Promise<void> {
+    const replay = isBids ? st.replayHeld : st.replayQueued;
+    let next = isBids ? st.bidsNext : st.auctionsNext;
+    if (isBids && waitingAt !== undefined) next = Math.min(waitingAt, next ?? waitingAt);
+    for (const o of replay) if (next === undefined || o < next) next = o;
+    if (next !== undefined && next > (batch.records[0]?.offset ?? 0)) ctx.markProcessed(next - 1);
+    else if (isBids) await new Promise((r) => setTimeout(r, 50));
   }
 
   /** One Kafka transaction: outputs (to the input's partition number) and the input offsets. */
   async #commit(
     st: Part,
     epoch: number,
-    outputs: readonly OutputRecord[],
+    outputs: Outputs,
     offsets: readonly TopicPartitionOffset[],
+    trace?: BatchTrace,
   ): Promise<void> {
     if (st.epoch !== epoch || !st.producer)
       throw new Error(`partition ${st.p} was reassigned or rebuilt; batch abandoned`);
-    const byTopic = new Map<
-      string,
-      { key: string | null; value: string; partition: number; headers: Record<string, string> }[]
-    >();
-    let seq = st.seq;
-    for (const o of latestPricePerAuction(outputs)) {
-      const topic = this.#outTopic[o.topic];
-      const list = byTopic.get(topic) ?? [];
-      let headers = outputHeaders(o);
-      if (o.topic === "bidsAccepted" || o.topic === "bidsRejected" || o.topic === "transactions") {
-        headers = { ...headers, [SEQ_HEADER]: String(seq++) };
-        if (o.inBook) headers[IN_BOOK_HEADER] = "1";
-      }
-      list.push({
-        key: o.key === "" ? null : o.key,
-        value: JSON.stringify(o.value),
-        partition: st.p,
-        headers,
-      });
-      byTopic.set(topic, list);
-    }
-    const batches: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const { batches, seq } = encodeOutputs(outputs, {
+      partition: st.p,
+      seq: st.seq,
+      topics: this.#outTopic,
+      ...(trace ? { trace } : {}),
+    });
     // kafkajs can leave a request waiting forever on a connection that died
     // with its broker; a bounded transaction turns that into an abort and a
     // rebuild instead of a partition that never moves again.
@@ -834,7 +592,7 @@ export class BidProcessor {
       await withTimeout(
         (async () => {
           await tx.send(batches);
-          await tx.sendOffsets(this.#groupId, offsets);
+          await tx.sendOffsets(this.groupId, offsets);
           await tx.commit();
         })(),
         TX_TIMEOUT_MS,
@@ -844,7 +602,7 @@ export class BidProcessor {
       st.seq = seq;
       this.#m.tx.inc({ result: "commit" });
       for (const b of batches) this.#m.out.inc({ topic: b.topic }, b.messages.length);
-      countOutputs(this.#m.business, outputs);
+      countOutputs(this.#m.business, outputs.records);
     } catch (err) {
       this.#m.tx.inc({ result: "abort" });
       await withTimeout(tx.abort(), 5_000, "abort").catch(() => undefined);
@@ -857,7 +615,7 @@ export class BidProcessor {
 
   #markStale(st: Part): void {
     st.epoch++;
-    if (!this.#parts.has(st.p) || this.#stopping) return;
+    if (!this.#parts.has(st.p) || this.stopping) return;
     this.#o.logger.warn({ partition: st.p }, "transaction failed; rebuilding partition state");
     const done = (async () => {
       await st.producer?.close().catch(() => undefined);
@@ -875,13 +633,12 @@ export class BidProcessor {
   /** Makes the consumer fetch the partition again from the offsets committed at the last rebuild. */
   #rewind(st: Part): void {
     const c = st.committed;
-    if (!c || !this.#consumer) return;
+    if (!c) return;
     const t = this.#o.topics;
-    if (c.bids >= 0) this.#consumer.seek(t.bids.name, st.p, c.bids);
-    else if (st.replayHeld.size > 0) this.#consumer.seek(t.bids.name, st.p, Math.min(...st.replayHeld));
-    if (c.auctions >= 0) this.#consumer.seek(t.auctions.name, st.p, c.auctions);
-    else if (st.replayQueued.size > 0)
-      this.#consumer.seek(t.auctions.name, st.p, Math.min(...st.replayQueued));
+    if (c.bids >= 0) this.seek(t.bids.name, st.p, c.bids);
+    else if (st.replayHeld.size > 0) this.seek(t.bids.name, st.p, Math.min(...st.replayHeld));
+    if (c.auctions >= 0) this.seek(t.auctions.name, st.p, c.auctions);
+    else if (st.replayQueued.size > 0) this.seek(t.auctions.name, st.p, Math.min(...st.replayQueued));
   }
 
   /**
@@ -896,7 +653,7 @@ export class BidProcessor {
    * it reached the log may find its auction closed (docs/events.md "Time").
    */
   #tick(): void {
-    if (this.#stopping || this.#checking) return;
+    if (this.stopping || this.#checking) return;
     const now = this.#now();
     const lagged = now - IDLE_CLOCK_LAG_MS;
     const due: Part[] = [];
@@ -946,7 +703,7 @@ export class BidProcessor {
       due.map((st) => {
         const epoch = st.epoch;
         return this.#withLock(st, async () => {
-          if (this.#stopping || st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile
+          if (this.stopping || st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile
           if (this.#o.logger.isLevelEnabled("debug"))
             this.#o.logger.debug(
               {
@@ -967,21 +724,20 @@ export class BidProcessor {
             st.clock = Math.max(st.clock, to);
           if (st.replayQueued.size === 0 && readToLogEnd(st.auctionsNext, auctions, st.p))
             st.core.auctionsClockMs = Math.max(st.core.auctionsClockMs, to);
-          const outputs = st.core.tick(st.clock);
+          const outputs = new Outputs();
+          outputs.push(st.core.tick(st.clock));
           if (outputs.length === 0) return;
-          await this.#commit(st, epoch, outputs, this.#offsetsFitting(st, outputs));
+          await this.#commit(st, epoch, outputs, offsetsFitting(st, outputs, this.#offsetsOf));
         }).catch((err) => this.#o.logger.error({ err, partition: st.p }, "closing transaction failed"));
       }),
     );
   }
 
   /** Stops consuming; the in-flight batch finishes (its transaction commits or aborts), nothing else is committed. */
-  async close(): Promise<void> {
-    this.#stopping = true;
-    this.#running = false;
+  override async close(): Promise<void> {
+    const stopped = super.close();
     if (this.#timer) clearInterval(this.#timer);
-    await this.#consumer?.stop();
-    await this.#instrumented?.close();
+    await stopped;
     for (const st of this.#parts.values()) {
       await st.lock.catch(() => undefined);
       await st.producer?.close().catch(() => undefined);
@@ -992,6 +748,8 @@ export class BidProcessor {
 
 /** Longest a Kafka transaction may take before it is given up (aborted, partition rebuilt). */
 const TX_TIMEOUT_MS = 30_000;
+/** What the sink returns: it marked the consumer's position itself. */
+const POSITION_MARKED: Sunk = { processed: false };
 /** How far an idle partition's clock trails the wall clock. */
 const IDLE_CLOCK_LAG_MS = 2_000;
 /** A bid logged longer ago than this is a backlog: it waits for the auctions topic to catch up to it. */

@@ -1,11 +1,11 @@
 import { gzipSync } from "node:zlib";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../../lib/log.ts";
-import type { Admin, BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
+import type { Admin, RecordBatch, TopicPartition, Transport } from "../kafka/transport.ts";
 import { tpKey } from "../kafka/transport.ts";
-import { instrumentBatches } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
 import { withRetry } from "../runtime/retry.ts";
+import { NOTHING_TO_COMMIT, Stream, type Sunk } from "../runtime/stream.ts";
 import { type ObjectStore, s3ObjectStore } from "../storage/objects.ts";
 import { objectKey, PartitionSegmenter, type Segment } from "./segments.ts";
 
@@ -51,25 +51,36 @@ interface PartState {
 
 /**
  * Archives every topic to S3 as gzipped NDJSON, one object per
- * topic-partition offset range within one UTC hour. Exactly-once keys: before
- * an object is uploaded its cut (last offset) is committed as offset
- * metadata; after the upload the offset moves past it. A crash between the
- * two replays the same cut, so the re-run overwrites the same key with the
- * same records.
+ * topic-partition offset range within one UTC hour: a sink on the consume
+ * loop (runtime/stream.ts) that commits at its own points. Exactly-once
+ * keys: before an object is uploaded its cut (last offset) is committed as
+ * offset metadata; after the upload the offset moves past it. A crash
+ * between the two replays the same cut, so the re-run overwrites the same
+ * key with the same records. Records of an object not yet uploaded are in
+ * memory only: the consumer moves past them, the committed offset does not.
  */
-export class BronzeArchiver {
+export class BronzeArchiver extends Stream<RecordBatch> {
   readonly #o: BronzeArchiverOptions;
+  /** Open objects and queued segments, by `topic/partition`. */
   readonly #parts = new Map<string, PartState>();
-  #consumer?: GroupConsumer;
+  /** The age flush. */
   #timer?: NodeJS.Timeout;
-  #running = false;
-  #stopping = false;
+  /** Bumped by every assignment: writes of an older one are abandoned. */
   #generation = 0;
   readonly #now: () => number;
   readonly #store: ObjectStore;
   readonly #m;
 
   constructor(o: BronzeArchiverOptions) {
+    super({
+      transport: o.transport,
+      processor: "bronze-archiver",
+      groupId: o.groupId,
+      topics: o.topics,
+      consumer: { fromBeginning: true },
+      metrics: o.metrics,
+      logger: o.logger,
+    });
     this.#o = o;
     if (o.store) this.#store = o.store;
     else if (o.s3 && o.bucket) this.#store = s3ObjectStore(o.s3, o.bucket);
@@ -85,39 +96,15 @@ export class BronzeArchiver {
     };
   }
 
-  /** Set when a consumer stopped for good: the process should exit and be restarted. */
-  failure(): Error | undefined {
-    return this.#consumer?.failure();
-  }
-
-  ready(): { ok: boolean; reason?: string } {
-    return this.#running ? { ok: true } : { ok: false, reason: "not consuming" };
-  }
-
-  get groupId(): string {
-    return this.#o.groupId;
-  }
-
-  async start(): Promise<void> {
-    this.#consumer = this.#o.transport.consumer({ groupId: this.#o.groupId, fromBeginning: true });
-    await this.#consumer.run(
-      this.#o.topics,
-      instrumentBatches(
-        {
-          onAssignment: (assigned) => this.#onAssignment(assigned),
-          eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx),
-        },
-        { metrics: this.#o.metrics, processor: "bronze-archiver", groupId: this.#o.groupId },
-      ),
-    );
-    this.#running = true;
+  override async start(): Promise<void> {
+    await super.start();
     this.#timer = setInterval(
       () => void this.#flushAged(),
       Math.min(5_000, Math.max(200, (this.#o.maxAgeMs ?? 60_000) / 4)),
     );
   }
 
-  async #onAssignment(assigned: readonly { topic: string; partition: number }[]): Promise<void> {
+  protected override async assigned(assigned: readonly TopicPartition[]): Promise<void> {
     // The consumer restarts every partition from its committed offset after a
     // rebalance, so open objects are dropped and re-read (nothing was committed for them).
     this.#generation++;
@@ -152,7 +139,17 @@ export class BronzeArchiver {
     return run;
   }
 
-  async #eachBatch(batch: RecordBatch, ctx: BatchContext): Promise<void> {
+  /** The records themselves: the partition's segmenter turns them into lines under its lock. */
+  protected transform(batch: RecordBatch): RecordBatch {
+    return batch;
+  }
+
+  /**
+   * Adds the records to the partition's open object and writes every object
+   * they complete (each write commits its own offsets). Buffered records are
+   * in memory only: the loop moves the position on, the committed offset stays.
+   */
+  protected async sink(batch: RecordBatch): Promise<Sunk> {
     const st = this.#parts.get(tpKey(batch.topic, batch.partition));
     if (!st) throw new Error(`batch for unassigned partition ${batch.topic}/${batch.partition}`);
     const generation = this.#generation;
@@ -166,9 +163,11 @@ export class BronzeArchiver {
         await this.#drain(st, generation);
       }
     });
-    // Buffered records are in memory only: the position moves on, the committed offset does not.
-    const last = batch.records.at(-1);
-    if (last) ctx.markProcessed(last.offset);
+    return NOTHING_TO_COMMIT;
+  }
+
+  /** Memory is bounded: past the limit the largest open object is written early. */
+  protected override async committed(): Promise<void> {
     this.#updateBuffered();
     if (this.#buffered() > (this.#o.maxBufferedBytes ?? 128 * 1024 * 1024)) await this.#flushLargest();
   }
@@ -212,13 +211,13 @@ export class BronzeArchiver {
   }
 
   async #flushAged(): Promise<void> {
-    if (this.#stopping) return;
+    if (this.stopping) return;
     const now = this.#now();
     const maxAge = this.#o.maxAgeMs ?? 60_000;
     const generation = this.#generation;
     for (const st of this.#parts.values()) {
       // close() while a pass is under way: what is left is written by the next owner.
-      if (this.#stopping) break;
+      if (this.stopping) break;
       const open = st.seg.open;
       if (st.unwritten.length === 0 && (!open || now - open.openedAt < maxAge)) continue;
       await this.#withLock(st, async () => {
@@ -231,8 +230,8 @@ export class BronzeArchiver {
       }).catch((err) => {
         const where = { err, topic: st.seg.topic, partition: st.seg.partition };
         // Stopping: the consumer is gone, the objects are the next owner's to write.
-        if (this.#stopping) this.#o.logger.debug(where, "age flush abandoned: stopping");
-        else this.#o.logger.error(where, "age flush failed");
+        if (this.stopping) this.logger.debug(where, "age flush abandoned: stopping");
+        else this.logger.error(where, "age flush failed");
       });
     }
     this.#updateBuffered();
@@ -242,20 +241,18 @@ export class BronzeArchiver {
   async #write(s: Segment, generation: number): Promise<void> {
     if (generation !== this.#generation) throw new Error("partition reassigned; object abandoned");
     const started = this.#now();
-    const consumer = this.#consumer;
-    if (!consumer) throw new Error("not started");
     const key = objectKey(this.#o.prefix, s);
     const body = gzipSync(`${s.lines.join("\n")}\n`);
     const retry = {
-      logger: this.#o.logger,
+      logger: this.logger,
       retries: 20,
       maxTimeoutMs: 5_000,
-      shouldContinue: () => !this.#stopping,
+      shouldContinue: () => !this.stopping,
     };
     const cut: CutMeta = { cut: s.last };
     await withRetry(
       () =>
-        consumer.commit([
+        this.commitOffsets([
           { topic: s.topic, partition: s.partition, offset: s.first, metadata: JSON.stringify(cut) },
         ]),
       { ...retry, what: `recording the cut of ${key}` },
@@ -265,25 +262,25 @@ export class BronzeArchiver {
       { ...retry, what: `uploading ${key}` },
     );
     await withRetry(
-      () => consumer.commit([{ topic: s.topic, partition: s.partition, offset: s.last + 1, metadata: "" }]),
+      () =>
+        this.commitOffsets([{ topic: s.topic, partition: s.partition, offset: s.last + 1, metadata: "" }]),
       { ...retry, what: `committing past ${key}` },
     );
     this.#m.objects.inc({ topic: s.topic });
     this.#m.records.inc({ topic: s.topic }, s.lines.length);
     this.#m.bytes.inc({ topic: s.topic }, body.length);
     this.#m.upload.observe({}, (this.#now() - started) / 1000);
-    this.#o.logger.debug({ key, records: s.lines.length }, "bronze object written");
+    this.logger.debug({ key, records: s.lines.length }, "bronze object written");
   }
 
   /**
    * Stops consuming. Open (not yet uploaded) objects are dropped: their
    * offsets were never committed, so the next owner re-reads them.
    */
-  async close(): Promise<void> {
-    this.#running = false;
+  override async close(): Promise<void> {
+    const stopped = super.close();
     if (this.#timer) clearInterval(this.#timer);
-    this.#stopping = true;
-    await this.#consumer?.stop().catch(() => undefined);
+    await stopped.catch(() => undefined);
   }
 }
 

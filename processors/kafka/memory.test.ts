@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "../../lib/log.ts";
 import { MemoryBroker, MemoryTransport, murmur2, partitionForKey } from "./memory.ts";
 import { readToEnd } from "./read.ts";
-import type { GroupConsumer, KafkaRecord, TopicPartition, Transport } from "./transport.ts";
+import type { Admin, GroupConsumer, KafkaRecord, Producer, TopicPartition, Transport } from "./transport.ts";
 import { tpKey } from "./transport.ts";
 
 const logger = createLogger("memory-test", "silent");
@@ -75,6 +75,21 @@ function collector(
 }
 
 const values = (rs: readonly KafkaRecord[]) => rs.map((r) => r.value?.toString());
+
+/** Reads `topic` to its end (read_committed, within 2 s), as a processor rebuilding its state does. */
+function readAll(t: Transport, admin: Admin, topic: string, onRecord: (r: KafkaRecord) => void) {
+  return readToEnd({ transport: t, admin, topic, groupPrefix: "read", onRecord, timeoutMs: 2_000 });
+}
+
+/** Sends the numbered records `k<i>` = `"<i>"` for i in [from, from + n) to `topic`. */
+function sendNumbered(p: Producer, topic: string, from: number, n: number): Promise<void> {
+  return p.send([
+    {
+      topic,
+      messages: Array.from({ length: n }, (_, i) => ({ key: `k${from + i}`, value: String(from + i) })),
+    },
+  ]);
+}
 
 describe("murmur2 partitioner", () => {
   it("matches Kafka's Java test vectors", () => {
@@ -269,14 +284,7 @@ describe("MemoryTransport: transactions", () => {
     await r.c.stop();
     // readToEnd (used to rebuild state) finishes although the log ends with markers.
     const got: string[] = [];
-    await readToEnd({
-      transport: t,
-      admin,
-      topic: "out",
-      groupPrefix: "x",
-      onRecord: (x) => got.push(x.value!.toString()),
-      timeoutMs: 2_000,
-    });
+    await readAll(t, admin, "out", (x) => got.push(x.value!.toString()));
     expect(got).toEqual(["kept"]);
   });
 
@@ -315,13 +323,7 @@ describe("MemoryTransport: consumer groups", () => {
   it("splits partitions among members, rebalances on join and leave, and loses or doubles nothing when offsets are committed", async () => {
     const t = await setup({ t: 6 });
     const p = await t.producer();
-    const send = (n: number, from: number) =>
-      p.send([
-        {
-          topic: "t",
-          messages: Array.from({ length: n }, (_, i) => ({ key: `k${from + i}`, value: String(from + i) })),
-        },
-      ]);
+    const send = (n: number, from: number) => sendNumbered(p, "t", from, n);
     await send(300, 0);
     const a = collector(t, "g");
     await a.c.run(["t"], a.handlers);
@@ -409,6 +411,34 @@ describe("MemoryTransport: consumer groups", () => {
       t.consumer({ groupId: "g" }).run(["missing"], { eachBatch: async () => {} }),
     ).rejects.toThrow(/does not host topic missing/);
   });
+
+  it("a crashed group's members stop for good: the in-flight batch finishes, failure() says why, nothing more comes", async () => {
+    const t = await setup({ t: 1 });
+    const p = await t.producer();
+    await p.send([{ topic: "t", messages: [{ key: null, value: "first" }] }]);
+    let release: () => void = () => undefined;
+    const { c, seen, handlers } = collector(t, "g");
+    const inFlight = new Promise<void>((r) => {
+      release = r;
+    });
+    await c.run(["t"], {
+      ...handlers,
+      eachBatch: async (b, ctx) => {
+        await inFlight;
+        await handlers.eachBatch(b, ctx);
+      },
+    });
+    expect(c.failure()).toBeUndefined();
+    const crash = new Error("Not authorized to access group: g");
+    t.broker.crashGroup("g", crash);
+    expect(c.failure()).toBe(crash);
+    release();
+    await until(() => seen.length === 1);
+    await p.send([{ topic: "t", messages: [{ key: null, value: "second" }] }]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(values(seen)).toEqual(["first"]);
+    await c.stop();
+  });
 });
 
 describe("MemoryTransport: compacted topics", () => {
@@ -425,14 +455,7 @@ describe("MemoryTransport: compacted topics", () => {
     expect(t.broker.compact("plain")).toBe(0);
     const admin = await t.admin();
     const latest = new Map<string, string>();
-    const { records } = await readToEnd({
-      transport: t,
-      admin,
-      topic: "prices",
-      groupPrefix: "r",
-      onRecord: (r) => latest.set(r.key!, r.value!.toString()),
-      timeoutMs: 2_000,
-    });
+    const { records } = await readAll(t, admin, "prices", (r) => latest.set(r.key!, r.value!.toString()));
     expect(records).toBe(3);
     expect(Object.fromEntries(latest)).toEqual({ a0: "v18", a1: "v19", a2: "v17" });
     // Offsets are kept (compaction leaves gaps, never renumbers).
@@ -446,14 +469,7 @@ describe("MemoryTransport: compacted topics", () => {
     const p = await t.producer();
     for (let i = 0; i < 25; i++) await p.send([{ topic: "c", messages: [{ key: "k", value: String(i) }] }]);
     const got: string[] = [];
-    await readToEnd({
-      transport: t,
-      admin,
-      topic: "c",
-      groupPrefix: "r",
-      onRecord: (r) => got.push(r.value!.toString()),
-      timeoutMs: 2_000,
-    });
+    await readAll(t, admin, "c", (r) => got.push(r.value!.toString()));
     expect(got.at(-1)).toBe("24");
     expect(got.length).toBeLessThan(10);
   });
@@ -463,13 +479,7 @@ describe("MemoryTransport: read-process-write exactly once across a rebalance", 
   it("transactional outputs with their input offsets: no loss, no duplicate when members come and go", async () => {
     const t = await setup({ in: 4, out: 4 });
     const p = await t.producer();
-    const produce = (from: number, n: number) =>
-      p.send([
-        {
-          topic: "in",
-          messages: Array.from({ length: n }, (_, i) => ({ key: `k${from + i}`, value: String(from + i) })),
-        },
-      ]);
+    const produce = (from: number, n: number) => sendNumbered(p, "in", from, n);
     await produce(0, 400);
 
     /** A bid-processor-shaped member: one transactional producer per owned partition (fencing the previous owner). */

@@ -420,6 +420,17 @@ export class MemoryBroker {
     return [...this.#groups.keys()];
   }
 
+  /**
+   * Stops every member of group `groupId` for good with `err`, as a kafkajs
+   * consumer stops after an error it does not restart from (a missing ACL,
+   * offset metadata too large): its in-flight batch finishes, nothing more is
+   * delivered, `failure()` returns `err`. What a processor does then is
+   * tested with it.
+   */
+  crashGroup(groupId: string, err: Error): void {
+    for (const m of [...this.group(groupId).members.values()]) m.crash(err);
+  }
+
   // ---- change notification (consumers wait for new data instead of polling)
 
   notify(): void {
@@ -560,6 +571,8 @@ class MemoryGroupConsumer implements GroupConsumer {
   #cursor = 0;
   #firstAssignment = deferred<void>();
   #wake?: () => void;
+  /** The error this member stopped for good with (`MemoryBroker.crashGroup`). */
+  #failure: Error | undefined;
 
   constructor(broker: MemoryBroker, opts: ConsumerOptions) {
     this.#broker = broker;
@@ -745,9 +758,15 @@ class MemoryGroupConsumer implements GroupConsumer {
     this.#sought.add(k);
   }
 
-  /** Never set: a failing handler is retried after a backoff, the in-memory log has no fatal errors. */
+  /** Set by `MemoryBroker.crashGroup` only: a failing handler is retried after a backoff. */
   failure(): Error | undefined {
-    return undefined;
+    return this.#failure;
+  }
+
+  /** Stops for good with `err` (see `MemoryBroker.crashGroup`). */
+  crash(err: Error): void {
+    this.#failure ??= err;
+    void this.stop();
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { S3Client } from "@aws-sdk/client-s3";
+import { envNumber, envValue } from "../../api/env.ts";
 import { type AuctionPipeline, loadPipelineFile, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { type ConnectionConfig, readConnectionConfig, requireEnv } from "../../lib/config.ts";
 
@@ -15,31 +16,24 @@ export interface ProcessorConfig {
   readonly host: string;
 }
 
-/** Processor-specific environment names beyond lib/config.ts. */
-export const PROCESSOR_ENV = {
-  /** HTTP port (default 8080). */
-  port: "GAVEL_HTTP_PORT",
-  /** Listen address (default 0.0.0.0). */
-  host: "GAVEL_HTTP_HOST",
-  /** Replica id (default: POD_NAME, else hostname-pid). */
-  instance: "GAVEL_INSTANCE_ID",
-} as const;
-
+/** The settings of every processor (api/env.ts: GAVEL_HTTP_PORT, GAVEL_HTTP_HOST, GAVEL_INSTANCE_ID, POD_NAME). */
 export function processorConfigFrom(
   pipeline: AuctionPipeline,
   env: NodeJS.ProcessEnv = process.env,
-  defaults: { port?: number } = {},
 ): ProcessorConfig {
-  const port = Number(env[PROCESSOR_ENV.port] ?? defaults.port ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`${PROCESSOR_ENV.port} must be a port number 0..65535, got ${env[PROCESSOR_ENV.port]}`);
+  const port = envNumber(
+    "httpPort",
+    env,
+    (n) => Number.isInteger(n) && n >= 0 && n <= 65535,
+    "a port number 0..65535",
+  );
   return {
     pipeline,
     topics: topicNames(pipeline),
     conn: readConnectionConfig(env),
-    instanceId: env[PROCESSOR_ENV.instance] || env.POD_NAME || `${hostname()}-${process.pid}`,
+    instanceId: envValue("instanceId", env) ?? envValue("podName", env) ?? `${hostname()}-${process.pid}`,
     port,
-    host: env[PROCESSOR_ENV.host] || "0.0.0.0",
+    host: envValue("httpHost", env),
   };
 }
 
@@ -51,7 +45,7 @@ export async function loadProcessorConfig(
 }
 
 export function kafkaBrokers(cfg: ProcessorConfig): string {
-  return requireEnv(cfg.conn, "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS");
+  return requireEnv(cfg.conn, "kafkaBootstrapServers");
 }
 
 /** The S3 client of a processor: connection settings first, then the pipeline's storage.s3. */

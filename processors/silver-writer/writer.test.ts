@@ -6,12 +6,13 @@
  * test/integration/silver-dead-letters.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AuctionPipeline, allTopics, parsePipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
+import { type AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
 import { PglitePool } from "../../test/dev/pglite.ts";
 import { migrate } from "../db/migrate.ts";
-import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
+import type { MemoryTransport } from "../kafka/memory.ts";
 import { Registry } from "../runtime/metrics.ts";
+import { embeddedPipeline, memoryTransportWithTopics } from "../runtime/testing.ts";
 import { SilverWriter } from "./writer.ts";
 
 const logger = createLogger("silver-writer-test", "silent");
@@ -46,24 +47,9 @@ describe("SilverWriter dead letters (embedded Kafka + PGlite)", { timeout: 180_0
   beforeAll(async () => {
     db = await PglitePool.open();
     await migrate(db.asPgPool(), { logger });
-    transport = new MemoryTransport(new MemoryBroker({ logger }));
-    pipeline = parsePipeline({
-      apiVersion: "gavel.dev/v1alpha1",
-      kind: "AuctionPipeline",
-      metadata: { name: "swdl" },
-      spec: {
-        kafka: { clusterName: "embedded", bootstrapServers: "embedded:9092" },
-        topics: { partitions: 2, replicas: 1 },
-        storage: {
-          postgres: { secretRef: { name: "embedded" } },
-          s3: { bucket: "gavel-test", credentialsSecretRef: { name: "embedded" } },
-        },
-      },
-    });
+    pipeline = embeddedPipeline("swdl", 2);
+    transport = await memoryTransportWithTopics(pipeline, logger);
     topics = topicNames(pipeline);
-    const admin = await transport.admin();
-    await admin.createTopics(allTopics(pipeline).map((t) => ({ name: t.name, partitions: t.partitions })));
-    await admin.close();
   }, 180_000);
   afterAll(async () => {
     await db?.end();

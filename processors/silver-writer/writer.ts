@@ -1,15 +1,10 @@
 import type pg from "pg";
 import type { AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import type { Logger } from "../../lib/log.ts";
-import type { BatchContext, GroupConsumer, RecordBatch, Transport } from "../kafka/transport.ts";
-import {
-  type InstrumentedHandlers,
-  instrumentBatches,
-  observeEndToEnd,
-  pipelineMetrics,
-} from "../runtime/instrument.ts";
+import type { RecordBatch, Transport } from "../kafka/transport.ts";
+import { observeEndToEnd, pipelineMetrics } from "../runtime/instrument.ts";
 import type { Registry } from "../runtime/metrics.ts";
-import { withRetry } from "../runtime/retry.ts";
+import { Stream, type Sunk } from "../runtime/stream.ts";
 import { type DeadLetter, dataErrorCode, deadLetterStatements, fromUnusable } from "./dead-letters.ts";
 import { type Entry, type Prepared, prepare, type SilverKind, statementsFor, TABLES } from "./rows.ts";
 
@@ -24,13 +19,37 @@ export interface SilverWriterOptions {
   readonly groupId?: string;
 }
 
+/** One batch made ready for the database: its rows and unusable records. */
+interface SilverWork {
+  readonly kind: SilverKind;
+  readonly prepared: Prepared;
+  /** When the batch was taken up (the batch duration metric). */
+  readonly started: number;
+  /** The dead letters the committed transaction wrote (set by the sink). */
+  letters: readonly DeadLetter[];
+}
+
+/** Topic name -> silver kind. */
+function kindsOf(t: ReturnType<typeof topicNames>): Map<string, SilverKind> {
+  return new Map<string, SilverKind>([
+    [t.auctions.name, "auctions"],
+    [t.users.name, "users"],
+    [t["bids.accepted"].name, "bids"],
+    [t["bids.rejected"].name, "rejections"],
+    [t.prices.name, "prices"],
+    [t.transactions.name, "transactions"],
+    [t["fraud-alerts"].name, "fraudAlerts"],
+  ]);
+}
+
 /**
- * Writes the derived topics into the silver schema. Each batch (one
- * topic-partition) becomes one database transaction of multi-row upserts;
- * the Kafka offsets are committed only after the database commit, so a crash
- * between the two re-delivers the batch, and the upserts make re-delivery a
- * no-op (bids by bid_id, rejections by Kafka position, transactions by
- * auction, alerts by bid, auction_state fenced by version).
+ * Writes the derived topics into the silver schema, a sink on the consume
+ * loop (runtime/stream.ts). Each batch (one topic-partition) becomes one
+ * database transaction of multi-row upserts; the loop commits the Kafka
+ * offsets only after the database commit, so a crash between the two
+ * re-delivers the batch, and the upserts make re-delivery a no-op (bids by
+ * bid_id, rejections by Kafka position, transactions by auction, alerts by
+ * bid, auction_state fenced by version).
  *
  * Nothing is dropped silently: a record that cannot become a row (not JSON,
  * not an object, a required field missing or invalid) goes to
@@ -40,29 +59,30 @@ export interface SilverWriterOptions {
  * under savepoints) and dead-lettered with their SQLSTATE, so one bad record
  * cannot block its partition; any other error retries the whole batch.
  */
-export class SilverWriter {
-  readonly #o: SilverWriterOptions;
-  readonly #groupId: string;
-  readonly #kindOf = new Map<string, SilverKind>();
-  #consumer?: GroupConsumer;
-  /** The consumer handlers with spans, metrics and the lag refresh (closed with the consumer). */
-  #instrumented?: InstrumentedHandlers;
-  #running = false;
-  #stopping = false;
-  #lastError?: string;
+export class SilverWriter extends Stream<SilverWork> {
+  readonly #pool: pg.Pool;
+  /** The silver kind of each consumed topic, by topic name. */
+  readonly #kindOf: ReadonlyMap<string, SilverKind>;
+  /** The silver-writer's instruments (and the business ones it feeds). */
   readonly #m;
 
   constructor(o: SilverWriterOptions) {
-    this.#o = o;
-    this.#groupId = o.groupId ?? `${o.pipeline.metadata.name}.silver-writer`;
-    const t = o.topics;
-    this.#kindOf.set(t.auctions.name, "auctions");
-    this.#kindOf.set(t.users.name, "users");
-    this.#kindOf.set(t["bids.accepted"].name, "bids");
-    this.#kindOf.set(t["bids.rejected"].name, "rejections");
-    this.#kindOf.set(t.prices.name, "prices");
-    this.#kindOf.set(t.transactions.name, "transactions");
-    this.#kindOf.set(t["fraud-alerts"].name, "fraudAlerts");
+    const kindOf = kindsOf(o.topics);
+    super({
+      transport: o.transport,
+      processor: "silver-writer",
+      groupId: o.groupId ?? `${o.pipeline.metadata.name}.silver-writer`,
+      topics: [...kindOf.keys()],
+      // Partitions write concurrently (one database transaction each, up to the
+      // pool's 4 connections); a partition's batches stay in order.
+      consumer: { fromBeginning: true, partitionsConcurrently: 4 },
+      metrics: o.metrics,
+      logger: o.logger,
+      lag: { pipeline: o.pipeline.metadata.name },
+      retry: { retries: 30, maxTimeoutMs: 5_000 },
+    });
+    this.#pool = o.pool;
+    this.#kindOf = kindOf;
     const m = o.metrics;
     this.#m = {
       rows: m.counter(
@@ -83,75 +103,36 @@ export class SilverWriter {
     };
   }
 
-  get groupId(): string {
-    return this.#groupId;
-  }
-
-  /** Set when a consumer stopped for good: the process should exit and be restarted. */
-  failure(): Error | undefined {
-    return this.#consumer?.failure();
-  }
-
-  ready(): { ok: boolean; reason?: string } {
-    if (!this.#running) return { ok: false, reason: "not consuming" };
-    if (this.#lastError) return { ok: false, reason: `last batch failed: ${this.#lastError}` };
-    return { ok: true };
-  }
-
-  async start(): Promise<void> {
-    // Partitions write concurrently (one database transaction each, up to the
-    // pool's 4 connections); a partition's batches stay in order.
-    this.#consumer = this.#o.transport.consumer({
-      groupId: this.#groupId,
-      fromBeginning: true,
-      partitionsConcurrently: 4,
-    });
-    this.#instrumented = instrumentBatches(
-      { eachBatch: (batch, ctx) => this.#eachBatch(batch, ctx) },
-      {
-        metrics: this.#o.metrics,
-        processor: "silver-writer",
-        groupId: this.#groupId,
-        pipeline: this.#o.pipeline.metadata.name,
-        admin: () => this.#o.transport.admin(),
-        warn: (err, msg) => this.#o.logger.warn({ err }, msg),
-      },
-    );
-    await this.#consumer.run([...this.#kindOf.keys()], this.#instrumented);
-    this.#running = true;
-  }
-
-  async #eachBatch(batch: RecordBatch, ctx: BatchContext): Promise<void> {
+  protected transform(batch: RecordBatch): SilverWork | undefined {
     const kind = this.#kindOf.get(batch.topic);
-    const last = batch.records.at(-1);
-    if (!kind || !last) return;
+    if (!kind || batch.records.length === 0) return undefined;
     const started = performance.now();
-    const prepared = prepare(kind, batch.records);
-    const letters = await withRetry(() => this.#write(kind, prepared), {
-      what: `writing ${prepared.rows} rows of ${batch.topic}`,
-      logger: this.#o.logger,
-      retries: 30,
-      maxTimeoutMs: 5_000,
-      shouldContinue: () => !this.#stopping,
-    }).catch((err) => {
-      this.#m.failures.inc({ topic: batch.topic });
-      this.#lastError = (err as Error).message;
-      throw err;
-    });
-    this.#lastError = undefined;
-    if (letters.length > 0) this.#reportDeadLetters(batch, letters);
+    return { kind, prepared: prepare(kind, batch.records), started, letters: [] };
+  }
+
+  protected override describe(work: SilverWork, batch: RecordBatch): string {
+    return `writing ${work.prepared.rows} rows of ${batch.topic}`;
+  }
+
+  protected async sink(work: SilverWork, batch: RecordBatch): Promise<Sunk> {
+    work.letters = await this.#write(work.kind, work.prepared);
+    if (work.letters.length > 0) this.#reportDeadLetters(batch, work.letters);
     // A bid's end-to-end latency ends here: its silver row is committed.
-    if (kind === "bids") observeEndToEnd(this.#m.business, "accepted", batch.records);
-    else if (kind === "rejections") observeEndToEnd(this.#m.business, "rejected", batch.records);
-    // Only after the database commit: the offsets.
-    await this.#consumer?.commit([
-      { topic: batch.topic, partition: batch.partition, offset: last.offset + 1 },
-    ]);
-    ctx.markProcessed(last.offset);
+    if (work.kind === "bids") observeEndToEnd(this.#m.business, "accepted", batch.records);
+    else if (work.kind === "rejections") observeEndToEnd(this.#m.business, "rejected", batch.records);
+    const last = batch.records[batch.records.length - 1]!;
+    return { commit: [{ topic: batch.topic, partition: batch.partition, offset: last.offset + 1 }] };
+  }
+
+  protected override failed(batch: RecordBatch): void {
+    this.#m.failures.inc({ topic: batch.topic });
+  }
+
+  protected override committed(work: SilverWork, batch: RecordBatch): void {
     this.#m.records.inc({ topic: batch.topic }, batch.records.length);
-    const refused = letters.filter((d) => d.reason === "db_rejected").length;
-    this.#m.rows.inc({ table: kind }, prepared.rows - refused);
-    this.#m.batch.observe({}, (performance.now() - started) / 1000);
+    const refused = work.letters.filter((d) => d.reason === "db_rejected").length;
+    this.#m.rows.inc({ table: work.kind }, work.prepared.rows - refused);
+    this.#m.batch.observe({}, (performance.now() - work.started) / 1000);
   }
 
   /**
@@ -162,7 +143,7 @@ export class SilverWriter {
    */
   async #write(kind: SilverKind, prepared: Prepared): Promise<DeadLetter[]> {
     const table = TABLES[kind].table;
-    const client = await this.#o.pool.connect();
+    const client = await this.#pool.connect();
     const attempt = async (isolate: boolean): Promise<DeadLetter[]> => {
       const letters = prepared.unusable.map((u) => fromUnusable(table, u));
       await client.query("BEGIN");
@@ -179,7 +160,7 @@ export class SilverWriter {
         const code = dataErrorCode(err);
         if (!code) throw err;
         await client.query("ROLLBACK");
-        this.#o.logger.warn(
+        this.logger.warn(
           { table, sqlstate: code, rows: prepared.rows },
           "batch refused for a data reason: writing it again with the refused rows isolated",
         );
@@ -200,7 +181,7 @@ export class SilverWriter {
       this.#m.unusable.inc({ topic: batch.topic, reason: d.reason });
       byReason[d.reason] = (byReason[d.reason] ?? 0) + 1;
     }
-    this.#o.logger.warn(
+    this.logger.warn(
       {
         topic: batch.topic,
         partition: batch.partition,
@@ -215,14 +196,6 @@ export class SilverWriter {
       },
       "records cannot become silver rows: kept in silver.dead_letters",
     );
-  }
-
-  /** Stops consuming; the in-flight batch finishes its database transaction and offset commit. */
-  async close(): Promise<void> {
-    this.#stopping = true;
-    this.#running = false;
-    await this.#consumer?.stop();
-    await this.#instrumented?.close();
   }
 }
 

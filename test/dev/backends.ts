@@ -18,6 +18,8 @@ import { folderObjectStore, type ObjectStore, s3ObjectStore } from "../../proces
 import { PglitePool } from "./pglite.ts";
 
 export interface Backends {
+  /** The connection settings the backends were chosen from. */
+  readonly conn: ConnectionConfig;
   readonly transport: Transport;
   /** Set when the log is embedded (for compaction and tests). */
   readonly broker?: MemoryBroker;
@@ -76,6 +78,7 @@ export async function openBackends(opts: {
   }
 
   return {
+    conn,
     transport,
     ...(broker ? { broker } : {}),
     pool,

@@ -23,150 +23,137 @@ import {
   s3Prefix,
   topicNames,
 } from "../../api/v1alpha1/pipeline.ts";
+import type { DevCliOptions } from "../../cli/dev.ts";
 import type { ConnectionConfig } from "../../lib/config.ts";
 import { createLogger, type Logger } from "../../lib/log.ts";
 import { BidProcessor } from "../../processors/bid-processor/processor.ts";
 import { BronzeArchiver } from "../../processors/bronze-archiver/archiver.ts";
+import { archivedTopics } from "../../processors/bronze-archiver/main.ts";
 import { migrate } from "../../processors/db/migrate.ts";
-import { buildIngestApp } from "../../processors/ingest/app.ts";
-import { parseApiKeys } from "../../processors/ingest/auth.ts";
-import { BatchingProducer } from "../../processors/ingest/batcher.ts";
+import { ingest } from "../../processors/ingest/main.ts";
 import { applyTopics } from "../../processors/kafka/topics.ts";
 import { type RollupResult, rollupRange } from "../../processors/rollup/rollup.ts";
 import { Registry } from "../../processors/runtime/metrics.ts";
+import { startProcessor } from "../../processors/runtime/run.ts";
+import { embeddedPipelineSpec } from "../../processors/runtime/testing.ts";
 import { SilverWriter } from "../../processors/silver-writer/writer.ts";
 import { goldLakeOn } from "../../processors/storage/objects.ts";
-import { generateDataset } from "../generate/dataset.ts";
-import { sendToHttp } from "../generate/sinks.ts";
+import { type Dataset, generateDataset } from "../generate/dataset.ts";
+import { type SendResult, sendToHttp } from "../generate/sinks.ts";
 import { type Backends, openBackends } from "./backends.ts";
 import { collectSummary, type DevSummary, formatSummary, silverProgress } from "./summary.ts";
 
-export interface DevOptions {
-  /** AuctionPipeline file; default: the built-in `dev` pipeline. */
-  readonly file?: string;
-  readonly once: boolean;
-  readonly auctions: number;
-  readonly bids: number;
-  readonly seed: number;
-  /** Bids per second of the schedule. */
-  readonly rate: number;
-  readonly port: number;
-  readonly host: string;
-  readonly dataDir: string;
+/** `gavel dev`'s options (cli/dev.ts), and how long to wait for the pipeline to settle. */
+export interface DevOptions extends DevCliOptions {
   /** Longest wait for every auction to close and every record to land, after the schedule. */
   readonly settleTimeoutMs?: number;
 }
 
 /** The built-in pipeline: small partition counts suit one process. */
-export const DEV_PIPELINE = {
-  apiVersion: "gavel.dev/v1alpha1",
-  kind: "AuctionPipeline",
-  metadata: { name: "dev" },
-  spec: {
-    kafka: { clusterName: "embedded", bootstrapServers: "embedded:9092" },
-    topics: { partitions: 4, replicas: 1 },
-    storage: {
-      postgres: { secretRef: { name: "embedded" } },
-      s3: { bucket: "gavel-dev", credentialsSecretRef: { name: "embedded" } },
-    },
-  },
-};
+export const DEV_PIPELINE = embeddedPipelineSpec("dev", 4);
 
 export async function loadDevPipeline(file: string | undefined): Promise<AuctionPipeline> {
   return file ? loadPipelineFile(file) : parsePipeline(DEV_PIPELINE, "built-in dev pipeline");
 }
 
 interface Running {
-  readonly backends: Backends;
   readonly ingestUrl: string;
   readonly apiKey: string;
+  /** The archiver's registry: its record count says when bronze has caught up. */
+  readonly bronzeMetrics: Registry;
   close(): Promise<void>;
 }
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
-/** Starts the processors on the chosen backends; returns once ingest listens and consumers run. */
+/** Topics created (or grown) and silver migrated on the chosen backends. */
+async function prepareBackends(
+  pipeline: AuctionPipeline,
+  backends: Backends,
+  log: (name: string) => Logger,
+): Promise<void> {
+  const admin = await backends.transport.admin();
+  try {
+    const plan = await applyTopics(
+      admin,
+      allTopics(pipeline).map((t) => ({
+        name: t.name,
+        partitions: t.partitions,
+        replicationFactor: t.replicas,
+        configs: t.config,
+      })),
+    );
+    log("dev").info({ created: plan.create.map((t) => t.name) }, "topics ready");
+  } finally {
+    await admin.close();
+  }
+  await migrate(backends.pool, { logger: log("migrate") });
+}
+
+/**
+ * Starts the processors on the chosen backends: the bid-processor, the
+ * silver-writer and the bronze-archiver as components (without their HTTP
+ * servers), and ingest as the processor `gavel processor ingest` runs;
+ * returns once ingest listens and the consumers run.
+ */
 async function startPipeline(
   pipeline: AuctionPipeline,
   backends: Backends,
   opts: DevOptions,
   env: NodeJS.ProcessEnv,
   log: (name: string) => Logger,
-): Promise<Running & { bronzeMetrics: Registry }> {
+): Promise<Running> {
+  await prepareBackends(pipeline, backends, log);
   const topics = topicNames(pipeline);
-  const { transport, pool, store } = backends;
+  const { transport, pool, store, conn } = backends;
   const admin = await transport.admin();
-  const plan = await applyTopics(
-    admin,
-    allTopics(pipeline).map((t) => ({
-      name: t.name,
-      partitions: t.partitions,
-      replicationFactor: t.replicas,
-      configs: t.config,
-    })),
-  );
-  log("dev").info({ created: plan.create.map((t) => t.name) }, "topics ready");
-  await migrate(pool, { logger: log("migrate") });
-
-  const bidProcessor = new BidProcessor({
-    transport,
-    admin,
-    pipeline,
-    topics,
-    logger: log("bid-processor"),
-    metrics: new Registry(),
-  });
-  const silver = new SilverWriter({
-    transport,
-    pool,
-    pipeline,
-    topics,
-    logger: log("silver-writer"),
-    metrics: new Registry(),
-  });
   const bronzeMetrics = new Registry();
-  const bronze = new BronzeArchiver({
-    transport,
-    admin,
-    store,
-    prefix: s3Prefix(pipeline),
-    topics: allTopics(pipeline)
-      .filter((t) => !t.key.startsWith("extra:"))
-      .map((t) => t.name),
-    groupId: `${pipeline.metadata.name}.bronze-archiver`,
-    logger: log("bronze-archiver"),
-    metrics: bronzeMetrics,
-    // Small objects, written soon: a dev run is short and you want to see the files.
-    maxAgeMs: 2_000,
-  });
-  await Promise.all([bidProcessor.start(), silver.start(), bronze.start()]);
+  const consumers = [
+    new BidProcessor({
+      transport,
+      admin,
+      pipeline,
+      topics,
+      logger: log("bid-processor"),
+      metrics: new Registry(),
+    }),
+    new SilverWriter({
+      transport,
+      pool,
+      pipeline,
+      topics,
+      logger: log("silver-writer"),
+      metrics: new Registry(),
+    }),
+    new BronzeArchiver({
+      transport,
+      admin,
+      store,
+      prefix: s3Prefix(pipeline),
+      topics: archivedTopics(pipeline),
+      groupId: `${pipeline.metadata.name}.bronze-archiver`,
+      logger: log("bronze-archiver"),
+      metrics: bronzeMetrics,
+      // Small objects, written soon: a dev run is short and you want to see the files.
+      maxAgeMs: 2_000,
+    }),
+  ];
+  await Promise.all(consumers.map((c) => c.start()));
 
   const apiKey = env.GAVEL_API_KEYS?.split(",")[0]?.split("=")[0] || `dev-${randomBytes(12).toString("hex")}`;
-  const producer = await transport.producer();
-  const batcher = new BatchingProducer(producer, { maxInFlight: 20_000 });
-  let stopping = false;
-  const app = await buildIngestApp({
-    producer: batcher,
-    topics: { bids: topics.bids.name, auctions: topics.auctions.name, users: topics.users.name },
-    keys: parseApiKeys(apiKey),
+  const cfg = { pipeline, topics, conn, instanceId: "dev", port: opts.port, host: opts.host };
+  const api = await startProcessor(ingest, cfg, {
+    env: { GAVEL_API_KEYS: apiKey },
+    transport,
     logger: log("ingest"),
-    metrics: new Registry(),
-    health: { live: () => true, ready: () => (stopping ? { ok: false, reason: "stopping" } : { ok: true }) },
   });
-  const listened = await app.listen({ port: opts.port, host: opts.host });
-  const ingestUrl = listened.replace("0.0.0.0", "127.0.0.1").replace("[::]", "127.0.0.1");
   return {
-    backends,
-    ingestUrl,
+    ingestUrl: api.url.replace("0.0.0.0", "127.0.0.1").replace("[::]", "127.0.0.1"),
     apiKey,
     bronzeMetrics,
     async close() {
-      stopping = true;
-      await app.close();
-      await batcher.close();
-      await bidProcessor.close();
-      await silver.close();
-      await bronze.close();
+      await api.close();
+      for (const c of consumers) await c.close();
       await admin.close();
     },
   };
@@ -178,11 +165,21 @@ function bronzeRecords(metrics: Registry, topicNamesList: readonly string[]): nu
   return topicNamesList.reduce((n, topic) => n + c.get({ topic }), 0);
 }
 
-export async function runDev(
-  opts: DevOptions,
-  conn: ConnectionConfig,
-  env = process.env,
-): Promise<DevSummary> {
+/** The run so far: what the later steps read. */
+interface Run {
+  readonly opts: DevOptions;
+  readonly pipeline: AuctionPipeline;
+  readonly backends: Backends;
+  readonly running: Running;
+  readonly dataDir: string;
+  readonly started: number;
+  readonly log: (name: string) => Logger;
+  /** Prefix of this run's ids (auctions `<prefix>-...`). */
+  readonly prefix: string;
+}
+
+/** Banner, backends and processors. */
+async function open(opts: DevOptions, conn: ConnectionConfig, env: NodeJS.ProcessEnv): Promise<Run> {
   const level = env.LOG_LEVEL ?? "warn";
   const log = (name: string) => createLogger(name, level);
   const pipeline = await loadDevPipeline(opts.file);
@@ -201,44 +198,76 @@ export async function runDev(
     await backends.close().catch(() => undefined);
     throw err;
   });
-  const archivedTopics = allTopics(pipeline)
-    .filter((t) => !t.key.startsWith("extra:"))
-    .map((t) => t.name);
   say(`  ingest:   ${running.ingestUrl}  (API key ${running.apiKey})`);
   say(`  started in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-
   // Ids of real services outlive the run: a random suffix keeps runs apart there.
   const prefix = backends.embedded.db ? `g${opts.seed}` : `g${opts.seed}r${randomBytes(3).toString("hex")}`;
+  return { opts, pipeline, backends, running, dataDir, started, log, prefix };
+}
+
+/**
+ * Users first (thousands of single requests), then the day is generated
+ * again from now: the auctions' times and the bid schedule start when the
+ * users are in, not when sending them began. Same seed, same ids; only the
+ * users' created_at are older by the time their sending took. Returns the
+ * day (the users are sent only once) before its bids are sent.
+ */
+async function sendUsersAndGenerate(run: Run): Promise<Dataset> {
+  const { seed, auctions, bids, rate } = run.opts;
   const generate = (startMs: number) =>
-    generateDataset({
-      seed: opts.seed,
-      auctions: opts.auctions,
-      bids: opts.bids,
-      startMs,
-      rate: opts.rate,
-      prefix,
-    });
-  const target = { url: running.ingestUrl, apiKey: running.apiKey };
-  // Users first (thousands of single requests), then the day is generated
-  // again from now: the auctions' times and the bid schedule start when the
-  // users are in, not when sending them began. Same seed, same ids; only the
-  // users' created_at are older by the time their sending took.
+    generateDataset({ seed, auctions, bids, rate, startMs, prefix: run.prefix });
+  const target = { url: run.running.ingestUrl, apiKey: run.running.apiKey };
   const early = generate(Date.now());
   say(`sending ${early.users.length} users through ingest...`);
   await sendToHttp(target, { ...early, auctions: [], bids: [] });
   const ds = generate(Date.now() + 1_000);
-  const lastEnd = Math.max(...ds.auctions.map((a) => Date.parse(a.ends_at)));
   say(
     `generating ${ds.auctions.length} auctions and ${ds.bids.length} bid records over ${Math.round(
       ds.durationMs / 1000,
-    )} s (seed ${opts.seed}); the last auction ends at ${new Date(lastEnd).toISOString()}`,
+    )} s (seed ${seed}); the last auction ends at ${new Date(lastEndOf(ds)).toISOString()}`,
   );
+  return ds;
+}
 
+const lastEndOf = (ds: Dataset) => Math.max(...ds.auctions.map((a) => Date.parse(a.ends_at)));
+
+/** Every record decided and in silver, every auction closed, bronze flushed (or the deadline passed). */
+async function settle(run: Run, ds: Dataset, refused: number, progress: ProgressLine): Promise<void> {
+  const { backends, running, prefix } = run;
+  const archived = archivedTopics(run.pipeline);
+  const deadline = Math.max(lastEndOf(ds), Date.now()) + (run.opts.settleTimeoutMs ?? 120_000);
+  let lastBronze = -1;
+  let stableSince = Date.now();
+  for (;;) {
+    const p = await silverProgress(backends.pool, prefix);
+    const b = bronzeRecords(running.bronzeMetrics, archived);
+    if (b !== lastBronze) {
+      lastBronze = b;
+      stableSince = Date.now();
+    }
+    const decided = p.accepted + p.rejected + refused >= ds.bids.length;
+    const closed = p.closed >= ds.auctions.length;
+    if (decided && closed && Date.now() - stableSince > 3_000) return;
+    if (Date.now() > deadline) {
+      progress.done();
+      say(
+        `warning: gave up waiting after the deadline: ${p.accepted + p.rejected + refused}/${ds.bids.length} bid records decided, ${p.closed}/${ds.auctions.length} auctions closed`,
+      );
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Sends the day's bids through ingest with a progress line, then waits for the pipeline to settle. */
+async function sendAndSettle(run: Run, ds: Dataset): Promise<SendResult> {
+  const { backends, running, prefix, started } = run;
+  const archived = archivedTopics(run.pipeline);
   let sentBids = 0;
   const progress = new ProgressLine();
   const tick = async (phase: string) => {
     const p = await silverProgress(backends.pool, prefix).catch(() => undefined);
-    const bronze = bronzeRecords(running.bronzeMetrics, archivedTopics);
+    const bronze = bronzeRecords(running.bronzeMetrics, archived);
     progress.show(
       `${phase} ${((Date.now() - started) / 1000).toFixed(0)}s | sent ${sentBids}/${ds.bids.length} bids | silver: ${
         p
@@ -249,8 +278,8 @@ export async function runDev(
     return p;
   };
   const timer = setInterval(() => void tick("running"), 1_000);
-  let summary: DevSummary;
   try {
+    const target = { url: running.ingestUrl, apiKey: running.apiKey };
     const sent = await sendToHttp(
       target,
       { ...ds, users: [] },
@@ -261,75 +290,49 @@ export async function runDev(
       },
     );
     sentBids = ds.bids.length;
-    const refused = sent.rejectedAtIngest.length;
-    // Settle: every record decided and in silver, every auction closed, bronze flushed.
-    const deadline = Math.max(lastEnd, Date.now()) + (opts.settleTimeoutMs ?? 120_000);
-    let lastBronze = -1;
-    let stableSince = Date.now();
-    for (;;) {
-      const p = await silverProgress(backends.pool, prefix);
-      const b = bronzeRecords(running.bronzeMetrics, archivedTopics);
-      if (b !== lastBronze) {
-        lastBronze = b;
-        stableSince = Date.now();
-      }
-      const decided = p.accepted + p.rejected + refused >= ds.bids.length;
-      const closed = p.closed >= ds.auctions.length;
-      if (decided && closed && Date.now() - stableSince > 3_000) break;
-      if (Date.now() > deadline) {
-        progress.done();
-        say(
-          `warning: gave up waiting after the deadline: ${p.accepted + p.rejected + refused}/${ds.bids.length} bid records decided, ${p.closed}/${ds.auctions.length} auctions closed`,
-        );
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await settle(run, ds, sent.rejectedAtIngest.length, progress);
     clearInterval(timer);
     await tick("settled");
-    progress.done();
-
-    say("running the gold rollup (DuckDB)...");
-    const timeZone = pipeline.spec.rollup.timeZone;
-    const days = await closedDays(backends.pool, prefix, timeZone);
-    const lake = goldLakeOn(backends.store, s3Prefix(pipeline));
-    const rollups: RollupResult[] = await rollupRange(
-      { pool: backends.pool, logger: log("rollup"), lake },
-      { days, timeZone, keepGoing: true },
-    );
-    summary = await collectSummary({
-      pool: backends.pool,
-      store: backends.store,
-      prefix,
-      dataset: ds,
-      refusedAtIngest: refused,
-      senderMaxLagMs: sent.maxLagMs,
-      rollups,
-      ingestUrl: running.ingestUrl,
-      apiKey: running.apiKey,
-      lakePrefix: s3Prefix(pipeline),
-      bronzeRecords: bronzeRecords(running.bronzeMetrics, archivedTopics),
-      backends: backends.describe,
-      elapsedMs: Date.now() - started,
-      topics: topicNames(pipeline),
-      dataDir,
-    });
-  } catch (err) {
+    return sent;
+  } finally {
     clearInterval(timer);
     progress.done();
-    await running.close().catch(() => undefined);
-    await backends.close().catch(() => undefined);
-    throw err;
   }
-  await writeFile(join(dataDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-  process.stdout.write(`${formatSummary(summary)}\n`);
-  process.stdout.write(`Summary as JSON: ${join(dataDir, "summary.json")}\n`);
+}
 
-  if (opts.once) {
-    await running.close();
-    await backends.close();
-    return summary;
-  }
+/** The gold rollup of the days the run's auctions closed on, and the summary of the whole run. */
+async function summarize(run: Run, ds: Dataset, sent: SendResult): Promise<DevSummary> {
+  const { backends, pipeline, running } = run;
+  say("running the gold rollup (DuckDB)...");
+  const timeZone = pipeline.spec.rollup.timeZone;
+  const days = await closedDays(backends.pool, run.prefix, timeZone);
+  const lake = goldLakeOn(backends.store, s3Prefix(pipeline));
+  const rollups: RollupResult[] = await rollupRange(
+    { pool: backends.pool, logger: run.log("rollup"), lake },
+    { days, timeZone, keepGoing: true },
+  );
+  return collectSummary({
+    pool: backends.pool,
+    store: backends.store,
+    prefix: run.prefix,
+    dataset: ds,
+    refusedAtIngest: sent.rejectedAtIngest.length,
+    senderMaxLagMs: sent.maxLagMs,
+    rollups,
+    ingestUrl: running.ingestUrl,
+    apiKey: running.apiKey,
+    lakePrefix: s3Prefix(pipeline),
+    bronzeRecords: bronzeRecords(running.bronzeMetrics, archivedTopics(pipeline)),
+    backends: backends.describe,
+    elapsedMs: Date.now() - run.started,
+    topics: topicNames(pipeline),
+    dataDir: run.dataDir,
+  });
+}
+
+/** After the summary: keeps serving, printing what your own requests add, until SIGINT/SIGTERM. */
+async function serveUntilSignal(run: Run): Promise<void> {
+  const { backends } = run;
   process.stdout.write(
     "\nStill serving: send your own auctions and bids (the curl commands above); they flow through the same processors into silver. Ctrl-C stops.\n",
   );
@@ -358,8 +361,38 @@ export async function runDev(
   say("stopping...");
   const hard = setTimeout(() => process.exit(1), 20_000);
   hard.unref();
-  await running.close();
-  await backends.close();
+}
+
+/**
+ * `gavel dev`: opens the backends and starts the processors, sends a
+ * generated day through ingest, waits for it to settle, rolls it up and
+ * prints the summary; then (without `--once`) keeps serving.
+ */
+export async function runDev(
+  opts: DevOptions,
+  conn: ConnectionConfig,
+  env = process.env,
+): Promise<DevSummary> {
+  const run = await open(opts, conn, env);
+  const stop = async () => {
+    await run.running.close();
+    await run.backends.close();
+  };
+  let summary: DevSummary;
+  try {
+    const ds = await sendUsersAndGenerate(run);
+    const sent = await sendAndSettle(run, ds);
+    summary = await summarize(run, ds, sent);
+  } catch (err) {
+    await run.running.close().catch(() => undefined);
+    await run.backends.close().catch(() => undefined);
+    throw err;
+  }
+  await writeFile(join(run.dataDir, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+  process.stdout.write(`${formatSummary(summary)}\n`);
+  process.stdout.write(`Summary as JSON: ${join(run.dataDir, "summary.json")}\n`);
+  if (!opts.once) await serveUntilSignal(run);
+  await stop();
   return summary;
 }
 

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import pg from "pg";
+import type pg from "pg";
 import { expect } from "vitest";
 import {
   type AuctionPipeline,
@@ -32,6 +32,7 @@ import type { Admin, KafkaRecord } from "../../processors/kafka/transport.ts";
 import { Registry } from "../../processors/runtime/metrics.ts";
 import { SilverWriter } from "../../processors/silver-writer/writer.ts";
 import type { Dataset, GeneratedBid } from "../generate/dataset.ts";
+import { createTestDatabase } from "./rollup-helpers.ts";
 
 export const REPO = new URL("../../", import.meta.url).pathname;
 export const logger = createLogger("processors-test", process.env.TEST_LOG_LEVEL ?? "error");
@@ -106,17 +107,8 @@ export async function setupEnv(label: string, partitions = 3): Promise<Env> {
       configs: x.config,
     })),
   );
-  const base = requireEnv(conn, "databaseUrl", "DATABASE_URL");
-  const db = `gavel_${label.replaceAll("-", "_")}_${sfx}`;
-  const root = new pg.Client({ connectionString: base });
-  await root.connect();
-  await root.query(`CREATE DATABASE ${db}`);
-  await root.end();
-  const url = new URL(base);
-  url.pathname = `/${db}`;
-  const databaseUrl = url.toString();
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
-  pool.on("error", () => undefined);
+  const db = await createTestDatabase();
+  const { pool, url: databaseUrl } = db;
   await migrate(pool);
   const s3 = new S3Client({
     endpoint: conn.s3Endpoint,
@@ -143,13 +135,9 @@ export async function setupEnv(label: string, partitions = 3): Promise<Env> {
       GAVEL_BRONZE_MAX_AGE_MS: "1000",
     },
     async cleanup() {
-      await pool.end().catch(() => undefined);
       await admin.deleteTopics(allTopics(pipeline).map((x) => x.name)).catch(() => undefined);
       await admin.close().catch(() => undefined);
-      const r = new pg.Client({ connectionString: base });
-      await r.connect();
-      await r.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => undefined);
-      await r.end();
+      await db.drop();
     },
   };
 }
@@ -158,10 +146,25 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export async function startBidProcessor(env: Env, id = "bp"): Promise<Running> {
-  const t = transport(`test-${id}`);
+/** What a processor component needs from the harness: its Kafka client and admin, the pipeline's settings. */
+interface ComponentDeps {
+  readonly transport: KafkajsTransport;
+  readonly admin: Admin;
+  readonly pipeline: AuctionPipeline;
+  readonly topics: ReturnType<typeof topicNames>;
+  readonly logger: typeof logger;
+  readonly metrics: Registry;
+}
+
+/** A processor component in-process (no HTTP server) on its own Kafka client. */
+async function startComponent(
+  env: Env,
+  clientId: string,
+  build: (deps: ComponentDeps) => { start(): Promise<void>; close(): Promise<void> },
+): Promise<Running> {
+  const t = transport(clientId);
   const admin = await t.admin();
-  const p = new BidProcessor({
+  const c = build({
     transport: t,
     admin,
     pipeline: env.pipeline,
@@ -169,51 +172,39 @@ export async function startBidProcessor(env: Env, id = "bp"): Promise<Running> {
     logger,
     metrics: new Registry(),
   });
-  await p.start();
+  await c.start();
   return {
     async close() {
-      await p.close();
+      await c.close();
       await admin.close();
     },
   };
 }
 
-export async function startSilverWriter(env: Env): Promise<Running> {
-  const w = new SilverWriter({
-    transport: transport("test-silver"),
-    pool: env.pool,
-    pipeline: env.pipeline,
-    topics: env.topics,
-    logger,
-    metrics: new Registry(),
-  });
-  await w.start();
-  return { close: () => w.close() };
+export function startBidProcessor(env: Env, id = "bp"): Promise<Running> {
+  return startComponent(env, `test-${id}`, (deps) => new BidProcessor(deps));
 }
 
-export async function startBronze(env: Env): Promise<Running> {
-  const t = transport("test-bronze");
-  const admin = await t.admin();
-  const a = new BronzeArchiver({
-    transport: t,
-    admin,
-    s3: env.s3,
-    bucket: env.bucket,
-    prefix: env.prefix,
-    topics: allTopics(env.pipeline).map((x) => x.name),
-    groupId: `${env.name}.bronze-archiver`,
-    logger,
-    metrics: new Registry(),
-    maxAgeMs: 1_000,
-    maxRecords: 400,
-  });
-  await a.start();
-  return {
-    async close() {
-      await a.close();
-      await admin.close();
-    },
-  };
+export function startSilverWriter(env: Env): Promise<Running> {
+  return startComponent(env, "test-silver", (deps) => new SilverWriter({ ...deps, pool: env.pool }));
+}
+
+export function startBronze(env: Env): Promise<Running> {
+  return startComponent(
+    env,
+    "test-bronze",
+    (deps) =>
+      new BronzeArchiver({
+        ...deps,
+        s3: env.s3,
+        bucket: env.bucket,
+        prefix: env.prefix,
+        topics: allTopics(env.pipeline).map((x) => x.name),
+        groupId: `${env.name}.bronze-archiver`,
+        maxAgeMs: 1_000,
+        maxRecords: 400,
+      }),
+  );
 }
 
 /** SIGKILL, resolved once the child has exited. */

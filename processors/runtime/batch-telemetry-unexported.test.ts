@@ -2,7 +2,7 @@ import { trace } from "@opentelemetry/api";
 import { describe, expect, it } from "vitest";
 import { spansExported, startTracing } from "../../lib/telemetry.ts";
 import type { KafkaRecord } from "../kafka/transport.ts";
-import { instrumentBatches, recordContext, recordHeaders } from "./instrument.ts";
+import { instrumentBatches } from "./batch-telemetry.ts";
 import { Registry } from "./metrics.ts";
 
 // A process that exports no spans (no OTLP endpoint, no span processor): its
@@ -32,10 +32,10 @@ describe("instrumentBatches without a span exporter", () => {
     let inside: { spanId?: string; headers?: Record<string, string> } = {};
     const h = instrumentBatches(
       {
-        eachBatch: async () => {
+        eachBatch: async (_b, _ctx, traced) => {
           inside = {
-            spanId: trace.getSpanContext(recordContext(r))?.spanId,
-            headers: recordHeaders(r),
+            spanId: trace.getSpanContext(traced.context(0))?.spanId,
+            headers: traced.headers(0),
           };
         },
       },
