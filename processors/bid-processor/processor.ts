@@ -426,6 +426,10 @@ export class BidProcessor extends Stream<RecordBatch> {
     if (!st) throw new Error(`batch for unassigned partition ${batch.partition}`);
     await this.#ensureReady(st);
     const isBids = batch.topic === this.#o.topics.bids.name;
+    // The state this batch was made ready for: a transaction that fails while
+    // the batch waits for the lock (an idle tick's) marks the partition stale
+    // and rebuilds it in the background while closing its producer.
+    const epoch = st.epoch;
     await this.#withLock(st, async () => {
       // A rebuild sought the partition back to its committed offsets while
       // this batch waited (the batch of a failed transaction, fetched again):
@@ -433,7 +437,11 @@ export class BidProcessor extends Stream<RecordBatch> {
       // delivers first. Deciding it now put later bids of an auction ahead
       // of its held ones (seen in CI: earlier bids then below_minimum).
       if (ctx.isStale()) return;
-      const epoch = st.epoch;
+      // Rebuilt or being rebuilt since: the batch is left unmarked and fetched
+      // again, and waits for that rebuild. Deciding it now sent it through the
+      // closing producer ("producer is disconnecting", non-retriable: kafkajs
+      // then stopped the consumer for good; processors-faults, broker restart).
+      if (st.epoch !== epoch || !st.valid || !st.producer) return;
       const { outputs, progressed, waitingAt } = this.#decide(st, batch, isBids);
       const offsets = offsetsFitting(st, outputs, this.#offsetsOf);
       if (outputs.length > 0 || JSON.stringify(offsets) !== st.lastOffsets)
@@ -615,6 +623,9 @@ export class BidProcessor extends Stream<RecordBatch> {
 
   #markStale(st: Part): void {
     st.epoch++;
+    // At once, not when the rebuild starts: a batch already waiting for the
+    // lock must not decide on this state (see `sink`).
+    st.valid = false;
     if (!this.#parts.has(st.p) || this.stopping) return;
     this.#o.logger.warn({ partition: st.p }, "transaction failed; rebuilding partition state");
     const done = (async () => {
