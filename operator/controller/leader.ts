@@ -41,7 +41,7 @@ function time(v: unknown): number {
 
 export class LeaderElector {
   readonly #api: CoordinationV1Api;
-  readonly #o: Required<LeaderElectionOptions>;
+  readonly #options: Required<LeaderElectionOptions>;
   readonly #log: Logger;
   #leading = false;
   #lastRenew = 0;
@@ -52,14 +52,14 @@ export class LeaderElector {
   constructor(api: CoordinationV1Api, log: Logger, opts: LeaderElectionOptions) {
     this.#api = api;
     this.#log = log;
-    this.#o = {
+    this.#options = {
       leaseDurationMs: 15_000,
       renewDeadlineMs: 10_000,
       retryPeriodMs: 2_000,
       ...opts,
       owner: opts.owner,
     } as Required<LeaderElectionOptions>;
-    if (this.#o.renewDeadlineMs >= this.#o.leaseDurationMs)
+    if (this.#options.renewDeadlineMs >= this.#options.leaseDurationMs)
       throw new Error("leader election: renewDeadline must be shorter than the lease duration");
   }
 
@@ -85,7 +85,7 @@ export class LeaderElector {
     const wasLeading = this.#leading;
     if (this.#leading) {
       this.#leading = false;
-      await this.#o.onStoppedLeading();
+      await this.#options.onStoppedLeading();
     }
     if (release && wasLeading) await this.#release();
   }
@@ -104,18 +104,18 @@ export class LeaderElector {
         if (!this.#leading) {
           this.#leading = true;
           this.#log.info(
-            { lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity },
+            { lease: `${this.#options.namespace}/${this.#options.name}`, identity: this.#options.identity },
             "became leader",
           );
-          await this.#o.onStartedLeading();
+          await this.#options.onStartedLeading();
         }
-      } else if (this.#leading && Date.now() - this.#lastRenew > this.#o.renewDeadlineMs) {
+      } else if (this.#leading && Date.now() - this.#lastRenew > this.#options.renewDeadlineMs) {
         this.#leading = false;
         this.#log.error("leader election: could not renew the lease in time, stopping");
-        await this.#o.onStoppedLeading();
+        await this.#options.onStoppedLeading();
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.#o.retryPeriodMs);
+        const t = setTimeout(resolve, this.#options.retryPeriodMs);
         this.#wake = () => {
           clearTimeout(t);
           resolve();
@@ -125,9 +125,9 @@ export class LeaderElector {
   }
 
   async #tryAcquireOrRenew(): Promise<boolean> {
-    const { namespace, name, identity } = this.#o;
+    const { namespace, name, identity } = this.#options;
     const now = new V1MicroTime();
-    const durationS = Math.ceil(this.#o.leaseDurationMs / 1000);
+    const durationS = Math.ceil(this.#options.leaseDurationMs / 1000);
     let lease: V1Lease;
     try {
       lease = await this.#api.readNamespacedLease({ name, namespace });
@@ -137,7 +137,11 @@ export class LeaderElector {
         await this.#api.createNamespacedLease({
           namespace,
           body: {
-            metadata: { name, namespace, ...(this.#o.owner ? { ownerReferences: [this.#o.owner] } : {}) },
+            metadata: {
+              name,
+              namespace,
+              ...(this.#options.owner ? { ownerReferences: [this.#options.owner] } : {}),
+            },
             spec: {
               holderIdentity: identity,
               leaseDurationSeconds: durationS,
@@ -158,7 +162,7 @@ export class LeaderElector {
     const expired =
       holder === "" || time(spec.renewTime) + (spec.leaseDurationSeconds ?? durationS) * 1000 < Date.now();
     if (holder !== identity && !expired) return false;
-    const owner = this.#o.owner;
+    const owner = this.#options.owner;
     const owned = !owner || (lease.metadata?.ownerReferences ?? []).some((r) => r.uid === owner.uid);
     const next: V1Lease = {
       ...lease,
@@ -191,7 +195,7 @@ export class LeaderElector {
   }
 
   async #release(): Promise<void> {
-    const { namespace, name, identity } = this.#o;
+    const { namespace, name, identity } = this.#options;
     try {
       const lease = await this.#api.readNamespacedLease({ name, namespace });
       if (lease.spec?.holderIdentity !== identity) return;

@@ -65,7 +65,7 @@ type Cache = Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
 
 export class Manager {
   readonly identity: string;
-  readonly #o: ManagerOptions;
+  readonly #options: ManagerOptions;
   readonly #log: Logger;
   readonly #elector: LeaderElector;
   #queue: WorkQueue | undefined;
@@ -77,7 +77,7 @@ export class Manager {
   #reconciles = 0;
 
   constructor(opts: ManagerOptions) {
-    this.#o = opts;
+    this.#options = opts;
     this.identity = opts.identity ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.#log = opts.log.child({ identity: this.identity });
     this.#elector = new LeaderElector(opts.kubeConfig.makeApiClient(CoordinationV1Api), this.#log, {
@@ -114,7 +114,7 @@ export class Manager {
 
   /** Liveness: not leading, or leading with a recent renewal. */
   healthy(): boolean {
-    return !this.#elector.isLeader || this.#elector.sinceRenewMs < (this.#o.leaseDurationMs ?? 15_000);
+    return !this.#elector.isLeader || this.#elector.sinceRenewMs < (this.#options.leaseDurationMs ?? 15_000);
   }
 
   /** Readiness: a standby is ready; a leader once its caches are synced. */
@@ -140,15 +140,15 @@ export class Manager {
   }
 
   async #startControllers(): Promise<void> {
-    const kc = this.#o.kubeConfig;
+    const kc = this.#options.kubeConfig;
     const objects = KubernetesObjectApi.makeApiClient(kc);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const queue = new WorkQueue({
-      ...(this.#o.baseDelayMs ? { baseDelayMs: this.#o.baseDelayMs } : {}),
-      ...(this.#o.maxDelayMs ? { maxDelayMs: this.#o.maxDelayMs } : {}),
+      ...(this.#options.baseDelayMs ? { baseDelayMs: this.#options.baseDelayMs } : {}),
+      ...(this.#options.maxDelayMs ? { maxDelayMs: this.#options.maxDelayMs } : {}),
     });
     this.#queue = queue;
-    const ns = this.#o.namespace;
+    const ns = this.#options.namespace;
     const enqueue = (o: KubernetesObject) => {
       if (o.metadata?.name && o.metadata.namespace) queue.add(`${o.metadata.namespace}/${o.metadata.name}`);
     };
@@ -236,7 +236,7 @@ export class Manager {
       children,
       events: new EventRecorder(kc.makeApiClient(CoreV1Api), this.#log, this.identity),
       log: this.#log,
-      topicAdmin: this.#o.topicAdmin ?? kafkajsTopicAdmin(this.#log),
+      topicAdmin: this.#options.topicAdmin ?? kafkajsTopicAdmin(this.#log),
     });
 
     // Start child caches first so the first reconciles see existing children.
@@ -244,11 +244,11 @@ export class Manager {
     await this.#startInformer("AuctionPipeline", pipelines);
     this.#synced = true;
 
-    const concurrency = this.#o.concurrency ?? 2;
+    const concurrency = this.#options.concurrency ?? 2;
     this.#workers = Array.from({ length: concurrency }, () => this.#work(queue, reconciler));
     this.#resync = setInterval(() => {
       for (const p of pipelines.list()) enqueue(p);
-    }, this.#o.resyncMs ?? 300_000);
+    }, this.#options.resyncMs ?? 300_000);
     this.#resync.unref();
     this.#log.info({ namespace: ns ?? "(all)", concurrency }, "controllers started");
   }
@@ -298,7 +298,7 @@ export class Manager {
         result = res.requeueAfterMs !== undefined ? "requeue" : "success";
         this.#log.debug({ key, ms: Date.now() - started }, "reconciled");
       } catch (err) {
-        this.#o.metrics?.errors.inc({ kind: err instanceof TerminalError ? "terminal" : "retriable" });
+        this.#options.metrics?.errors.inc({ kind: err instanceof TerminalError ? "terminal" : "retriable" });
         if (err instanceof TerminalError) {
           queue.forget(key);
           this.#log.warn(
@@ -314,8 +314,8 @@ export class Manager {
         }
       } finally {
         this.#reconciles++;
-        this.#o.metrics?.reconciles.inc({ result });
-        this.#o.metrics?.duration.observe({ result }, (Date.now() - started) / 1000);
+        this.#options.metrics?.reconciles.inc({ result });
+        this.#options.metrics?.duration.observe({ result }, (Date.now() - started) / 1000);
         queue.done(key);
       }
     }

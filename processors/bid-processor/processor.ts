@@ -73,7 +73,7 @@ export { IN_BOOK_HEADER, SEQ_HEADER } from "./outputs.ts";
  * end in read_committed.
  */
 export class BidProcessor extends Stream<RecordBatch> {
-  readonly #o: BidProcessorOptions;
+  readonly #options: BidProcessorOptions;
   readonly #parts = new Map<number, Part>();
   /** Latest record per user (every partition's fraud scorer needs every user). */
   readonly #users = new Map<string, Buffer>();
@@ -90,7 +90,7 @@ export class BidProcessor extends Stream<RecordBatch> {
   #checking = false;
   /** Fresh cores of rebuilds under way (users read meanwhile go to them too). */
   readonly #rebuilding = new Set<BidProcessorCore>();
-  readonly #m;
+  readonly #metrics;
 
   constructor(o: BidProcessorOptions) {
     const t = o.topics;
@@ -115,7 +115,7 @@ export class BidProcessor extends Stream<RecordBatch> {
       logger: o.logger,
       lag: { pipeline: o.pipeline.metadata.name },
     });
-    this.#o = o;
+    this.#options = o;
     this.#now = o.now ?? Date.now;
     this.#outTopic = {
       bidsAccepted: t["bids.accepted"].name,
@@ -134,7 +134,7 @@ export class BidProcessor extends Stream<RecordBatch> {
       transactions: this.#outTopic.transactions,
     };
     const m = o.metrics;
-    this.#m = {
+    this.#metrics = {
       in: m.counter("bid_processor_records_in_total", "Input records processed, by topic."),
       skipped: m.counter(
         "bid_processor_records_skipped_total",
@@ -164,10 +164,10 @@ export class BidProcessor extends Stream<RecordBatch> {
     this.#offsetsOf = {
       bids: t.bids.name,
       auctions: t.auctions.name,
-      held: this.#m.held,
-      evicted: this.#m.evicted,
+      held: this.#metrics.held,
+      evicted: this.#metrics.evicted,
     };
-    this.#m.open.track({}, () => {
+    this.#metrics.open.track({}, () => {
       let n = 0;
       for (const st of this.#parts.values())
         n += (st.core as BidProcessorCore | undefined)?.book.openCount ?? 0;
@@ -176,7 +176,9 @@ export class BidProcessor extends Stream<RecordBatch> {
   }
 
   #newCore(): BidProcessorCore {
-    const core = new BidProcessorCore(bidCoreOptions(this.#o.pipeline, this.#o.book, this.#o.models));
+    const core = new BidProcessorCore(
+      bidCoreOptions(this.#options.pipeline, this.#options.book, this.#options.models),
+    );
     for (const u of this.#users.values()) core.onUser(u);
     // Nothing of the auctions topic is known to have been read yet: held bids
     // wait until it is (records or a verified log end advance it).
@@ -199,14 +201,14 @@ export class BidProcessor extends Stream<RecordBatch> {
   }
 
   override async start(): Promise<void> {
-    const t = this.#o.topics;
+    const t = this.#options.topics;
     await this.#checkTopics();
     const onUser = (r: KafkaRecord) => {
       if (r.value === null || r.key === null) return;
       this.#users.set(r.key, r.value);
       for (const st of this.#parts.values()) {
         const res = st.core.onUser(r.value);
-        if (!res.ok) this.#m.bad.inc({ topic: r.topic });
+        if (!res.ok) this.#metrics.bad.inc({ topic: r.topic });
       }
       // Cores being rebuilt are not installed yet: they must not miss a user.
       for (const core of this.#rebuilding) core.onUser(r.value);
@@ -218,16 +220,16 @@ export class BidProcessor extends Stream<RecordBatch> {
     await withRetry(
       () =>
         readToEnd({
-          transport: this.#o.transport,
-          admin: this.#o.admin,
+          transport: this.#options.transport,
+          admin: this.#options.admin,
           topic: t.users.name,
           groupPrefix: this.groupId,
           onRecord: onUser,
         }),
-      { what: "reading the users topic", logger: this.#o.logger, retries: 10 },
+      { what: "reading the users topic", logger: this.#options.logger, retries: 10 },
     );
     const users = tailTopic({
-      transport: this.#o.transport,
+      transport: this.#options.transport,
       topic: t.users.name,
       groupPrefix: this.groupId,
       onRecord: onUser,
@@ -235,14 +237,14 @@ export class BidProcessor extends Stream<RecordBatch> {
     this.#usersConsumer = users.consumer;
     await users.started;
     await super.start();
-    this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 250);
+    this.#timer = setInterval(() => this.#tick(), this.#options.tickMs ?? 250);
   }
 
   /** Co-partitioning needs equal partition counts; outputs go to the input partition number. */
   async #checkTopics(): Promise<void> {
-    const t = this.#o.topics;
+    const t = this.#options.topics;
     const names = [t.bids.name, t.auctions.name, t.prices.name, ...Object.values(this.#outTopic)];
-    const have = await this.#o.admin.describeTopics(names);
+    const have = await this.#options.admin.describeTopics(names);
     const missing = names.filter((n) => !have.has(n));
     if (missing.length > 0)
       throw new Error(
@@ -281,15 +283,15 @@ export class BidProcessor extends Stream<RecordBatch> {
       }
       fresh.push(st);
     }
-    this.#m.owned.set({}, this.#parts.size);
-    this.#o.logger.info({ partitions: [...owned].sort((a, b) => a - b) }, "partitions assigned");
+    this.#metrics.owned.set({}, this.#parts.size);
+    this.#options.logger.info({ partitions: [...owned].sort((a, b) => a - b) }, "partitions assigned");
     // Every owned partition is rebuilt from committed state after a rebalance:
     // the previous generation may have left uncommitted effects in memory.
     const done = this.#boundedRestore(fresh);
     for (const st of fresh) st.ready = done;
     // A failed rebuild (broker unavailable) is retried by the partition's next batch.
     await done.catch((err) =>
-      this.#o.logger.warn({ err }, "rebuilding partition state failed; retrying with the next batch"),
+      this.#options.logger.warn({ err }, "rebuilding partition state failed; retrying with the next batch"),
     );
   }
 
@@ -335,7 +337,7 @@ export class BidProcessor extends Stream<RecordBatch> {
       await Promise.all(
         parts.map(async (st) => {
           if (!st.producer)
-            st.producer = await this.#o.transport.transactionalProducer(`${this.groupId}-${st.p}`);
+            st.producer = await this.#options.transport.transactionalProducer(`${this.groupId}-${st.p}`);
         }),
       );
       // 2. Rebuild the book from the compacted prices topic (into fresh cores),
@@ -348,7 +350,7 @@ export class BidProcessor extends Stream<RecordBatch> {
       //    the same transactions as the snapshots.
       const decisionsOf = await readDecisions(this.#rebuildFrom, ps);
       const snapshotsOf = await readSnapshots(this.#rebuildFrom, ps, (r) =>
-        this.#m.bad.inc({ topic: r.topic }),
+        this.#metrics.bad.inc({ topic: r.topic }),
       );
       let restored = 0;
       const seqs = new Map<number, number>();
@@ -357,11 +359,14 @@ export class BidProcessor extends Stream<RecordBatch> {
         for (const d of mine) seqs.set(p, Math.max(seqs.get(p) ?? 0, d.seq + 1));
         const r = core.rebuild(snapshotsOf.get(p) ?? [], mine);
         restored += r.restored;
-        if (r.unusable > 0) this.#m.bad.inc({ topic: this.#o.topics.prices.name }, r.unusable);
+        if (r.unusable > 0) this.#metrics.bad.inc({ topic: this.#options.topics.prices.name }, r.unusable);
       }
       // 3. Where to continue: committed offsets, plus bids held at the last commit.
-      const bids = await this.#o.admin.groupOffsets(this.groupId, this.#o.topics.bids.name);
-      const auctions = await this.#o.admin.groupOffsets(this.groupId, this.#o.topics.auctions.name);
+      const bids = await this.#options.admin.groupOffsets(this.groupId, this.#options.topics.bids.name);
+      const auctions = await this.#options.admin.groupOffsets(
+        this.groupId,
+        this.#options.topics.auctions.name,
+      );
       for (const st of parts) {
         if (st.epoch !== epochs.get(st.p)) throw new Error(`rebuild of partition ${st.p} was superseded`);
       }
@@ -385,8 +390,8 @@ export class BidProcessor extends Stream<RecordBatch> {
         st.committed = { bids: b?.offset ?? -1, auctions: a?.offset ?? -1 };
       }
       for (const st of parts) st.valid = true;
-      this.#m.restore.observe({}, (this.#now() - started) / 1000);
-      this.#o.logger.info(
+      this.#metrics.restore.observe({}, (this.#now() - started) / 1000);
+      this.#options.logger.info(
         { partitions: [...ps], auctions: restored, ms: this.#now() - started },
         "partition state rebuilt",
       );
@@ -425,7 +430,7 @@ export class BidProcessor extends Stream<RecordBatch> {
     const st = this.#parts.get(batch.partition);
     if (!st) throw new Error(`batch for unassigned partition ${batch.partition}`);
     await this.#ensureReady(st);
-    const isBids = batch.topic === this.#o.topics.bids.name;
+    const isBids = batch.topic === this.#options.topics.bids.name;
     // The state this batch was made ready for: a transaction that fails while
     // the batch waits for the lock (an idle tick's) marks the partition stale
     // and rebuilds it in the background while closing its producer.
@@ -525,8 +530,8 @@ export class BidProcessor extends Stream<RecordBatch> {
           const ref: Ref = { p: st.p, offset: r.offset, ts: r.timestamp };
           const res = st.core.onAuction(r.value, r.timestamp, ref);
           if (!res.ok) {
-            this.#m.bad.inc({ topic: r.topic });
-            this.#o.logger.warn(
+            this.#metrics.bad.inc({ topic: r.topic });
+            this.#options.logger.warn(
               { offset: r.offset, partition: r.partition, detail: res.detail },
               "unusable auction record",
             );
@@ -537,8 +542,8 @@ export class BidProcessor extends Stream<RecordBatch> {
       }
       read += 1;
     }
-    if (read > 0) this.#m.in.inc({ topic: batch.topic }, read);
-    if (skipped > 0) this.#m.skipped.inc({ topic: batch.topic }, skipped);
+    if (read > 0) this.#metrics.in.inc({ topic: batch.topic }, read);
+    if (skipped > 0) this.#metrics.skipped.inc({ topic: batch.topic }, skipped);
     // Bids held for an auction record just read, if the bids' clock already passed it.
     if (!isBids) outputs.push(st.core.tick(st.clock));
     return { outputs, progressed, waitingAt };
@@ -608,11 +613,11 @@ export class BidProcessor extends Stream<RecordBatch> {
       );
       st.lastOffsets = JSON.stringify(offsets);
       st.seq = seq;
-      this.#m.tx.inc({ result: "commit" });
-      for (const b of batches) this.#m.out.inc({ topic: b.topic }, b.messages.length);
-      countOutputs(this.#m.business, outputs.records);
+      this.#metrics.tx.inc({ result: "commit" });
+      for (const b of batches) this.#metrics.out.inc({ topic: b.topic }, b.messages.length);
+      countOutputs(this.#metrics.business, outputs.records);
     } catch (err) {
-      this.#m.tx.inc({ result: "abort" });
+      this.#metrics.tx.inc({ result: "abort" });
       await withTimeout(tx.abort(), 5_000, "abort").catch(() => undefined);
       // In-memory state now holds effects that were not committed: rebuild
       // from the committed state before this partition's next batch.
@@ -627,7 +632,7 @@ export class BidProcessor extends Stream<RecordBatch> {
     // lock must not decide on this state (see `sink`).
     st.valid = false;
     if (!this.#parts.has(st.p) || this.stopping) return;
-    this.#o.logger.warn({ partition: st.p }, "transaction failed; rebuilding partition state");
+    this.#options.logger.warn({ partition: st.p }, "transaction failed; rebuilding partition state");
     const done = (async () => {
       await st.producer?.close().catch(() => undefined);
       st.producer = undefined;
@@ -638,14 +643,16 @@ export class BidProcessor extends Stream<RecordBatch> {
       this.#rewind(st);
     })();
     st.ready = done;
-    done.catch((err) => this.#o.logger.error({ err, partition: st.p }, "rebuilding partition state failed"));
+    done.catch((err) =>
+      this.#options.logger.error({ err, partition: st.p }, "rebuilding partition state failed"),
+    );
   }
 
   /** Makes the consumer fetch the partition again from the offsets committed at the last rebuild. */
   #rewind(st: Part): void {
     const c = st.committed;
     if (!c) return;
-    const t = this.#o.topics;
+    const t = this.#options.topics;
     if (c.bids >= 0) this.seek(t.bids.name, st.p, c.bids);
     else if (st.replayHeld.size > 0) this.seek(t.bids.name, st.p, Math.min(...st.replayHeld));
     if (c.auctions >= 0) this.seek(t.auctions.name, st.p, c.auctions);
@@ -683,7 +690,7 @@ export class BidProcessor extends Stream<RecordBatch> {
         dueAt !== undefined && dueAt <= lagged && st.clock < dueAt && now - st.lastActivity >= 300;
       const heldAt = book.oldestHeldAtMs();
       const expiresAt =
-        heldAt === undefined ? undefined : heldAt + (this.#o.book?.pendingMaxAgeMs ?? HOLD_MS);
+        heldAt === undefined ? undefined : heldAt + (this.#options.book?.pendingMaxAgeMs ?? HOLD_MS);
       const wantsAuctions =
         st.waitingForAuctions ||
         (expiresAt !== undefined &&
@@ -695,7 +702,7 @@ export class BidProcessor extends Stream<RecordBatch> {
     this.#checking = true;
     this.#advanceToLogEnd(due, now)
       .catch((err) =>
-        this.#o.logger.warn({ err }, "checking the log end of idle partitions failed; retrying"),
+        this.#options.logger.warn({ err }, "checking the log end of idle partitions failed; retrying"),
       )
       .finally(() => {
         this.#checking = false;
@@ -703,9 +710,12 @@ export class BidProcessor extends Stream<RecordBatch> {
   }
 
   async #advanceToLogEnd(due: readonly Part[], askedAt: number): Promise<void> {
-    const t = this.#o.topics;
+    const t = this.#options.topics;
     const [bids, auctions] = await withTimeout(
-      Promise.all([this.#o.admin.topicOffsets(t.bids.name), this.#o.admin.topicOffsets(t.auctions.name)]),
+      Promise.all([
+        this.#options.admin.topicOffsets(t.bids.name),
+        this.#options.admin.topicOffsets(t.auctions.name),
+      ]),
       10_000,
       "reading the log end offsets",
     );
@@ -715,8 +725,8 @@ export class BidProcessor extends Stream<RecordBatch> {
         const epoch = st.epoch;
         return this.#withLock(st, async () => {
           if (this.stopping || st.epoch !== epoch || st.restoring || !st.valid) return; // rebuilt meanwhile
-          if (this.#o.logger.isLevelEnabled("debug"))
-            this.#o.logger.debug(
+          if (this.#options.logger.isLevelEnabled("debug"))
+            this.#options.logger.debug(
               {
                 partition: st.p,
                 bidsNext: st.bidsNext,
@@ -739,7 +749,7 @@ export class BidProcessor extends Stream<RecordBatch> {
           outputs.push(st.core.tick(st.clock));
           if (outputs.length === 0) return;
           await this.#commit(st, epoch, outputs, offsetsFitting(st, outputs, this.#offsetsOf));
-        }).catch((err) => this.#o.logger.error({ err, partition: st.p }, "closing transaction failed"));
+        }).catch((err) => this.#options.logger.error({ err, partition: st.p }, "closing transaction failed"));
       }),
     );
   }

@@ -60,7 +60,7 @@ interface PartState {
  * memory only: the consumer moves past them, the committed offset does not.
  */
 export class BronzeArchiver extends Stream<RecordBatch> {
-  readonly #o: BronzeArchiverOptions;
+  readonly #options: BronzeArchiverOptions;
   /** Open objects and queued segments, by `topic/partition`. */
   readonly #parts = new Map<string, PartState>();
   /** The age flush. */
@@ -69,7 +69,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
   #generation = 0;
   readonly #now: () => number;
   readonly #store: ObjectStore;
-  readonly #m;
+  readonly #metrics;
 
   constructor(o: BronzeArchiverOptions) {
     super({
@@ -81,13 +81,13 @@ export class BronzeArchiver extends Stream<RecordBatch> {
       metrics: o.metrics,
       logger: o.logger,
     });
-    this.#o = o;
+    this.#options = o;
     if (o.store) this.#store = o.store;
     else if (o.s3 && o.bucket) this.#store = s3ObjectStore(o.s3, o.bucket);
     else throw new Error("bronze archiver needs an object store, or an S3 client and a bucket");
     this.#now = o.now ?? Date.now;
     const m = o.metrics;
-    this.#m = {
+    this.#metrics = {
       objects: m.counter("bronze_objects_total", "Objects written to S3, by topic."),
       records: m.counter("bronze_records_total", "Records archived (uploaded and committed), by topic."),
       bytes: m.counter("bronze_bytes_total", "Compressed bytes uploaded, by topic."),
@@ -100,7 +100,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
     await super.start();
     this.#timer = setInterval(
       () => void this.#flushAged(),
-      Math.min(5_000, Math.max(200, (this.#o.maxAgeMs ?? 60_000) / 4)),
+      Math.min(5_000, Math.max(200, (this.#options.maxAgeMs ?? 60_000) / 4)),
     );
   }
 
@@ -112,7 +112,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
     this.#parts.clear();
     const cuts = new Map<string, number>();
     for (const topic of new Set(assigned.map((a) => a.topic))) {
-      for (const c of await this.#o.admin.groupOffsets(this.#o.groupId, topic)) {
+      for (const c of await this.#options.admin.groupOffsets(this.#options.groupId, topic)) {
         const meta = parseCut(c.metadata);
         if (meta) cuts.set(tpKey(topic, c.partition), meta.cut);
       }
@@ -123,7 +123,10 @@ export class BronzeArchiver extends Stream<RecordBatch> {
         seg: new PartitionSegmenter(
           topic,
           partition,
-          { maxRecords: this.#o.maxRecords ?? 50_000, maxBytes: this.#o.maxBytes ?? 16 * 1024 * 1024 },
+          {
+            maxRecords: this.#options.maxRecords ?? 50_000,
+            maxBytes: this.#options.maxBytes ?? 16 * 1024 * 1024,
+          },
           cuts.get(k),
         ),
         unwritten: [],
@@ -169,7 +172,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
   /** Memory is bounded: past the limit the largest open object is written early. */
   protected override async committed(): Promise<void> {
     this.#updateBuffered();
-    if (this.#buffered() > (this.#o.maxBufferedBytes ?? 128 * 1024 * 1024)) await this.#flushLargest();
+    if (this.#buffered() > (this.#options.maxBufferedBytes ?? 128 * 1024 * 1024)) await this.#flushLargest();
   }
 
   /** Writes the partition's complete segments in order; a failure leaves the rest for the next try. */
@@ -192,7 +195,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
   }
 
   #updateBuffered(): void {
-    this.#m.buffered.set({}, this.#buffered());
+    this.#metrics.buffered.set({}, this.#buffered());
   }
 
   async #flushLargest(): Promise<void> {
@@ -213,7 +216,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
   async #flushAged(): Promise<void> {
     if (this.stopping) return;
     const now = this.#now();
-    const maxAge = this.#o.maxAgeMs ?? 60_000;
+    const maxAge = this.#options.maxAgeMs ?? 60_000;
     const generation = this.#generation;
     for (const st of this.#parts.values()) {
       // close() while a pass is under way: what is left is written by the next owner.
@@ -241,7 +244,7 @@ export class BronzeArchiver extends Stream<RecordBatch> {
   async #write(s: Segment, generation: number): Promise<void> {
     if (generation !== this.#generation) throw new Error("partition reassigned; object abandoned");
     const started = this.#now();
-    const key = objectKey(this.#o.prefix, s);
+    const key = objectKey(this.#options.prefix, s);
     const body = gzipSync(`${s.lines.join("\n")}\n`);
     const retry = {
       logger: this.logger,
@@ -266,10 +269,10 @@ export class BronzeArchiver extends Stream<RecordBatch> {
         this.commitOffsets([{ topic: s.topic, partition: s.partition, offset: s.last + 1, metadata: "" }]),
       { ...retry, what: `committing past ${key}` },
     );
-    this.#m.objects.inc({ topic: s.topic });
-    this.#m.records.inc({ topic: s.topic }, s.lines.length);
-    this.#m.bytes.inc({ topic: s.topic }, body.length);
-    this.#m.upload.observe({}, (this.#now() - started) / 1000);
+    this.#metrics.objects.inc({ topic: s.topic });
+    this.#metrics.records.inc({ topic: s.topic }, s.lines.length);
+    this.#metrics.bytes.inc({ topic: s.topic }, body.length);
+    this.#metrics.upload.observe({}, (this.#now() - started) / 1000);
     this.logger.debug({ key, records: s.lines.length }, "bronze object written");
   }
 

@@ -37,7 +37,7 @@ export interface RefreshResult {
 }
 
 export class ModelWatcher {
-  readonly #o: ModelWatcherOptions;
+  readonly #options: ModelWatcherOptions;
   /** Keys refused once: not read again (a version's object is never rewritten). */
   readonly #refused = new Map<string, string>();
   #timer?: NodeJS.Timeout;
@@ -45,19 +45,19 @@ export class ModelWatcher {
   #saidNone = false;
   /** Set once bids are being scored (`consuming()`): models found later arrived late if already active. */
   #consumingSince?: number;
-  readonly #m;
+  readonly #metrics;
 
   constructor(o: ModelWatcherOptions) {
-    this.#o = o;
+    this.#options = o;
     const m = o.metrics;
-    this.#m = m && {
+    this.#metrics = m && {
       loads: m.counter(
         "fraud_model_loads_total",
         "Fraud model objects read, by result: loaded, refused (not a valid model), error (store unreachable).",
       ),
       models: m.gauge("fraud_models_loaded", "Fraud models loaded (the newest active one scores bids)."),
     };
-    this.#m?.models.track({}, () => o.models.size);
+    this.#metrics?.models.track({}, () => o.models.size);
   }
 
   /** Looks for new models once (at most one look at a time). */
@@ -69,13 +69,13 @@ export class ModelWatcher {
   }
 
   async #refresh(): Promise<RefreshResult> {
-    const { store, prefix, models, logger } = this.#o;
+    const { store, prefix, models, logger } = this.#options;
     const where = `${store.location}${modelsPrefix(prefix)}`;
     let keys: string[];
     try {
       keys = (await store.list(modelsPrefix(prefix))).filter((k) => k.endsWith(".json"));
     } catch (err) {
-      this.#m?.loads.inc({ result: "error" });
+      this.#metrics?.loads.inc({ result: "error" });
       const error = `cannot list fraud models at ${where}: ${(err as Error).message}`;
       logger.warn({ err }, `${error}; scoring with ${models.size} loaded model(s) (rules alone if none)`);
       return { loaded: [], refused: [], error };
@@ -83,7 +83,7 @@ export class ModelWatcher {
     const versionOf = (k: string) => k.slice(k.lastIndexOf("/") + 1, -".json".length);
     const wanted = keys
       .filter((k) => !models.has(versionOf(k)) && !this.#refused.has(k))
-      .slice(-(this.#o.keep ?? 10));
+      .slice(-(this.#options.keep ?? 10));
     const loaded: string[] = [];
     const refused: { key: string; detail: string }[] = [];
     for (const key of wanted) {
@@ -91,7 +91,7 @@ export class ModelWatcher {
       try {
         text = await store.get(key);
       } catch (err) {
-        this.#m?.loads.inc({ result: "error" });
+        this.#metrics?.loads.inc({ result: "error" });
         logger.warn({ err, key }, `cannot read fraud model ${store.location}${key}; will try again`);
         continue;
       }
@@ -105,7 +105,7 @@ export class ModelWatcher {
       if (!d.ok) {
         this.#refused.set(key, d.detail);
         refused.push({ key, detail: d.detail });
-        this.#m?.loads.inc({ result: "refused" });
+        this.#metrics?.loads.inc({ result: "refused" });
         logger.error(
           { key },
           `fraud model ${store.location}${key} refused: ${d.detail}; bids are scored without it (retrain with \`gavel fraud train\`)`,
@@ -116,16 +116,16 @@ export class ModelWatcher {
         const detail = `its version ${d.value.model.version} does not match its name`;
         this.#refused.set(key, detail);
         refused.push({ key, detail });
-        this.#m?.loads.inc({ result: "refused" });
+        this.#metrics?.loads.inc({ result: "refused" });
         logger.error({ key }, `fraud model ${store.location}${key} refused: ${detail}`);
         continue;
       }
       models.add(d.value);
       loaded.push(d.value.model.version);
-      this.#m?.loads.inc({ result: "loaded" });
+      this.#metrics?.loads.inc({ result: "loaded" });
       // Before consuming, models already active are expected (they were
       // before the restart too); one loaded after bids were scored is late.
-      const now = (this.#o.now ?? Date.now)();
+      const now = (this.#options.now ?? Date.now)();
       if (this.#consumingSince !== undefined && d.value.activeFromMs < now)
         logger.warn(
           { version: d.value.model.version, activeFrom: d.value.model.activeFrom },
@@ -149,9 +149,9 @@ export class ModelWatcher {
    * it held).
    */
   async initial(timeoutMs: number, retryMs = 1000): Promise<boolean> {
-    const end = (this.#o.now ?? Date.now)() + timeoutMs;
+    const end = (this.#options.now ?? Date.now)() + timeoutMs;
     for (;;) {
-      const left = end - (this.#o.now ?? Date.now)();
+      const left = end - (this.#options.now ?? Date.now)();
       if (left <= 0) return false;
       let timer: NodeJS.Timeout | undefined;
       const r = await Promise.race([
@@ -169,7 +169,7 @@ export class ModelWatcher {
 
   /** From now on bids are scored: a model loaded later that is already active is reported as late. */
   consuming(): void {
-    this.#consumingSince ??= (this.#o.now ?? Date.now)();
+    this.#consumingSince ??= (this.#options.now ?? Date.now)();
   }
 
   /** Refreshes every `intervalMs` until stopped. */

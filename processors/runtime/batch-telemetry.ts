@@ -159,7 +159,7 @@ const tpKeyOf = (tp: TopicPartition) => `${tp.topic}\u0000${tp.partition}`;
  * would read its last lag for ever and never scale down.
  */
 class LagSeries {
-  readonly #o: InstrumentOptions;
+  readonly #options: InstrumentOptions;
   readonly #gauge: ReturnType<typeof batchInstruments>["lag"];
   /** Keys of the partitions assigned now (undefined before the first assignment). */
   #assigned: Set<string> | undefined;
@@ -179,7 +179,7 @@ class LagSeries {
   readonly #refresh: NodeJS.Timeout | undefined;
 
   constructor(o: InstrumentOptions, gauge: ReturnType<typeof batchInstruments>["lag"]) {
-    this.#o = o;
+    this.#options = o;
     this.#gauge = gauge;
     // Idle partitions get no batches, so nothing corrects a lag set by their
     // last one (a stale high watermark; seen on the local cluster: 864 behind
@@ -208,8 +208,8 @@ class LagSeries {
 
   #labels(tp: TopicPartition) {
     return {
-      ...(this.#o.pipeline ? { pipeline: this.#o.pipeline } : {}),
-      processor: this.#o.processor,
+      ...(this.#options.pipeline ? { pipeline: this.#options.pipeline } : {}),
+      processor: this.#options.processor,
       topic: tp.topic,
       partition: String(tp.partition),
     };
@@ -237,7 +237,7 @@ class LagSeries {
     // rebuild) must not wait for it.
     for (const tp of next) this.#setAt.set(tpKeyOf(tp), ++this.#stamp);
     this.#seed(next).catch((err) =>
-      this.#o.warn?.(err, "reading the lag of newly assigned partitions failed"),
+      this.#options.warn?.(err, "reading the lag of newly assigned partitions failed"),
     );
   }
 
@@ -255,7 +255,7 @@ class LagSeries {
   }
 
   async #seed(parts: readonly TopicPartition[]): Promise<void> {
-    const o = this.#o;
+    const o = this.#options;
     if (!o.admin || !o.groupId || parts.length === 0 || this.#closed) return;
     const groupId = o.groupId;
     const started = new Map(parts.map((tp) => [tpKeyOf(tp), this.#setAt.get(tpKeyOf(tp))]));

@@ -90,7 +90,7 @@ type State = "idle" | "running" | "stopping" | "closed";
 export abstract class Stream<W> {
   /** The processor's logger (retries and sinks log through it). */
   protected readonly logger: Logger;
-  readonly #o: StreamOptions;
+  readonly #options: StreamOptions;
   #consumer?: GroupConsumer;
   /** The consumer handlers with spans, metrics and the lag refresh (closed with the consumer). */
   #instrumented?: InstrumentedHandlers;
@@ -99,17 +99,17 @@ export abstract class Stream<W> {
   #lastError?: string;
 
   constructor(o: StreamOptions) {
-    this.#o = o;
+    this.#options = o;
     this.logger = o.logger;
   }
 
   get groupId(): string {
-    return this.#o.groupId;
+    return this.#options.groupId;
   }
 
   /** Fields of the process shell's start log line (runtime/run.ts). */
   get logged(): Readonly<Record<string, unknown>> {
-    return { group: this.#o.groupId };
+    return { group: this.#options.groupId };
   }
 
   /** True once `close()` was called (and after): retries give up, timers start no new work. */
@@ -145,7 +145,7 @@ export abstract class Stream<W> {
 
   /** Joins the group; resolves once the first assignment was handled. */
   async start(): Promise<void> {
-    const o = this.#o;
+    const o = this.#options;
     const consumer = o.transport.consumer({ ...o.consumer, groupId: o.groupId });
     this.#consumer = consumer;
     this.#instrumented = instrumentBatches(
@@ -177,8 +177,8 @@ export abstract class Stream<W> {
       if (last) ctx.markProcessed(last.offset);
       return;
     }
-    const sunk = this.#o.retry
-      ? await this.#retried(work, batch, ctx, trace, this.#o.retry)
+    const sunk = this.#options.retry
+      ? await this.#retried(work, batch, ctx, trace, this.#options.retry)
       : await this.sink(work, batch, ctx, trace);
     // Only now, with the sink durable: the offsets.
     if (sunk.commit) await this.commitOffsets(sunk.commit);

@@ -64,7 +64,7 @@ export class SilverWriter extends Stream<SilverWork> {
   /** The silver kind of each consumed topic, by topic name. */
   readonly #kindOf: ReadonlyMap<string, SilverKind>;
   /** The silver-writer's instruments (and the business ones it feeds). */
-  readonly #m;
+  readonly #metrics;
 
   constructor(o: SilverWriterOptions) {
     const kindOf = kindsOf(o.topics);
@@ -84,7 +84,7 @@ export class SilverWriter extends Stream<SilverWork> {
     this.#pool = o.pool;
     this.#kindOf = kindOf;
     const m = o.metrics;
-    this.#m = {
+    this.#metrics = {
       rows: m.counter(
         "silver_writer_rows_total",
         "Rows offered to silver (after in-batch dedupe), by table.",
@@ -118,21 +118,21 @@ export class SilverWriter extends Stream<SilverWork> {
     work.letters = await this.#write(work.kind, work.prepared);
     if (work.letters.length > 0) this.#reportDeadLetters(batch, work.letters);
     // A bid's end-to-end latency ends here: its silver row is committed.
-    if (work.kind === "bids") observeEndToEnd(this.#m.business, "accepted", batch.records);
-    else if (work.kind === "rejections") observeEndToEnd(this.#m.business, "rejected", batch.records);
+    if (work.kind === "bids") observeEndToEnd(this.#metrics.business, "accepted", batch.records);
+    else if (work.kind === "rejections") observeEndToEnd(this.#metrics.business, "rejected", batch.records);
     const last = batch.records[batch.records.length - 1]!;
     return { commit: [{ topic: batch.topic, partition: batch.partition, offset: last.offset + 1 }] };
   }
 
   protected override failed(batch: RecordBatch): void {
-    this.#m.failures.inc({ topic: batch.topic });
+    this.#metrics.failures.inc({ topic: batch.topic });
   }
 
   protected override committed(work: SilverWork, batch: RecordBatch): void {
-    this.#m.records.inc({ topic: batch.topic }, batch.records.length);
+    this.#metrics.records.inc({ topic: batch.topic }, batch.records.length);
     const refused = work.letters.filter((d) => d.reason === "db_rejected").length;
-    this.#m.rows.inc({ table: work.kind }, work.prepared.rows - refused);
-    this.#m.batch.observe({}, (performance.now() - work.started) / 1000);
+    this.#metrics.rows.inc({ table: work.kind }, work.prepared.rows - refused);
+    this.#metrics.batch.observe({}, (performance.now() - work.started) / 1000);
   }
 
   /**
@@ -178,7 +178,7 @@ export class SilverWriter extends Stream<SilverWork> {
   #reportDeadLetters(batch: RecordBatch, letters: readonly DeadLetter[]): void {
     const byReason: Record<string, number> = {};
     for (const d of letters) {
-      this.#m.unusable.inc({ topic: batch.topic, reason: d.reason });
+      this.#metrics.unusable.inc({ topic: batch.topic, reason: d.reason });
       byReason[d.reason] = (byReason[d.reason] ?? 0) + 1;
     }
     this.logger.warn(
