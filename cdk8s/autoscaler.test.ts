@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { AUTOSCALER_PROPS, render } from "../test/cdk8s-render.ts";
 import { LAG_METRIC, ProcessorAutoscaler } from "./autoscaler.ts";
-import { AUTOSCALER_PROPS, render } from "./testing.ts";
 
 describe("the lag metric contract", () => {
   it("the chart's Prometheus Adapter rule serves the metric and labels the HPA selects on", async () => {

@@ -6,6 +6,7 @@ import type { V1PodSpec } from "@kubernetes/client-node";
 import { App, type Chart } from "cdk8s";
 import { describe, expect, it } from "vitest";
 import { type AuctionPipeline, allTopics, parsePipeline } from "../api/v1alpha1/pipeline.ts";
+import { AUTOSCALER_PROPS, render } from "../test/cdk8s-render.ts";
 import { ProcessorAutoscaler, type ProcessorAutoscalerProps } from "./autoscaler.ts";
 import { ProcessorDeployment, type ProcessorDeploymentProps } from "./deployment.ts";
 import { DisruptionBudget } from "./disruption-budget.ts";
@@ -13,7 +14,6 @@ import { KafkaTopic, type KafkaTopicProps } from "./kafka-topic.ts";
 import { PipelineChart } from "./pipeline-chart.ts";
 import { RollupCronJob, type RollupCronJobProps } from "./rollup.ts";
 import { IngestService } from "./service.ts";
-import { AUTOSCALER_PROPS, render } from "./testing.ts";
 
 const podSpec: V1PodSpec = {
   containers: [{ name: "gavel", image: "x", ports: [{ name: "http", containerPort: 8080 }] }],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { bid } from "../../test/event-fixtures.ts";
 import { bidRejection, rejectionId } from "./dead-letter.ts";
-import { bid } from "./test-fixtures.ts";
 
 describe("dead-letter records", () => {
   it("keeps the raw record of a malformed bid and salvages its ids", () => {

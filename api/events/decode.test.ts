@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { auction, bid, detailOf, NOW } from "../../test/event-fixtures.ts";
 import {
   bidFromSubmission,
   decodeAuction,
@@ -7,7 +8,6 @@ import {
   decodePriceUpdate,
   decodeUser,
 } from "./decode.ts";
-import { auction, bid, detailOf, NOW } from "./test-fixtures.ts";
 import { SCHEMA } from "./types.ts";
 
 describe("decodeBid", () => {

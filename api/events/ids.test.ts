@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { auction, bid, detailOf, NOW, NOW_ISO } from "../../test/event-fixtures.ts";
 import { decodeAuction, decodeBid, decodeBidSubmission, decodeUser, decodeWith } from "./decode.ts";
 import { ID_MAX_CHARS, ID_PATTERN, idKeySegment, idMessage, isId, quoteId } from "./ids.ts";
-import { auction, bid, detailOf, NOW, NOW_ISO } from "./test-fixtures.ts";
 import { FraudAlertSchema, SCHEMA } from "./types.ts";
 
 describe("identifiers are opaque text", () => {

@@ -20,6 +20,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { allTopics, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
+import { embeddedPipeline } from "../../test/embedded-pipeline.ts";
 import { lampAuction, lampBid } from "../../test/lamp-auction.ts";
 import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import { readToEnd } from "../kafka/read.ts";
@@ -33,7 +34,6 @@ import type {
   Transport,
 } from "../kafka/transport.ts";
 import { Registry } from "../runtime/metrics.ts";
-import { embeddedPipeline } from "../runtime/testing.ts";
 import { BidProcessor } from "./processor.ts";
 
 const pipeline = embeddedPipeline("heldrebuild", 1);

@@ -5,12 +5,12 @@
  */
 import { describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../lib/log.ts";
+import { embeddedPipeline } from "../../test/embedded-pipeline.ts";
 import type { TransportOptions } from "../kafka/client.ts";
 import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
 import { type ProcessorConfig, processorConfigFrom } from "./config.ts";
 import { type Component, type ProcessorSpec, startProcessor } from "./run.ts";
 import type { Readiness } from "./stream.ts";
-import { embeddedPipeline } from "./testing.ts";
 
 const logger = createLogger("run-test", "silent");
 const memory = new MemoryTransport(new MemoryBroker({ logger }));

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuctionPipeline, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { createLogger } from "../../lib/log.ts";
 import { PglitePool } from "../../test/dev/pglite.ts";
+import { embeddedPipeline, memoryTransportWithTopics } from "../../test/embedded-pipeline.ts";
 import { migrate } from "../db/migrate.ts";
 import type { MemoryTransport } from "../kafka/memory.ts";
 import { Registry } from "../runtime/metrics.ts";
-import { embeddedPipeline, memoryTransportWithTopics } from "../runtime/testing.ts";
 import { SilverWriter } from "./writer.ts";
 
 const logger = createLogger("silver-writer-test", "silent");

@@ -3,7 +3,7 @@
  * `api/events/` (each test overrides the fields it is about).
  */
 import { expect } from "vitest";
-import { SCHEMA } from "./types.ts";
+import { SCHEMA } from "../api/events/types.ts";
 
 export const NOW = Date.parse("2026-11-22T10:00:00Z");
 export const NOW_ISO = "2026-11-22T10:00:00.000Z";

@@ -4,9 +4,9 @@
  * run them on the in-memory Kafka (kafka/memory.ts) as controller-runtime's
  * tests run controllers on its fake client.
  */
-import { type AuctionPipeline, allTopics, parsePipeline } from "../../api/v1alpha1/pipeline.ts";
-import type { Logger } from "../../lib/log.ts";
-import { MemoryBroker, MemoryTransport } from "../kafka/memory.ts";
+import { type AuctionPipeline, allTopics, parsePipeline } from "../api/v1alpha1/pipeline.ts";
+import type { Logger } from "../lib/log.ts";
+import { MemoryBroker, MemoryTransport } from "../processors/kafka/memory.ts";
 
 /** An AuctionPipeline resource for the embedded backends (in-memory log, PGlite, a folder). */
 export function embeddedPipelineSpec(name: string, partitions: number) {

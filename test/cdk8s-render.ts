@@ -3,7 +3,7 @@
  * look at what it renders (or the error it throws).
  */
 import { Chart, Testing } from "cdk8s";
-import type { ProcessorAutoscalerProps } from "./autoscaler.ts";
+import type { ProcessorAutoscalerProps } from "../cdk8s/autoscaler.ts";
 
 /** The manifests `build` adds to a fresh chart. */
 export function render(build: (chart: Chart) => void): Record<string, unknown>[] {
