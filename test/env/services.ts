@@ -846,7 +846,20 @@ export function applyCrds(p: Paths, kubeconfig: string): void {
   }
   const env = { ...process.env, KUBECONFIG: kubeconfig };
   for (const f of files) run("kubectl", ["apply", "--server-side", "--force-conflicts", "-f", f], { env });
-  run("kubectl", ["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"], { env });
+  // `kubectl wait` fails at once instead of waiting when a CRD has no status
+  // yet ("error: .status.conditions accessor error: <nil> is of the type
+  // <nil>", seen in a CI rehearsal right after the apply): ask again until
+  // the deadline.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      run("kubectl", ["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"], { env });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- Prometheus
