@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type BidRejected, type PriceUpdate, SCHEMA, type Transaction } from "../../api/events/types.ts";
+import { lampAuction } from "../../test/lamp-auction.ts";
 import { BidProcessorCore, latestPricePerAuction, type OutputRecord } from "./bid-core.ts";
 import { DEFAULT_FRAUD_CONFIG } from "./fraud.ts";
 
@@ -8,18 +9,7 @@ const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
 
 const auctionRaw = (id: string, over: Record<string, unknown> = {}) =>
   JSON.stringify({
-    schema: SCHEMA.auction,
-    auction_id: id,
-    item_id: `i-${id}`,
-    seller_id: "seller",
-    title: "Lamp",
-    category: "home",
-    currency: "EUR",
-    start_price: 500,
-    min_increment: 50,
-    starts_at: iso(0),
-    ends_at: iso(60),
-    soft_close_seconds: 10,
+    ...lampAuction(id, T0, T0 + 60_000, { start_price: 500, min_increment: 50, soft_close_seconds: 10 }),
     ...over,
   });
 
