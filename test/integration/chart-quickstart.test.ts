@@ -77,7 +77,13 @@ describe("files and names of the quick start agree", () => {
   });
 
   it("the Prometheus metric names of the doc are the ones the code registers", async () => {
-    const src = await readFile(join(REPO, "processors", "runtime", "instrument.ts"), "utf8");
+    // The shared instruments: business metrics (instrument.ts) and the consumers' batch metrics (batch-telemetry.ts).
+    const runtime = join(REPO, "processors", "runtime");
+    const src = (
+      await Promise.all(
+        ["instrument.ts", "batch-telemetry.ts"].map((f) => readFile(join(runtime, f), "utf8")),
+      )
+    ).join("\n");
     const names = new Set([...doc.matchAll(/\bgavel_([a-z_]+)/g)].map((m) => m[1]!));
     // the HPA's external metric is served by a metrics adapter under the autoscaler's name
     names.delete(LAG_METRIC.replace(/^gavel_/, ""));
