@@ -3,7 +3,7 @@ import { migrate } from "../db/migrate.ts";
 import { openPool } from "../db/pool.ts";
 import { withRetry } from "../runtime/retry.ts";
 import type { ProcessorSpec } from "../runtime/run.ts";
-import { SilverWriter } from "./writer.ts";
+import { SILVER_CONCURRENCY, SilverWriter } from "./writer.ts";
 
 /**
  * `gavel processor silver-writer`: a sink into PostgreSQL. Migrations run
@@ -13,7 +13,10 @@ export const silverWriter: ProcessorSpec = {
   name: "silver-writer",
   kind: "sink",
   async build({ cfg, logger, metrics, transport, defer }) {
-    const pool = openPool(requireEnv(cfg.conn, "databaseUrl"), { max: 4, connectionTimeoutMillis: 5_000 });
+    const pool = openPool(requireEnv(cfg.conn, "databaseUrl"), {
+      max: SILVER_CONCURRENCY,
+      connectionTimeoutMillis: 5_000,
+    });
     defer(() => pool.end());
     // An idle client losing its server (PostgreSQL restart) must not crash the process.
     pool.on("error", (err) => logger.warn({ err }, "idle database connection lost"));

@@ -19,6 +19,9 @@ export interface SilverWriterOptions {
   readonly groupId?: string;
 }
 
+/** Batches written at the same time, each on its own pooled connection (main.ts sizes the pool by it). */
+export const SILVER_CONCURRENCY = 12;
+
 /** One batch made ready for the database: its rows and unusable records. */
 interface SilverWork {
   readonly kind: SilverKind;
@@ -74,8 +77,12 @@ export class SilverWriter extends Stream<SilverWork> {
       groupId: o.groupId ?? `${o.pipeline.metadata.name}.silver-writer`,
       topics: [...kindOf.keys()],
       // Partitions write concurrently (one database transaction each, up to the
-      // pool's 4 connections); a partition's batches stay in order.
-      consumer: { fromBeginning: true, partitionsConcurrently: 4 },
+      // pool's connections); a partition's batches stay in order. The consumer
+      // fetches again only when every batch of a fetch is written, so a fetch's
+      // batches (bids.accepted and prices of 6 partitions: 12) should not queue
+      // behind each other: with 4 at a time p99 at 1,000 bids/s was 190 ms,
+      // with 12 153 ms (docs/benchmarks.md, session 10).
+      consumer: { fromBeginning: true, partitionsConcurrently: SILVER_CONCURRENCY },
       metrics: o.metrics,
       logger: o.logger,
       lag: { pipeline: o.pipeline.metadata.name },
