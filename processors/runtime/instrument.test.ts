@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { KafkaRecord } from "../kafka/transport.ts";
 import { countOutputs, observeEndToEnd, pipelineMetrics } from "./instrument.ts";
 import { Registry } from "./metrics.ts";
-
-function record(offset: number): KafkaRecord {
-  return { topic: "p.bids", partition: 0, offset, key: "a1", value: Buffer.from("{}"), timestamp: 0 };
-}
 
 describe("business metrics", () => {
   it("counts committed outputs by reason, signal and outcome", async () => {
@@ -51,18 +46,9 @@ describe("business metrics", () => {
     const reg = new Registry("gavel_", { env: {} });
     const m = pipelineMetrics(reg);
     const now = Date.parse("2026-01-01T00:00:01.000Z");
-    const value = Buffer.from(
-      JSON.stringify({ received_at: "2026-01-01T00:00:00.800Z", placed_at: "2026-01-01T00:00:00.000Z" }),
-    );
-    observeEndToEnd(
-      m,
-      "accepted",
-      [
-        { ...record(1), value },
-        { ...record(2), value: Buffer.from("not json") },
-      ],
-      now,
-    );
+    const value = { received_at: "2026-01-01T00:00:00.800Z", placed_at: "2026-01-01T00:00:00.000Z" };
+    // Values without usable instants are skipped.
+    observeEndToEnd(m, "accepted", [value, { received_at: 5 }, { placed_at: "yesterday" }], now);
     const text = await reg.render();
     expect(text).toContain(
       'gavel_bid_end_to_end_seconds_bucket{since="received",outcome="accepted",le="0.25"} 1',

@@ -13,7 +13,6 @@
  * metrics, lag) is in batch-telemetry.ts.
  */
 import type { Headers } from "../../lib/telemetry.ts";
-import type { KafkaRecord } from "../kafka/transport.ts";
 import type { Counter, Gauge, Histogram, Registry } from "./metrics.ts";
 
 /** End-to-end latency buckets, seconds (the streaming target is under 0.5 s). */
@@ -107,31 +106,32 @@ export function countOutputs(
 
 /**
  * Observes the end-to-end latency of bids (accepted or rejected) the silver
- * writer just committed: now minus received_at and minus placed_at.
+ * writer just committed: now minus received_at and minus placed_at. Takes
+ * the records' decoded values (the writer decoded each once, `Prepared.decoded`).
  */
 export function observeEndToEnd(
   m: PipelineMetrics,
   outcome: "accepted" | "rejected",
-  records: readonly KafkaRecord[],
+  values: readonly Readonly<Record<string, unknown>>[],
   nowMs = Date.now(),
 ): void {
-  for (const r of records) {
-    if (r.value === null) continue;
-    let v: { received_at?: unknown; placed_at?: unknown };
-    try {
-      v = JSON.parse(r.value.toString("utf8")) as typeof v;
-    } catch {
-      continue; // unusable records are counted by the writer
-    }
-    for (const [since, t] of [
-      ["received", v.received_at],
-      ["placed", v.placed_at],
-    ] as const) {
-      if (typeof t !== "string") continue;
-      const ms = Date.parse(t);
-      if (Number.isFinite(ms)) m.endToEnd.observe({ since, outcome }, Math.max(0, nowMs - ms) / 1000);
-    }
+  const received = { since: "received", outcome };
+  const placed = { since: "placed", outcome };
+  for (const v of values) {
+    observeSince(m, received, v.received_at, nowMs);
+    observeSince(m, placed, v.placed_at, nowMs);
   }
+}
+
+function observeSince(
+  m: PipelineMetrics,
+  labels: { readonly since: string; readonly outcome: string },
+  t: unknown,
+  nowMs: number,
+): void {
+  if (typeof t !== "string") return;
+  const ms = Date.parse(t);
+  if (Number.isFinite(ms)) m.endToEnd.observe(labels, Math.max(0, nowMs - ms) / 1000);
 }
 
 /** Instruments of the gold rollup (a Job: they reach Prometheus through OTLP, or /metrics while it runs). */

@@ -59,6 +59,8 @@ describe("silver rows", () => {
       "auction_id is missing or invalid",
       "not a JSON object",
     ]);
+    // What the writer observes after the commit: every decoded object, no second parse.
+    expect(p.decoded).toEqual([{ bid_id: "b1" }]);
   });
 
   it("writes large batches set-based in chunks (one array per column) and dedupes bids by bid_id", () => {

@@ -468,6 +468,8 @@ export interface Prepared {
   /** The rows of `statements`, one per key, in order, with their records. */
   readonly entries: Entry[];
   readonly rows: number;
+  /** Every record that decoded to a JSON object, in record order (duplicates and invalid ones included): what the writer observes after the commit. */
+  readonly decoded: Readonly<Fields>[];
 }
 
 /**
@@ -481,6 +483,7 @@ export function prepare(kind: SilverKind, records: readonly KafkaRecord[]): Prep
   const spec = TABLES[kind];
   const unusable: Unusable[] = [];
   const byKey = new Map<string, { v: Fields; entry: Entry }>();
+  const decoded: Fields[] = [];
   for (const r of records) {
     if (r.value === null) continue; // tombstone of a compacted topic: nothing to write
     let v: unknown;
@@ -495,6 +498,7 @@ export function prepare(kind: SilverKind, records: readonly KafkaRecord[]): Prep
       continue;
     }
     const obj = v as Fields;
+    decoded.push(obj);
     const row = rowOf(spec, obj, r, spec.conforms(obj));
     if (typeof row === "string") {
       unusable.push({ record: r, code: "invalid_field", reason: row });
@@ -506,7 +510,7 @@ export function prepare(kind: SilverKind, records: readonly KafkaRecord[]): Prep
     byKey.set(key, { v: obj, entry: { record: r, row } });
   }
   const entries = [...byKey.values()].map((x) => x.entry);
-  return { statements: statementsFor(kind, entries), unusable, entries, rows: entries.length };
+  return { statements: statementsFor(kind, entries), unusable, entries, rows: entries.length, decoded };
 }
 
 /** Rows per statement: bounds one statement's arrays (a batch is rarely larger). */

@@ -125,8 +125,9 @@ export class SilverWriter extends Stream<SilverWork> {
     work.letters = await this.#write(work.kind, work.prepared);
     if (work.letters.length > 0) this.#reportDeadLetters(batch, work.letters);
     // A bid's end-to-end latency ends here: its silver row is committed.
-    if (work.kind === "bids") observeEndToEnd(this.#metrics.business, "accepted", batch.records);
-    else if (work.kind === "rejections") observeEndToEnd(this.#metrics.business, "rejected", batch.records);
+    if (work.kind === "bids") observeEndToEnd(this.#metrics.business, "accepted", work.prepared.decoded);
+    else if (work.kind === "rejections")
+      observeEndToEnd(this.#metrics.business, "rejected", work.prepared.decoded);
     const last = batch.records[batch.records.length - 1]!;
     return { commit: [{ topic: batch.topic, partition: batch.partition, offset: last.offset + 1 }] };
   }
