@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { bidFor, cpuSeconds, IMAGE_NODE_OPTIONS, median, percentile, REPO, sumMetric } from "./lib.ts";
 import { main } from "./main.ts";
-import { moduleOf, summarize } from "./profile.ts";
+import { moduleOf, summarize, summarizeHeap } from "./profile.ts";
 
 describe("bench statistics", () => {
   it("median of odd and even counts, NaN when empty", () => {
@@ -105,6 +105,31 @@ describe("profile summary", () => {
     expect(s.totalMs).toBe(5);
     expect(s.byModule[0]).toEqual({ name: "kafkajs", ms: 4, pct: 80 });
     expect(s.byFunction[0]?.name).toBe("hot kafkajs/a.js:10");
+  });
+
+  it("adds the live bytes of a heap profile by allocation site and module", () => {
+    const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 0 });
+    const auction = `file://${REPO}/processors/domain/auction.ts`;
+    const s = summarizeHeap({
+      head: {
+        callFrame: frame("(root)", ""),
+        selfSize: 0,
+        children: [
+          { callFrame: frame("remember", auction), selfSize: 3 * 1048576 },
+          {
+            callFrame: frame("decode", "file:///x/node_modules/kafkajs/d.js"),
+            selfSize: 1048576,
+            children: [{ callFrame: frame("remember", auction), selfSize: 0 }],
+          },
+        ],
+      },
+    });
+    expect(s.totalMiB).toBe(4);
+    expect(s.byModule[0]).toEqual({ name: "processors/domain/auction.ts", mib: 3, pct: 75 });
+    expect(s.byFunction.map((r) => r.name)).toEqual([
+      "remember processors/domain/auction.ts:1",
+      "decode kafkajs/d.js:1",
+    ]);
   });
 });
 

@@ -96,7 +96,7 @@ export interface BenchContext {
   readonly dir: string;
   /** Unique id of this bench run (prefix of topics and ids). */
   readonly id: string;
-  /** Pass --cpu-prof to processors, profiles land in `dir/profiles`. */
+  /** Pass --cpu-prof and --heap-prof to processors, profiles land in `dir/profiles`. */
   readonly profile: boolean;
   close(): Promise<void>;
 }
@@ -366,7 +366,16 @@ export async function startProcessor(
   const tag = `${p.pipeline.metadata.name}-${name}-${opts.client ?? "default"}-${++started}`;
   const args = [
     ...(ctx.profile
-      ? ["--cpu-prof", `--cpu-prof-dir=${join(ctx.dir, "profiles")}`, `--cpu-prof-name=${tag}.cpuprofile`]
+      ? [
+          "--cpu-prof",
+          `--cpu-prof-dir=${join(ctx.dir, "profiles")}`,
+          `--cpu-prof-name=${tag}.cpuprofile`,
+          // What is still allocated at exit, sampled: where the memory of a
+          // processor is (bench/profile.ts reads it too).
+          "--heap-prof",
+          `--heap-prof-dir=${join(ctx.dir, "profiles")}`,
+          `--heap-prof-name=${tag}.heapprofile`,
+        ]
       : []),
     join(REPO, "bin", "gavel"),
     "processor",

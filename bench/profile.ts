@@ -1,8 +1,10 @@
 /**
- * `node bench/profile.ts FILE.cpuprofile [--top N]`: where the CPU time of a
- * V8 CPU profile (written by `node --cpu-prof`, e.g. `npm run bench --
- * --profile`) goes, as self time by function and by module (package or
- * source file), so a profile can be read without DevTools.
+ * `node bench/profile.ts FILE.cpuprofile|FILE.heapprofile [--top N]`: where
+ * the CPU time of a V8 CPU profile (written by `node --cpu-prof`, e.g. `npm
+ * run bench -- --profile`) goes, as self time by function and by module
+ * (package or source file), or, for a sampling heap profile (`node
+ * --heap-prof`, written at exit), which allocation sites hold the memory
+ * still live then, so a profile can be read without DevTools.
  */
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
@@ -80,17 +82,75 @@ export function summarize(p: CpuProfile, top = 25): ProfileSummary {
   return { totalMs: Math.round(total / 1000), byFunction: rows(fn), byModule: rows(mod) };
 }
 
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children?: HeapNode[];
+}
+
+/** A sampling heap profile: bytes still allocated, by allocating function and by module. */
+export interface HeapProfile {
+  head: HeapNode;
+}
+
+export interface HeapSummary {
+  readonly totalMiB: number;
+  readonly byFunction: { name: string; mib: number; pct: number }[];
+  readonly byModule: { name: string; mib: number; pct: number }[];
+}
+
+export function summarizeHeap(p: HeapProfile, top = 25): HeapSummary {
+  const fn = new Map<string, number>();
+  const mod = new Map<string, number>();
+  let total = 0;
+  const stack: HeapNode[] = [p.head];
+  while (stack.length > 0) {
+    const n = stack.pop() as HeapNode;
+    for (const c of n.children ?? []) stack.push(c);
+    if (n.selfSize === 0) continue;
+    const { functionName, url, lineNumber } = n.callFrame;
+    const key = url
+      ? `${functionName || "(anonymous)"} ${fileOf(url)}:${lineNumber + 1}`
+      : `(${functionName || "root"})`;
+    fn.set(key, (fn.get(key) ?? 0) + n.selfSize);
+    const m = moduleOf(url, functionName);
+    mod.set(m, (mod.get(m) ?? 0) + n.selfSize);
+    total += n.selfSize;
+  }
+  const mib = (b: number) => Math.round((b / 1048576) * 10) / 10;
+  const rows = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, b]) => ({ name, mib: mib(b), pct: Math.round((b / total) * 1000) / 10 }));
+  return { totalMiB: mib(total), byFunction: rows(fn), byModule: rows(mod) };
+}
+
+function printHeap(file: string, s: HeapSummary): void {
+  process.stdout.write(`${file}: ${s.totalMiB} MiB sampled as live at exit\n  by module (allocated by):\n`);
+  for (const r of s.byModule)
+    process.stdout.write(`    ${String(r.pct).padStart(5)}%  ${String(r.mib).padStart(7)} MiB  ${r.name}\n`);
+  process.stdout.write("  by function (allocation site):\n");
+  for (const r of s.byFunction)
+    process.stdout.write(`    ${String(r.pct).padStart(5)}%  ${String(r.mib).padStart(7)} MiB  ${r.name}\n`);
+}
+
 if (import.meta.main) {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
     options: { top: { type: "string", default: "25" } },
   });
   if (positionals.length === 0) {
-    process.stderr.write("usage: node bench/profile.ts FILE.cpuprofile... [--top N]\n");
+    process.stderr.write("usage: node bench/profile.ts FILE.cpuprofile|FILE.heapprofile... [--top N]\n");
     process.exit(2);
   }
   for (const file of positionals) {
-    const s = summarize(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, Number(values.top));
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as CpuProfile | HeapProfile;
+    if ("head" in parsed) {
+      printHeap(file, summarizeHeap(parsed, Number(values.top)));
+      continue;
+    }
+    const s = summarize(parsed, Number(values.top));
     process.stdout.write(`${file}: ${s.totalMs} ms sampled\n  by module (self time):\n`);
     for (const r of s.byModule) process.stdout.write(`    ${String(r.pct).padStart(5)}%  ${r.name}\n`);
     process.stdout.write("  by function (self time):\n");
