@@ -77,6 +77,21 @@ function print(f: Figure): void {
   const v = f.unit === "ms" ? f.value.toFixed(1) : f.value.toLocaleString("en-US");
   const samples = Array.isArray(f.samples) ? ` (runs: ${(f.samples as number[]).join(", ")})` : "";
   process.stdout.write(`  ${f.name.padEnd(34)} ${v.padStart(12)} ${f.unit}${samples}\n`);
+  // Where a CPU figure's time went, and how the bid-processor cut its work.
+  if (f.unit === "ms" && isRecord(f.perProcess))
+    process.stdout.write(
+      `    per process: ${Object.entries(f.perProcess)
+        .map(([k, x]) => `${k} ${x}`)
+        .join(", ")}\n`,
+    );
+  if (isRecord(f.bidProcessor))
+    process.stdout.write(
+      `    bid-processor per 1,000 bids: ${f.bidProcessor.transactionsPer1k} transactions, ${f.bidProcessor.bidsBatchesPer1k} batches of bids\n`,
+    );
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 async function ensureTestenv(): Promise<void> {

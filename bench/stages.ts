@@ -364,6 +364,8 @@ async function silverCount(ctx: BenchContext, tag: string): Promise<number> {
  * started in that order, and the bids sent to it.
  */
 interface E2ePipeline {
+  /** The pipeline's name (its topics are `<name>.<topic>`). */
+  readonly pipelineName: string;
   readonly children: RunningChild[];
   readonly http: HttpClient;
   /** A batch body of `count` bids tagged `tag`, numbered from the stream's position + `first`. */
@@ -417,6 +419,7 @@ async function startE2e(
     };
     let warmUps = 0;
     return {
+      pipelineName: p.pipeline.metadata.name,
       children,
       http: h,
       body,
@@ -451,6 +454,12 @@ interface Saturation {
   /** CPU ms per 1,000 accepted bids over all runs, by process name (replicas of one name summed). */
   readonly perK: Record<string, number>;
   readonly totalCpuMsPer1k: number;
+  /**
+   * How the bid-processors' work was cut over the runs (replicas summed):
+   * Kafka transactions and consumed batches of the bids topic per 1,000
+   * accepted bids; each transaction costs ~5 requests whatever its size.
+   */
+  readonly bidProcessor: { transactionsPer1k: number; bidsBatchesPer1k: number };
 }
 
 /**
@@ -471,6 +480,19 @@ async function saturation(ctx: BenchContext, s: Sizes, e: E2ePipeline, label: st
     ["load generator (bench)", () => process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6],
   ];
   const cpu = new Map<string, number>(meters.map(([k]) => [k, 0]));
+  const deciders = e.children.filter((c) => c.name === "bid-processor");
+  const bidsTopic = `${e.pipelineName}.bids`;
+  /** Transactions and bids batches of every bid-processor so far. */
+  const cuts = async () => {
+    let tx = 0;
+    let batches = 0;
+    for (const c of deciders) {
+      tx += await c.metric("bid_processor_transactions_total", { result: "commit" });
+      batches += await c.metric("batch_records_count", { processor: "bid-processor", topic: bidsTopic });
+    }
+    return { tx, batches };
+  };
+  const cutsBefore = await cuts();
   let satBids = 0;
   for (let run = 0; run < s.runs; run++) {
     const tag = `${label}-${run}-${ctx.id}`;
@@ -515,7 +537,17 @@ async function saturation(ctx: BenchContext, s: Sizes, e: E2ePipeline, label: st
   const perK: Record<string, number> = {};
   for (const [k, v] of cpu) perK[k] = round((v * 1e6) / Math.max(1, satBids));
   const totalCpuMsPer1k = Object.values(perK).reduce((a, b) => a + b, 0);
-  return { rates, perK, totalCpuMsPer1k };
+  const cutsAfter = await cuts();
+  const per1k = (n: number) => round((n * 1000) / Math.max(1, satBids));
+  return {
+    rates,
+    perK,
+    totalCpuMsPer1k,
+    bidProcessor: {
+      transactionsPer1k: per1k(cutsAfter.tx - cutsBefore.tx),
+      bidsBatchesPer1k: per1k(cutsAfter.batches - cutsBefore.batches),
+    },
+  };
 }
 
 export async function benchE2e(
@@ -582,6 +614,7 @@ export async function benchE2e(
         fig("e2e_cpu_ms_per_1k_bids", [sat.totalCpuMsPer1k], "ms", {
           perProcess: sat.perK,
           cpuBoundBidsPerS: Math.round((cpus().length * 1e6) / Math.max(1, sat.totalCpuMsPer1k)),
+          bidProcessor: sat.bidProcessor,
           method: "utime+stime from /proc over the saturation runs / accepted bids",
         }),
       );
