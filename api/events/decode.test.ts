@@ -7,6 +7,7 @@ import {
   decodeBidSubmission,
   decodePriceUpdate,
   decodeUser,
+  toIso,
 } from "./decode.ts";
 import { SCHEMA } from "./types.ts";
 
@@ -221,5 +222,34 @@ describe("submissions and derived events", () => {
     };
     expect(decodePriceUpdate(JSON.stringify(p)).ok).toBe(true);
     expect(detailOf(decodePriceUpdate(JSON.stringify({ ...p, version: 0 })))).toMatch(/^version:/);
+  });
+});
+
+describe("toIso", () => {
+  it("writes exactly what Date.prototype.toISOString writes", () => {
+    const edges = [
+      0,
+      1,
+      999,
+      86_399_999,
+      86_400_000,
+      951_782_400_000, // 2000-02-29
+      4_107_542_399_999, // 2100-02-28T23:59:59.999Z
+      253_402_300_799_999, // the last four-digit-year instant
+      253_402_300_800_000,
+      -1,
+      -62_198_755_200_000,
+      1_796_650_700_415.7, // fractions are dropped
+    ];
+    // A fixed LCG: the same instants on every run, spread from 1970 to 9999.
+    let x = 12_345;
+    const random = Array.from({ length: 20_000 }, () => {
+      x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return Math.floor((x / 2_147_483_648) * 253_402_300_800_000);
+    });
+    // Alternating days, as a bid's placed_at and its auction's end do.
+    const mixed = random.flatMap((ms) => [ms, ms + 86_400_000 * 3 + 17]);
+    for (const ms of [...edges, ...mixed]) expect(toIso(ms), String(ms)).toBe(new Date(ms).toISOString());
+    expect(() => toIso(Number.NaN)).toThrow(RangeError);
   });
 });

@@ -138,9 +138,38 @@ export function parseTime(s: string): number {
   return ms;
 }
 
-/** Canonical UTC form (millisecond precision). */
+/** "00".."99" and "000".."999": the fields of a time of day. */
+const TWO = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0"));
+const THREE = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
+const DAY_MS = 86_400_000;
+/** Last instant of 9999-12-31: beyond it toISOString writes six-digit years. */
+const MAX_FOUR_DIGIT_YEAR_MS = 253_402_300_799_999;
+/** The day `isoDay` formats (epoch days) and its `YYYY-MM-DDT`. */
+let isoDayNumber = Number.NaN;
+let isoDay = "";
+
+/**
+ * Canonical UTC form (millisecond precision), exactly what
+ * `new Date(ms).toISOString()` gives (a unit test compares them), several
+ * times faster: the date part is formatted once per day, the time of day
+ * from tables. The processors format a few instants per bid (a profile of
+ * the bid-processor had `toISOString` at 2.7 % of its CPU).
+ */
 export function toIso(ms: number): string {
-  return new Date(ms).toISOString();
+  if (!(ms >= 0 && ms <= MAX_FOUR_DIGIT_YEAR_MS)) return new Date(ms).toISOString(); // NaN throws there
+  const t = Math.trunc(ms); // a Date's time value drops fractions
+  const day = Math.floor(t / DAY_MS);
+  if (day !== isoDayNumber) {
+    isoDay = new Date(day * DAY_MS).toISOString().slice(0, 11);
+    isoDayNumber = day;
+  }
+  let r = t - day * DAY_MS;
+  const milli = r % 1000;
+  r = (r - milli) / 1000;
+  const sec = r % 60;
+  r = (r - sec) / 60;
+  const min = r % 60;
+  return `${isoDay}${TWO[(r - min) / 60]}:${TWO[min]}:${TWO[sec]}.${THREE[milli]}Z`;
 }
 
 const CANONICAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;

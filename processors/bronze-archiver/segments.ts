@@ -4,6 +4,7 @@
  * and bytes; a cut made before a crash (stored as offset metadata) is
  * reproduced exactly, so a re-run writes the same keys.
  */
+import { toIso } from "../../api/events/decode.ts";
 import type { KafkaRecord } from "../kafka/transport.ts";
 
 /** One line of a bronze object: the record exactly as consumed. */
@@ -24,7 +25,7 @@ export function toLine(r: KafkaRecord): BronzeLine {
     topic: r.topic,
     partition: r.partition,
     offset: r.offset,
-    timestamp: new Date(r.timestamp).toISOString(),
+    timestamp: toIso(r.timestamp),
     key: r.key,
     value: null,
   };
@@ -38,7 +39,7 @@ export function toLine(r: KafkaRecord): BronzeLine {
 
 /** `YYYY-MM-DD/HH` of a record timestamp (UTC). */
 export function hourOf(ms: number): string {
-  const iso = new Date(ms).toISOString();
+  const iso = toIso(ms);
   return `${iso.slice(0, 10)}/${iso.slice(11, 13)}`;
 }
 

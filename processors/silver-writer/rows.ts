@@ -18,7 +18,7 @@
  * that both readings give a conforming event the same row.
  */
 import { Type } from "@sinclair/typebox";
-import { eventCheck } from "../../api/events/decode.ts";
+import { eventCheck, toIso } from "../../api/events/decode.ts";
 import { isId } from "../../api/events/ids.ts";
 import {
   AuctionEventSchema,
@@ -349,7 +349,7 @@ export const TABLES: Record<SilverKind, TableSpec> = {
       field("fraud_score", DOUBLE, TRUSTED),
       field("fraud_features", FEATURES),
       field("source", TEXT, TRUSTED),
-      derived("accepted_at", "timestamptz", (_v, r) => new Date(r.timestamp).toISOString()),
+      derived("accepted_at", "timestamptz", (_v, r) => toIso(r.timestamp)),
     ],
     { versioned: true },
   ),
