@@ -5,6 +5,8 @@
  * One connection per reconcile pass, with few retries so that an unreachable
  * Kafka costs a worker seconds, not a minute.
  */
+// Before kafkajs loads: two allocation fixes to its producer (lib/kafkajs-patches.ts).
+import "../../lib/kafkajs-patches.ts";
 import { type ConfigResourceTypes, type ConfigSource, Kafka, logLevel } from "kafkajs";
 import type { Logger } from "../../lib/log.ts";
 import { KafkajsTransport, kafkajsSecurityConfig } from "../../processors/kafka/kafkajs.ts";

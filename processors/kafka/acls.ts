@@ -29,6 +29,8 @@
  *   DESCRIBE_CONFIGS, AlterConfigs ALTER_CONFIGS on the topic; the broker
  *   count (Metadata without topics) needs nothing.
  */
+// Before kafkajs loads: two allocation fixes to its producer (lib/kafkajs-patches.ts).
+import "../../lib/kafkajs-patches.ts";
 import kafkajs, { type AclEntry } from "kafkajs";
 import { type AuctionPipeline, allTopics, processors, topicNames } from "../../api/v1alpha1/pipeline.ts";
 import { KAFKA_CLIENT_ROLES, type KafkaClientRole, type StrimziAuthentication } from "./roles.ts";

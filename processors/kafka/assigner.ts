@@ -1,3 +1,5 @@
+// Before kafkajs loads: two allocation fixes to its producer (lib/kafkajs-patches.ts).
+import "../../lib/kafkajs-patches.ts";
 import { AssignerProtocol, type PartitionAssigner } from "kafkajs";
 
 /**

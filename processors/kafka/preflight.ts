@@ -5,6 +5,8 @@
  * generic each time; a wrong password or an untrusted certificate is not
  * going to fix itself, so it must fail at once, naming the setting to fix.
  */
+// Before kafkajs loads: two allocation fixes to its producer (lib/kafkajs-patches.ts).
+import "../../lib/kafkajs-patches.ts";
 import { isIP } from "node:net";
 import { type ConnectionOptions, type PeerCertificate, connect as tlsConnect } from "node:tls";
 import { Kafka, logLevel } from "kafkajs";
