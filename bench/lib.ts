@@ -96,7 +96,7 @@ export interface BenchContext {
   readonly dir: string;
   /** Unique id of this bench run (prefix of topics and ids). */
   readonly id: string;
-  /** Pass --cpu-prof and --heap-prof to processors, profiles land in `dir/profiles`. */
+  /** Pass --cpu-prof, --heap-prof and the allocation sampler to processors, profiles land in `dir/profiles`. */
   readonly profile: boolean;
   close(): Promise<void>;
 }
@@ -375,6 +375,8 @@ export async function startProcessor(
           "--heap-prof",
           `--heap-prof-dir=${join(ctx.dir, "profiles")}`,
           `--heap-prof-name=${tag}.heapprofile`,
+          // Every allocation, sampled (bench/alloc-profile.ts): what the GC cleans up.
+          `--import=${join(REPO, "bench", "alloc-profile.ts")}`,
         ]
       : []),
     join(REPO, "bin", "gavel"),
@@ -399,6 +401,9 @@ export async function startProcessor(
     GAVEL_INSTANCE_ID: tag,
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
     NODE_OPTIONS: process.env.NODE_OPTIONS ?? IMAGE_NODE_OPTIONS,
+    ...(ctx.profile
+      ? { GAVEL_BENCH_ALLOC_PROFILE: join(ctx.dir, "profiles", `${tag}.alloc.heapprofile`) }
+      : {}),
     ...opts.env,
   };
   if (opts.client === undefined || opts.client === "default") delete env.GAVEL_KAFKA_CLIENT;

@@ -36,7 +36,8 @@ const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")
   --json FILE   also write the figures as JSON: [{name, value, unit, runs, ...}]
   --only LIST   run only these benchmarks (comma-separated)
   --quick       small sizes and one run each (a smoke test, not figures to quote)
-  --profile     run the processors with --cpu-prof and --heap-prof (profiles under .testenv/bench/<id>/profiles)
+  --profile     run the processors with --cpu-prof, --heap-prof (live at exit) and an allocation sampler
+                (profiles under .testenv/bench/<id>/profiles; read them with node bench/profile.ts FILE)
   --rates LIST  end-to-end offered rates in bids/s (default 1000,10000,50000)
   floors: Kafka's ProducerPerformance / ConsumerPerformance and psql \\copy alone (1,000,000 records,
           --quick 100,000), the floor of the pipeline's path and e2e_vs_floor_ratio

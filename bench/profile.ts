@@ -127,7 +127,10 @@ export function summarizeHeap(p: HeapProfile, top = 25): HeapSummary {
 }
 
 function printHeap(file: string, s: HeapSummary): void {
-  process.stdout.write(`${file}: ${s.totalMiB} MiB sampled as live at exit\n  by module (allocated by):\n`);
+  const what = file.endsWith(".alloc.heapprofile")
+    ? "allocated over the run (sampled, collected objects included)"
+    : "sampled as live at exit";
+  process.stdout.write(`${file}: ${s.totalMiB} MiB ${what}\n  by module (allocated by):\n`);
   for (const r of s.byModule)
     process.stdout.write(`    ${String(r.pct).padStart(5)}%  ${String(r.mib).padStart(7)} MiB  ${r.name}\n`);
   process.stdout.write("  by function (allocation site):\n");
