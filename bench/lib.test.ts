@@ -45,6 +45,15 @@ describe("processes as in the image", () => {
   });
 });
 
+/** The shell's node child has exited: its only child left is `sleep`. */
+function childGone(shell: number): boolean {
+  const kids = readFileSync(`/proc/${shell}/task/${shell}/children`, "utf8")
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
+  return kids.every((k) => !readFileSync(`/proc/${k}/cmdline`, "utf8").includes("Date.now()"));
+}
+
 describe("cpuSeconds", () => {
   it("reads a process's CPU time and, with tree, its children's", async () => {
     const before = cpuSeconds(process.pid);
@@ -63,6 +72,11 @@ describe("cpuSeconds", () => {
         childTime = cpuSeconds(sh.pid as number, true) - cpuSeconds(sh.pid as number);
       }
       expect(childTime).toBeGreaterThan(0.1);
+      // After the child exited (the shell waited for it, now in `sleep`), its time still counts.
+      const exited = Date.now() + 10_000;
+      while (Date.now() < exited && !childGone(sh.pid as number)) await new Promise((r) => setTimeout(r, 50));
+      expect(childGone(sh.pid as number)).toBe(true);
+      expect(cpuSeconds(sh.pid as number, true) - cpuSeconds(sh.pid as number)).toBeGreaterThan(0.1);
     } finally {
       sh.kill("SIGKILL");
     }
