@@ -96,12 +96,19 @@ export interface BenchContext {
   readonly dir: string;
   /** Unique id of this bench run (prefix of topics and ids). */
   readonly id: string;
-  /** Pass --cpu-prof, --heap-prof and the allocation sampler to processors, profiles land in `dir/profiles`. */
-  readonly profile: boolean;
+  /**
+   * `cpu+heap`: --cpu-prof and --heap-prof (live at exit); `cpu+alloc`:
+   * --cpu-prof and the allocation sampler (V8 has one heap sampler, so not
+   * both); false: none. Profiles land in `dir/profiles`.
+   */
+  readonly profile: Profiling;
   close(): Promise<void>;
 }
 
-export async function openContext(logger: Logger, opts: { profile: boolean }): Promise<BenchContext> {
+/** What `--profile` / `--alloc-profile` record in the processors. */
+export type Profiling = false | "cpu+heap" | "cpu+alloc";
+
+export async function openContext(logger: Logger, opts: { profile: Profiling }): Promise<BenchContext> {
   const cfg = readConnectionConfig();
   const brokers = requireEnv(cfg, "kafkaBootstrapServers", "KAFKA_BOOTSTRAP_SERVERS");
   const adminUrl = requireEnv(cfg, "databaseUrl", "DATABASE_URL");
@@ -381,11 +388,14 @@ export async function startProcessor(
           `--cpu-prof-name=${tag}.cpuprofile`,
           // What is still allocated at exit, sampled: where the memory of a
           // processor is (bench/profile.ts reads it too).
-          "--heap-prof",
-          `--heap-prof-dir=${join(ctx.dir, "profiles")}`,
-          `--heap-prof-name=${tag}.heapprofile`,
-          // Every allocation, sampled (bench/alloc-profile.ts): what the GC cleans up.
-          `--import=${join(REPO, "bench", "alloc-profile.ts")}`,
+          ...(ctx.profile === "cpu+alloc"
+            ? // Every allocation, sampled (bench/alloc-profile.ts): what the GC cleans up.
+              [`--import=${join(REPO, "bench", "alloc-profile.ts")}`]
+            : [
+                "--heap-prof",
+                `--heap-prof-dir=${join(ctx.dir, "profiles")}`,
+                `--heap-prof-name=${tag}.heapprofile`,
+              ]),
         ]
       : []),
     join(REPO, "bin", "gavel"),
@@ -410,7 +420,7 @@ export async function startProcessor(
     GAVEL_INSTANCE_ID: tag,
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
     NODE_OPTIONS: process.env.NODE_OPTIONS ?? IMAGE_NODE_OPTIONS,
-    ...(ctx.profile
+    ...(ctx.profile === "cpu+alloc"
       ? { GAVEL_BENCH_ALLOC_PROFILE: join(ctx.dir, "profiles", `${tag}.alloc.heapprofile`) }
       : {}),
     ...opts.env,

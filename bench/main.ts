@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --json FILE] [--only NAME,...] [--quick] [--profile]`
+ * `npm run bench [-- --json FILE] [--only NAME,...] [--quick] [--profile | --alloc-profile]`
  *
  * Benchmarks on the real services of the test environment (started when
  * not up): ingest HTTP, bid-processor, silver-writer, end to end at fixed
@@ -32,11 +32,12 @@ import { benchE2e, benchIngest, benchScale, benchStagesOnce, type Figure, type S
 const BENCHES = ["ingest", "stages", "e2e", "clients", "rollup", "floors", "scale"] as const;
 type BenchName = (typeof BENCHES)[number];
 
-const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")}] [--quick] [--profile]
+const USAGE = `usage: npm run bench -- [--json FILE] [--only ${BENCHES.join(",")}] [--quick] [--profile | --alloc-profile]
   --json FILE   also write the figures as JSON: [{name, value, unit, runs, ...}]
   --only LIST   run only these benchmarks (comma-separated)
   --quick       small sizes and one run each (a smoke test, not figures to quote)
-  --profile     run the processors with --cpu-prof, --heap-prof (live at exit) and an allocation sampler
+  --profile     run the processors with --cpu-prof and --heap-prof (what is live at exit)
+  --alloc-profile  --cpu-prof and an allocation sampler instead (every allocation, collected ones too)
                 (profiles under .testenv/bench/<id>/profiles; read them with node bench/profile.ts FILE)
   --rates LIST  end-to-end offered rates in bids/s (default 1000,10000,50000)
   floors: Kafka's ProducerPerformance / ConsumerPerformance and psql \\copy alone (1,000,000 records,
@@ -112,6 +113,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         only: { type: "string" },
         quick: { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
+        "alloc-profile": { type: "boolean", default: false },
         rates: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -151,7 +153,8 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const logger = createLogger("bench", process.env.LOG_LEVEL ?? "info");
 
   await ensureTestenv();
-  const ctx = await openContext(logger, { profile: args.values.profile });
+  const profile = args.values["alloc-profile"] ? "cpu+alloc" : args.values.profile ? "cpu+heap" : false;
+  const ctx = await openContext(logger, { profile });
   const figures: Figure[] = [];
   const rss: Record<string, number> = {};
   const add = (fs: readonly Figure[]) => {
