@@ -8,16 +8,17 @@
  * the largest share of its CPU.
  *
  * 1. kafkajs groups a send's messages by partition with
- * `[...current, message]` for every message (producer/
- * groupMessagesPerPartition.js), copying the partition's list once per
- * message: quadratic in the messages a partition gets in one send. The
- * bid-processor sends all of a transaction's outputs to one partition per
- * topic (hundreds at saturation). This puts a linear grouping with the same result (partitions in the
- * order first met, each with its messages in send order) into the CommonJS
- * module cache under that file's name, so kafkajs's `require` of it gets
- * this one. `linearGroupingActive()` says whether it took (kafkajs loaded
- * first would keep its own); a unit test checks it does for every Gavel
- * module that loads kafkajs.
+ *    `[...current, message]` for every message (producer/
+ *    groupMessagesPerPartition.js), copying the partition's list once per
+ *    message: quadratic in the messages a partition gets in one send. The
+ *    bid-processor sends all of a transaction's outputs to one partition
+ *    per topic (hundreds at saturation). This puts a linear grouping with
+ *    the same result (partitions in the order first met, each with its
+ *    messages in send order) into the CommonJS module cache under that
+ *    file's name, so kafkajs's `require` of it gets this one.
+ *    `linearGroupingActive()` says whether it took (kafkajs loaded first
+ *    would keep its own); a unit test checks it does when the processors'
+ *    and the operator's Kafka modules load kafkajs. ADR 0008.
  * 2. `Encoder.writeUVarInt` (every record's length, offsets, key and value
  *    sizes, headers) built an array and a Buffer per varint; it now writes
  *    the bytes into the encoder's buffer (a prototype method, so load order

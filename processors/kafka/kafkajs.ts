@@ -134,10 +134,10 @@ function headersOf(h: IHeaders): Record<string, string> {
   return out;
 }
 
-/** kafkajs logs through our pino logger; its INFO chatter (joins, commits) stays at debug. */
 /** The message kafkajs gives Kafka's CONCURRENT_TRANSACTIONS error (kafkajs/src/protocol/error.js). */
 const CONCURRENT_TRANSACTIONS_TEXT = "another concurrent operation on the same transaction was ongoing";
 
+/** kafkajs logs through our pino logger; its INFO chatter (joins, commits) stays at debug. */
 export function logCreator(logger: Logger): KafkaConfig["logCreator"] {
   return () =>
     ({ level, log }: LogEntry) => {
