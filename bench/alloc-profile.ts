@@ -1,6 +1,6 @@
 /**
  * Preload (`node --import bench/alloc-profile.ts`) the bench gives processors
- * under `--profile`: samples every allocation, those garbage collected since
+ * under `--alloc-profile`: samples every allocation, those garbage collected since
  * included, and writes the sampled profile to $GAVEL_BENCH_ALLOC_PROFILE when
  * the process is told to stop (SIGTERM) or runs out of work. `node
  * bench/profile.ts FILE` then says which functions allocate the most: what

@@ -386,11 +386,10 @@ export async function startProcessor(
           "--cpu-prof",
           `--cpu-prof-dir=${join(ctx.dir, "profiles")}`,
           `--cpu-prof-name=${tag}.cpuprofile`,
-          // What is still allocated at exit, sampled: where the memory of a
-          // processor is (bench/profile.ts reads it too).
+          // Every allocation, sampled (bench/alloc-profile.ts): what the GC cleans up;
+          // or what is still allocated at exit: where the memory of a processor is.
           ...(ctx.profile === "cpu+alloc"
-            ? // Every allocation, sampled (bench/alloc-profile.ts): what the GC cleans up.
-              [`--import=${join(REPO, "bench", "alloc-profile.ts")}`]
+            ? [`--import=${join(REPO, "bench", "alloc-profile.ts")}`]
             : [
                 "--heap-prof",
                 `--heap-prof-dir=${join(ctx.dir, "profiles")}`,

@@ -52,6 +52,42 @@ export interface ProfileSummary {
   readonly byModule: { name: string; ms: number; pct: number }[];
 }
 
+type Frame = ProfileNode["callFrame"];
+
+/**
+ * Adds up an amount (CPU time, bytes) per call site and per module; the
+ * rows are the `top` largest with their share of the total.
+ */
+function bySite(
+  entries: Iterable<readonly [Frame, number]>,
+  top: number,
+): { total: number; byFunction: SiteRow[]; byModule: SiteRow[] } {
+  const fn = new Map<string, number>();
+  const mod = new Map<string, number>();
+  let total = 0;
+  for (const [{ functionName, url, lineNumber }, amount] of entries) {
+    const key = url
+      ? `${functionName || "(anonymous)"} ${fileOf(url)}:${lineNumber + 1}`
+      : `(${functionName})`;
+    fn.set(key, (fn.get(key) ?? 0) + amount);
+    const m = moduleOf(url, functionName);
+    mod.set(m, (mod.get(m) ?? 0) + amount);
+    total += amount;
+  }
+  const rows = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, amount]) => ({ name, amount, pct: Math.round((amount / total) * 1000) / 10 }));
+  return { total, byFunction: rows(fn), byModule: rows(mod) };
+}
+
+interface SiteRow {
+  readonly name: string;
+  readonly amount: number;
+  readonly pct: number;
+}
+
 export function summarize(p: CpuProfile, top = 25): ProfileSummary {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
@@ -59,31 +95,23 @@ export function summarize(p: CpuProfile, top = 25): ProfileSummary {
     const id = p.samples[i] as number;
     self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
-  const fn = new Map<string, number>();
-  const mod = new Map<string, number>();
-  let total = 0;
-  for (const [id, us] of self) {
-    const n = byId.get(id);
-    if (!n) continue;
-    const { functionName, url, lineNumber } = n.callFrame;
-    const m = moduleOf(url, functionName);
-    const key = url
-      ? `${functionName || "(anonymous)"} ${fileOf(url)}:${lineNumber + 1}`
-      : `(${functionName})`;
-    fn.set(key, (fn.get(key) ?? 0) + us);
-    mod.set(m, (mod.get(m) ?? 0) + us);
-    total += us;
-  }
-  const rows = (m: Map<string, number>) =>
-    [...m]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
-      .map(([name, us]) => ({ name, ms: Math.round(us / 1000), pct: Math.round((us / total) * 1000) / 10 }));
-  return { totalMs: Math.round(total / 1000), byFunction: rows(fn), byModule: rows(mod) };
+  const frames = function* (): Generator<readonly [Frame, number]> {
+    for (const [id, us] of self) {
+      const n = byId.get(id);
+      if (n) yield [n.callFrame, us];
+    }
+  };
+  const s = bySite(frames(), top);
+  const ms = (r: SiteRow) => ({ name: r.name, ms: Math.round(r.amount / 1000), pct: r.pct });
+  return {
+    totalMs: Math.round(s.total / 1000),
+    byFunction: s.byFunction.map(ms),
+    byModule: s.byModule.map(ms),
+  };
 }
 
 interface HeapNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: Frame;
   selfSize: number;
   children?: HeapNode[];
 }
@@ -100,30 +128,17 @@ export interface HeapSummary {
 }
 
 export function summarizeHeap(p: HeapProfile, top = 25): HeapSummary {
-  const fn = new Map<string, number>();
-  const mod = new Map<string, number>();
-  let total = 0;
-  const stack: HeapNode[] = [p.head];
-  while (stack.length > 0) {
-    const n = stack.pop() as HeapNode;
-    for (const c of n.children ?? []) stack.push(c);
-    if (n.selfSize === 0) continue;
-    const { functionName, url, lineNumber } = n.callFrame;
-    const key = url
-      ? `${functionName || "(anonymous)"} ${fileOf(url)}:${lineNumber + 1}`
-      : `(${functionName || "root"})`;
-    fn.set(key, (fn.get(key) ?? 0) + n.selfSize);
-    const m = moduleOf(url, functionName);
-    mod.set(m, (mod.get(m) ?? 0) + n.selfSize);
-    total += n.selfSize;
-  }
+  const frames = function* (): Generator<readonly [Frame, number]> {
+    const stack: HeapNode[] = [p.head];
+    for (let n = stack.pop(); n !== undefined; n = stack.pop()) {
+      for (const c of n.children ?? []) stack.push(c);
+      if (n.selfSize > 0) yield [n.callFrame, n.selfSize];
+    }
+  };
+  const s = bySite(frames(), top);
   const mib = (b: number) => Math.round((b / 1048576) * 10) / 10;
-  const rows = (m: Map<string, number>) =>
-    [...m]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, top)
-      .map(([name, b]) => ({ name, mib: mib(b), pct: Math.round((b / total) * 1000) / 10 }));
-  return { totalMiB: mib(total), byFunction: rows(fn), byModule: rows(mod) };
+  const row = (r: SiteRow) => ({ name: r.name, mib: mib(r.amount), pct: r.pct });
+  return { totalMiB: mib(s.total), byFunction: s.byFunction.map(row), byModule: s.byModule.map(row) };
 }
 
 function printHeap(file: string, s: HeapSummary): void {

@@ -364,8 +364,8 @@ async function silverCount(ctx: BenchContext, tag: string): Promise<number> {
  * started in that order, and the bids sent to it.
  */
 interface E2ePipeline {
-  /** The pipeline's name (its topics are `<name>.<topic>`). */
-  readonly pipelineName: string;
+  /** The pipeline's bids topic. */
+  readonly bidsTopic: string;
   readonly children: RunningChild[];
   readonly http: HttpClient;
   /** A batch body of `count` bids tagged `tag`, numbered from the stream's position + `first`. */
@@ -419,7 +419,7 @@ async function startE2e(
     };
     let warmUps = 0;
     return {
-      pipelineName: p.pipeline.metadata.name,
+      bidsTopic: p.topics.bids.name,
       children,
       http: h,
       body,
@@ -481,14 +481,13 @@ async function saturation(ctx: BenchContext, s: Sizes, e: E2ePipeline, label: st
   ];
   const cpu = new Map<string, number>(meters.map(([k]) => [k, 0]));
   const deciders = e.children.filter((c) => c.name === "bid-processor");
-  const bidsTopic = `${e.pipelineName}.bids`;
   /** Transactions and bids batches of every bid-processor so far. */
   const cuts = async () => {
     let tx = 0;
     let batches = 0;
     for (const c of deciders) {
       tx += await c.metric("bid_processor_transactions_total", { result: "commit" });
-      batches += await c.metric("batch_records_count", { processor: "bid-processor", topic: bidsTopic });
+      batches += await c.metric("batch_records_count", { processor: "bid-processor", topic: e.bidsTopic });
     }
     return { tx, batches };
   };
@@ -709,12 +708,11 @@ export async function benchScale(
           method: "utime+stime from /proc over the saturation runs / accepted bids (replicas summed)",
         }),
       ]);
+      // The CPU split is printed with the figure (bench/main.ts `print`).
       opts.log(
         `  (${n} replica${n === 1 ? "" : "s"}: peak RSS ${Object.entries(rss)
           .map(([k, v]) => `${k} ${v}`)
-          .join(", ")} MiB, largest replica; CPU ms per 1,000 bids ${Object.entries(sat.perK)
-          .map(([k, v]) => `${k} ${v}`)
-          .join(", ")})`,
+          .join(", ")} MiB, largest replica)`,
       );
     } finally {
       await e.close();
